@@ -1,0 +1,44 @@
+# The commands a person types. The README quotes `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+WHEELS ?= $(HOME)/.cache/multiturn/wheels
+MODEL ?= qwen2.5-coder-0.5b
+
+.PHONY: setup model run chat serve test check lint pytest bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml scripts/llama-wheel
+	$(BIN)/python -m pip install --quiet --find-links "$$(scripts/llama-wheel $(BIN)/python $(WHEELS))" \
+		--only-binary llama-cpp-python -e '.[embedded,postgres,dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+model: setup
+	$(BIN)/multiturn models pull $(MODEL)
+
+run: chat
+
+chat: model
+	$(BIN)/multiturn chat
+
+check: setup
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+pytest: model
+	MULTITURN_TEST_PG_DSN="$$(scripts/pg-test-db)" $(BIN)/pytest $(PYTEST_ARGS)
+
+test: check pytest
+
+bench: model
+	$(BIN)/python bench/embedded_speed.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

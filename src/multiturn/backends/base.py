@@ -1,0 +1,50 @@
+"""The ``Backend`` protocol: something that turns messages into a stream of deltas.
+
+A backend knows nothing about conversations, ids or storage. It receives canonical messages and
+parameters, and yields ``Delta`` values; the last delta carries ``finish_reason`` and ``usage``.
+Closing the iterator early (the caller was cancelled) must stop the generation promptly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..types import Delta, GenerationParams, Message
+
+
+@dataclass(frozen=True, slots=True)
+class BackendInfo:
+    name: str
+    context_window: int
+    max_output_tokens: int
+    capabilities: frozenset[str] = field(default_factory=lambda: frozenset({"text"}))
+    description: str = ""
+
+
+class Backend(Protocol):
+    def info(self) -> BackendInfo: ...
+
+    async def prepare(self) -> None:
+        """Make the backend ready (load and verify a model) before anything is stored.
+
+        Raises:
+            ModelError: the model is missing, corrupt or cannot be loaded.
+        """
+        ...
+
+    def generate(self, messages: Sequence[Message], params: GenerationParams) -> AsyncIterator[Delta]:
+        """Stream the reply to ``messages``.
+
+        Raises:
+            ContextTooLong: the prompt does not fit the window.
+            BackendError: the generation failed.
+        """
+        ...
+
+    async def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` in this backend's vocabulary (no template overhead)."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,368 @@
+"""The embedded backend: a GGUF model run in-process by llama-cpp-python.
+
+Measured facts shape it (docs/architecture.md has the numbers):
+- Every llama call runs on **one dedicated, long-lived thread** fed by a queue. Decoding from a
+  second OS thread costs a third of the speed, so neither ``asyncio.to_thread`` nor a pool is
+  used. Concurrent callers wait their turn in the queue; the event loop is never blocked.
+- llama.cpp keeps one KV sequence and reuses the longest common token prefix with the previous
+  call. The reused length is reported as ``Usage.cached_tokens``.
+- The prompt is rendered with the model's own chat template (from the GGUF) and tokenized here,
+  so the prefix and the context-window check are exact.
+
+A model file is loaded once per process: backends for the same file and options share one
+``_Runner`` (thread + model).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import logging
+import os
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import catalog
+from ..errors import BackendError, ContextTooLong, InvalidInput, MissingDependency, ModelUnavailable
+from ..types import Delta, FinishReason, GenerationParams, Message, TextPart, Usage
+from .base import BackendInfo
+from .thinking import ThinkSplitter
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_TOKENS = 1024
+CHATML = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LlamaOptions:
+    n_ctx: int = 8192
+    n_threads: int | None = None
+    n_batch: int = 512
+    flash_attn: bool = True
+
+
+class LlamaCppBackend:
+    """One model name served by a shared ``_Runner``."""
+
+    def __init__(
+        self,
+        name: str,
+        locate: Callable[[], Path],
+        options: LlamaOptions,
+        *,
+        context_window: int | None = None,
+        description: str = "",
+    ) -> None:
+        self.name = name
+        self._locate = locate
+        self._options = options
+        self._trained_window = context_window
+        self._description = description
+        self._runner: _Runner | None = None
+
+    @classmethod
+    def for_catalog(cls, spec: catalog.ModelSpec, models_dir: Path, options: LlamaOptions) -> LlamaCppBackend:
+        return cls(
+            spec.name,
+            lambda: catalog.resolve(spec, models_dir),
+            options,
+            context_window=spec.context_window,
+            description=spec.description,
+        )
+
+    @classmethod
+    def for_file(cls, name: str, path: Path, options: LlamaOptions) -> LlamaCppBackend:
+        def locate() -> Path:
+            if not path.is_file():
+                raise ModelUnavailable(f"model file {path} does not exist")
+            with path.open("rb") as handle:
+                if handle.read(4) != b"GGUF":
+                    raise ModelUnavailable(f"{path} is not a GGUF model file")
+            return path
+
+        return cls(name, locate, options, description=str(path))
+
+    def info(self) -> BackendInfo:
+        window = self._options.n_ctx
+        if self._trained_window is not None:
+            window = min(window, self._trained_window)
+        return BackendInfo(
+            name=self.name,
+            context_window=window,
+            max_output_tokens=window,
+            capabilities=frozenset({"text", "stream"}),
+            description=self._description,
+        )
+
+    async def prepare(self) -> None:
+        if self._runner is None:
+            path = await asyncio.get_running_loop().run_in_executor(None, self._locate)
+            self._runner = _Runner.shared(path, self._options)
+        await asyncio.wrap_future(self._runner.submit(lambda state: None))
+
+    async def count_tokens(self, text: str) -> int:
+        runner = await self._ready()
+        return await asyncio.wrap_future(runner.submit(lambda state: len(state.llm.tokenize(text.encode(), False, False))))
+
+    async def generate(self, messages: Sequence[Message], params: GenerationParams) -> AsyncIterator[Delta]:
+        runner = await self._ready()
+        loop = asyncio.get_running_loop()
+        out: asyncio.Queue[Delta | BaseException | None] = asyncio.Queue()
+        cancel = threading.Event()
+
+        def emit(event: Delta | BaseException | None) -> None:
+            try:
+                loop.call_soon_threadsafe(out.put_nowait, event)
+            except RuntimeError:  # the loop is gone: the caller left
+                cancel.set()
+
+        runner.submit(lambda state: _generate(state, messages, params, emit, cancel))
+        try:
+            while True:
+                event = await out.get()
+                if event is None:
+                    return
+                if isinstance(event, BaseException):
+                    raise event
+                yield event
+        finally:
+            cancel.set()
+
+    async def aclose(self) -> None:
+        return None
+
+    async def _ready(self) -> _Runner:
+        if self._runner is None:
+            await self.prepare()
+        assert self._runner is not None
+        return self._runner
+
+
+class _State:
+    """What lives on the runner thread: the model and its chat template."""
+
+    def __init__(self, path: Path, options: LlamaOptions) -> None:
+        try:
+            import llama_cpp
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        except ImportError as exc:
+            raise MissingDependency("llama_cpp", "embedded") from exc
+        self.lib = llama_cpp
+        try:
+            self.llm = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=options.n_ctx,
+                n_threads=options.n_threads or os.cpu_count() or 1,
+                n_batch=options.n_batch,
+                flash_attn=options.flash_attn,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise ModelUnavailable(f"cannot load {path}: {exc}") from exc
+        model = self.llm._model
+        eos_id, bos_id = self.llm.token_eos(), self.llm.token_bos()
+        self.eos = model.token_get_text(eos_id) if eos_id != -1 else ""
+        template = self.llm.metadata.get("tokenizer.chat_template") or CHATML
+        self.formatter = Jinja2ChatFormatter(
+            template=template,
+            eos_token=self.eos,
+            bos_token=model.token_get_text(bos_id) if bos_id != -1 else "",
+        )
+        self.n_ctx = self.llm.n_ctx()
+
+    def is_eog(self, token: int) -> bool:
+        return bool(self.lib.llama_vocab_is_eog(self.llm._model.vocab, token))
+
+    def prompt_tokens(self, messages: Sequence[Message], params: GenerationParams) -> list[int]:
+        extra: dict[str, Any] = {}
+        if params.enable_thinking is not None:
+            extra["enable_thinking"] = params.enable_thinking
+        rendered = self.formatter(messages=[_template_message(m) for m in messages], **extra)
+        tokens: list[int] = self.llm.tokenize(rendered.prompt.encode(), add_bos=not rendered.added_special, special=True)
+        return tokens
+
+
+class _Runner:
+    """One thread that owns one ``Llama`` and runs every job on it, in order."""
+
+    _shared: dict[tuple[Path, LlamaOptions], _Runner] = {}
+    _shared_lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, path: Path, options: LlamaOptions) -> _Runner:
+        key = (path.resolve(), options)
+        with cls._shared_lock:
+            runner = cls._shared.get(key)
+            if runner is None:
+                runner = cls._shared[key] = cls(path, options)
+            return runner
+
+    def __init__(self, path: Path, options: LlamaOptions) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[_State], Any], Future[Any]]] = queue.SimpleQueue()
+        self._path = path
+        self._options = options
+        self._state: _State | None = None
+        self._load_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"llama:{path.name}", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Callable[[_State], Any]) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._jobs.put((job, future))
+        return future
+
+    def _run(self) -> None:
+        while True:
+            job, future = self._jobs.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                state = self._load()
+                future.set_result(job(state))
+            except BaseException as exc:  # handed to the waiting caller, never lost
+                future.set_exception(exc)
+
+    def _load(self) -> _State:
+        if self._state is None:
+            if self._load_error is not None:
+                raise self._load_error
+            try:
+                self._state = _State(self._path, self._options)
+            except BaseException as exc:
+                self._load_error = exc
+                raise
+        return self._state
+
+
+def _generate(
+    state: _State,
+    messages: Sequence[Message],
+    params: GenerationParams,
+    emit: Callable[[Delta | BaseException | None], None],
+    cancel: threading.Event,
+) -> None:
+    """Runs on the runner thread: stream one completion into ``emit``."""
+    if cancel.is_set():
+        return
+    try:
+        tokens = state.prompt_tokens(messages, params)
+    except InvalidInput as exc:
+        emit(exc)
+        return
+    except Exception as exc:  # the template refused the messages
+        emit(BackendError(f"cannot render the chat template: {exc}"))
+        return
+    if len(tokens) >= state.n_ctx:
+        emit(
+            ContextTooLong(
+                f"Range of input length should be [1, {state.n_ctx - 1}]: the prompt has {len(tokens)} tokens",
+                prompt_tokens=len(tokens),
+                limit=state.n_ctx - 1,
+            )
+        )
+        return
+    llm = state.llm
+    cached = _reused_prefix(list(llm._input_ids), tokens)
+    budget = min(params.max_tokens or DEFAULT_MAX_TOKENS, state.n_ctx - len(tokens))
+    if params.seed is not None:
+        llm.set_seed(params.seed)
+    stops = tuple(s for s in params.stop if s)
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    splitter = ThinkSplitter()
+    held = ""  # text that might be the start of a stop sequence
+    generated = 0
+    reasoning_tokens = 0
+    finish: FinishReason = "length"
+    try:
+        for token in llm.generate(
+            tokens,
+            top_k=params.top_k if params.top_k is not None else 40,
+            top_p=params.top_p if params.top_p is not None else 0.95,
+            min_p=0.0,
+            temp=params.temperature if params.temperature is not None else 0.8,
+            repeat_penalty=params.repetition_penalty or 1.0,
+            frequency_penalty=params.frequency_penalty or 0.0,
+            presence_penalty=params.presence_penalty or 0.0,
+        ):
+            if cancel.is_set():
+                finish = "cancelled"
+                break
+            if state.is_eog(token):
+                finish = "stop"
+                break
+            generated += 1
+            held += decoder.decode(llm.detokenize([token]))
+            text, held, stopped = _cut_stop(held, stops)
+            if text:
+                content, reasoning = splitter.feed(text)
+                if reasoning:
+                    reasoning_tokens += 1
+                if content or reasoning:
+                    emit(Delta(content=content, reasoning=reasoning))
+            if stopped:
+                finish = "stop"
+                held = ""
+                break
+            if generated >= budget:
+                break
+    except Exception as exc:
+        emit(BackendError(f"llama.cpp failed while generating: {exc}"))
+        return
+    held += decoder.decode(b"", final=True)
+    content, reasoning = splitter.feed(held)
+    tail_content, tail_reasoning = splitter.flush()
+    if content + tail_content or reasoning + tail_reasoning:
+        emit(Delta(content=content + tail_content, reasoning=reasoning + tail_reasoning))
+    usage = Usage(
+        prompt_tokens=len(tokens),
+        completion_tokens=generated,
+        cached_tokens=cached,
+        reasoning_tokens=reasoning_tokens,
+    )
+    emit(Delta(finish_reason=finish, usage=usage))
+    emit(None)
+
+
+def _reused_prefix(live: list[int], tokens: list[int]) -> int:
+    """How many prompt tokens llama.cpp keeps from the previous call (as ``Llama.generate`` does)."""
+    common = 0
+    for a, b in zip(live, tokens):
+        if a != b:
+            break
+        common += 1
+    if common == len(tokens) and len(live) == len(tokens):
+        return common  # the whole prompt is live: nothing is evaluated again
+    return common - 1 if common == len(tokens) else common
+
+
+def _cut_stop(text: str, stops: tuple[str, ...]) -> tuple[str, str, bool]:
+    """Split ``text`` into (safe to emit, held back, a stop sequence was hit)."""
+    if not stops:
+        return text, "", False
+    for stop in stops:
+        index = text.find(stop)
+        if index >= 0:
+            return text[:index], "", True
+    keep = 0
+    for stop in stops:
+        for size in range(min(len(stop) - 1, len(text)), 0, -1):
+            if text.endswith(stop[:size]):
+                keep = max(keep, size)
+                break
+    return text[: len(text) - keep], text[len(text) - keep :], False
+
+
+def _template_message(message: Message) -> dict[str, Any]:
+    for part in message.content:
+        if not isinstance(part, TextPart):
+            raise InvalidInput(f"this model reads text only; the {part.type} part cannot be sent to it")
+    return {"role": message.role, "content": message.text}

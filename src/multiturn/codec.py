@@ -1,0 +1,88 @@
+"""Canonical types to and from JSON-safe dicts: the one shape multiturn stores and exports.
+
+This is not a wire format. Stored content is a list of part dicts keyed by ``type``
+(``text``, ``image``, ``audio``, ``video``); ``decode_*`` is the exact inverse of ``encode_*``
+for every value, and refuses unknown shapes instead of guessing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .errors import InvalidInput
+from .types import AudioPart, ImagePart, Part, TextPart, ToolCall, Usage, VideoPart
+
+JSON = dict[str, Any]
+
+
+def encode_part(part: Part) -> JSON:
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    if isinstance(part, ImagePart):
+        out: JSON = {"type": "image", "url": part.url}
+        if part.detail is not None:
+            out["detail"] = part.detail
+        return out
+    if isinstance(part, AudioPart):
+        return {
+            "type": "audio",
+            **{k: v for k, v in (("url", part.url), ("data", part.data), ("format", part.format)) if v is not None},
+        }
+    if isinstance(part, VideoPart):
+        out = {"type": "video"}
+        if part.url is not None:
+            out["url"] = part.url
+        if part.frames:
+            out["frames"] = list(part.frames)
+        return out
+    raise TypeError(f"not a content part: {part!r}")
+
+
+def decode_part(data: Mapping[str, Any]) -> Part:
+    kind = data.get("type")
+    if kind == "text" and isinstance(data.get("text"), str):
+        return TextPart(data["text"])
+    if kind == "image" and isinstance(data.get("url"), str):
+        return ImagePart(url=data["url"], detail=data.get("detail"))
+    if kind == "audio":
+        return AudioPart(url=data.get("url"), data=data.get("data"), format=data.get("format"))
+    if kind == "video":
+        return VideoPart(url=data.get("url"), frames=tuple(data.get("frames") or ()))
+    raise InvalidInput(f"unknown content part: {dict(data)!r}")
+
+
+def encode_parts(parts: Iterable[Part]) -> list[JSON]:
+    return [encode_part(p) for p in parts]
+
+
+def decode_parts(data: Iterable[Mapping[str, Any]]) -> tuple[Part, ...]:
+    return tuple(decode_part(p) for p in data)
+
+
+def encode_tool_calls(calls: Iterable[ToolCall]) -> list[JSON]:
+    return [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
+
+
+def decode_tool_calls(data: Iterable[Mapping[str, Any]] | None) -> tuple[ToolCall, ...]:
+    return tuple(ToolCall(id=c["id"], name=c["name"], arguments=c["arguments"]) for c in data or ())
+
+
+def encode_usage(usage: Usage) -> JSON:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "cached_tokens": usage.cached_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+    }
+
+
+def decode_usage(data: Mapping[str, Any] | None) -> Usage | None:
+    if data is None:
+        return None
+    return Usage(
+        prompt_tokens=int(data.get("prompt_tokens", 0)),
+        completion_tokens=int(data.get("completion_tokens", 0)),
+        cached_tokens=int(data.get("cached_tokens", 0)),
+        reasoning_tokens=int(data.get("reasoning_tokens", 0)),
+    )

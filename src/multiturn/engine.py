@@ -1,0 +1,235 @@
+"""The engine: the only sequencer of a turn. append -> plan -> generate -> append.
+
+Write order is the durability contract:
+1. the backend is prepared (model loaded and verified) before anything is written;
+2. the user's item is committed before the model is called;
+3. the assistant's item is committed when the generation ends: ``completed``, or
+   ``incomplete`` with what was generated when it is interrupted (cancellation, Ctrl-C, a
+   closed stream), or ``failed`` when the backend fails before producing anything. That last
+   write is shielded from cancellation, so an interrupted turn never leaves nothing behind.
+
+The engine speaks canonical types only; it never sees a wire format and never prints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from .backends.base import Backend
+from .context.plan import build_messages
+from .errors import InvalidInput, MultiturnError, NotFound
+from .records import ConversationRecord, ItemRecord, NewItem
+from .store.base import DEFAULT_TENANT, Store
+from .types import Delta, FinishReason, GenerationParams, Part, Reply, Status, TextPart, ToolCall, Usage
+
+log = logging.getLogger(__name__)
+
+BackendFor = Callable[[str], Backend]
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        backend_for: BackendFor,
+        *,
+        default_model: str,
+        tenant_id: str = DEFAULT_TENANT,
+    ) -> None:
+        self.store = store
+        self._backend_for = backend_for
+        self.default_model = default_model
+        self.tenant_id = tenant_id
+
+    # -- conversations -----------------------------------------------------------------------
+
+    async def create(
+        self,
+        *,
+        system_prompt: str | None = None,
+        model: str | None = None,
+        title: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> ConversationRecord:
+        return await self.store.create_conversation(
+            tenant_id=self.tenant_id,
+            title=title,
+            model=model,
+            system_prompt=system_prompt,
+            metadata=metadata,
+        )
+
+    async def get(self, conversation_id: str) -> ConversationRecord:
+        return await self.store.get_conversation(conversation_id, tenant_id=self.tenant_id)
+
+    async def history(self, conversation_id: str) -> list[ItemRecord]:
+        conversation = await self.get(conversation_id)
+        return await self.store.path(conversation_id, conversation.head_item_id, tenant_id=self.tenant_id)
+
+    async def update(self, conversation_id: str, **fields: Any) -> ConversationRecord:
+        return await self.store.update_conversation(conversation_id, tenant_id=self.tenant_id, **fields)
+
+    async def undo(self, conversation_id: str) -> list[ItemRecord]:
+        """Move the head back to before the last user turn; returns the items left behind.
+
+        Nothing is deleted: the undone turn stays in the tree as a branch.
+        """
+        path = await self.history(conversation_id)
+        last_user = next((i for i in range(len(path) - 1, -1, -1) if path[i].role == "user"), None)
+        if last_user is None:
+            raise InvalidInput("nothing to undo")
+        new_head = path[last_user - 1].id if last_user > 0 else None
+        await self.update(conversation_id, head_item_id=new_head)
+        return path[last_user:]
+
+    async def fork(self, conversation_id: str, at_item_id: str | None = None) -> ConversationRecord:
+        """A new conversation holding a copy of the path up to ``at_item_id`` (default: head)."""
+        source = await self.get(conversation_id)
+        leaf = at_item_id or source.head_item_id
+        path = await self.store.path(conversation_id, leaf, tenant_id=self.tenant_id)
+        fork = await self.create(
+            system_prompt=source.system_prompt,
+            model=source.model,
+            title=source.title,
+            metadata={**source.metadata, "forked_from": conversation_id, "forked_at": leaf},
+        )
+        parent: str | None = None
+        for item in path:
+            copy = await self.store.append(fork.id, parent, _copy(item), tenant_id=self.tenant_id)
+            parent = copy.id
+        return await self.get(fork.id)
+
+    # -- turns -------------------------------------------------------------------------------
+
+    async def send(
+        self, conversation_id: str, content: Sequence[Part], params: GenerationParams
+    ) -> AsyncIterator[Delta | Reply]:
+        """Append the user's ``content`` and stream the reply: deltas, then one ``Reply``."""
+        if not _has_input(content):
+            raise InvalidInput("the message is empty")
+        conversation = await self.get(conversation_id)
+        model, backend = self._backend(conversation)
+        await backend.prepare()
+        token_count = await backend.count_tokens(_text(content))
+        user = await self.store.append(
+            conversation_id,
+            conversation.head_item_id,
+            NewItem(role="user", content=tuple(content), token_count=token_count),
+            tenant_id=self.tenant_id,
+        )
+        async for event in self._generate(conversation, user, model, backend, params):
+            yield event
+
+    async def retry(self, conversation_id: str, params: GenerationParams) -> AsyncIterator[Delta | Reply]:
+        """Answer the last user item again; the new answer becomes a sibling of the old one."""
+        path = await self.history(conversation_id)
+        user = next((item for item in reversed(path) if item.role == "user"), None)
+        if user is None:
+            raise InvalidInput("nothing to retry: the conversation has no user message")
+        conversation = await self.get(conversation_id)
+        model, backend = self._backend(conversation)
+        await backend.prepare()
+        async for event in self._generate(conversation, user, model, backend, params):
+            yield event
+
+    def _backend(self, conversation: ConversationRecord) -> tuple[str, Backend]:
+        model = conversation.model or self.default_model
+        return model, self._backend_for(model)
+
+    async def _generate(
+        self,
+        conversation: ConversationRecord,
+        user: ItemRecord,
+        model: str,
+        backend: Backend,
+        params: GenerationParams,
+    ) -> AsyncIterator[Delta | Reply]:
+        path = await self.store.path(conversation.id, user.id, tenant_id=self.tenant_id)
+        messages, report = build_messages(conversation.system_prompt, path)
+        content: list[str] = []
+        reasoning: list[str] = []
+        tool_calls: list[ToolCall] = []
+        usage: Usage | None = None
+        finish: FinishReason | None = None
+        status: Status = "incomplete"
+        error: BaseException | None = None
+        try:
+            async for delta in backend.generate(messages, params):
+                content.append(delta.content)
+                reasoning.append(delta.reasoning)
+                tool_calls.extend(delta.tool_calls)
+                if delta.usage is not None:
+                    usage = delta.usage
+                if delta.finish_reason is not None:
+                    finish = delta.finish_reason
+                yield delta
+            status = "completed"
+        except MultiturnError as exc:
+            error = exc
+            raise
+        finally:
+            text = "".join(content)
+            if error is not None and not text:
+                status, finish = "failed", "error"
+            elif status == "incomplete" and finish is None:
+                finish = "cancelled"
+            item = NewItem(
+                role="assistant",
+                content=(TextPart(text),) if text else (),
+                status=status,
+                reasoning="".join(reasoning) or None,
+                tool_calls=tuple(tool_calls),
+                model=model,
+                usage=usage,
+                finish_reason=finish,
+                token_count=usage.completion_tokens if usage else None,
+                context_report={**asdict(report), "error": str(error)} if error else asdict(report),
+            )
+            stored = await asyncio.shield(
+                self.store.append(conversation.id, user.id, item, tenant_id=self.tenant_id)
+            )
+            if status != "completed":
+                log.info("stored %s answer %s in %s", status, stored.id, conversation.id)
+        yield Reply(
+            conversation_id=conversation.id,
+            item_id=stored.id,
+            user_item_id=user.id,
+            content=text,
+            reasoning="".join(reasoning),
+            status=status,
+            finish_reason=finish,
+            usage=usage or Usage(),
+            model=model,
+            tool_calls=tuple(tool_calls),
+        )
+
+
+def _has_input(content: Sequence[Part]) -> bool:
+    return any(not isinstance(p, TextPart) or p.text.strip() for p in content)
+
+
+def _text(content: Sequence[Part]) -> str:
+    return "".join(p.text for p in content if isinstance(p, TextPart))
+
+
+def _copy(item: ItemRecord) -> NewItem:
+    return NewItem(
+        role=item.role,
+        content=item.content,
+        status=item.status,
+        reasoning=item.reasoning,
+        tool_calls=item.tool_calls,
+        tool_call_id=item.tool_call_id,
+        model=item.model,
+        usage=item.usage,
+        finish_reason=item.finish_reason,
+        token_count=item.token_count,
+        context_report=item.context_report,
+    )
+
+
+__all__ = ["BackendFor", "Engine", "NotFound"]

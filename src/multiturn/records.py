@@ -1,0 +1,74 @@
+"""Stored rows as values: a conversation and an item, with the identity the canonical types lack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .types import Message, Part, Role, Status, TextPart, ToolCall, Usage
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRecord:
+    id: str
+    tenant_id: str
+    created_at: int
+    updated_at: int
+    title: str | None
+    model: str | None
+    system_prompt: str | None
+    head_item_id: str | None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRecord:
+    """One node of a conversation tree. ``parent_id`` is ``None`` for a root."""
+
+    id: str
+    conversation_id: str
+    parent_id: str | None
+    role: Role
+    content: tuple[Part, ...]
+    status: Status
+    created_at: int
+    reasoning: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    model: str | None = None
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    token_count: int | None = None
+    context_report: dict[str, Any] | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(p.text for p in self.content if isinstance(p, TextPart))
+
+    def to_message(self) -> Message:
+        """The canonical message this item contributes to a request (reasoning included;
+        the context builder decides whether it is replayed)."""
+        return Message(
+            role=self.role,
+            content=self.content,
+            reasoning=self.reasoning,
+            tool_calls=self.tool_calls,
+            tool_call_id=self.tool_call_id,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NewItem:
+    """What the engine asks the store to write; the store assigns id and time."""
+
+    role: Role
+    content: tuple[Part, ...]
+    status: Status = "completed"
+    reasoning: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    model: str | None = None
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    token_count: int | None = None
+    context_report: dict[str, Any] | None = None

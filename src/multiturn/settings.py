@@ -1,0 +1,86 @@
+"""Settings: one object, built once at the edge and passed down.
+
+Precedence, lowest first: defaults < config file (TOML) < ``MULTITURN_*`` environment < explicit
+arguments (CLI flags). The config file is ``$MULTITURN_CONFIG`` or
+``$XDG_CONFIG_HOME/multiturn/config.toml``. Data (the SQLite database) lives in the XDG data
+directory, model files in the XDG cache directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_MODEL = "qwen2.5-coder-0.5b"
+
+
+def default_config_file() -> Path:
+    explicit = os.environ.get("MULTITURN_CONFIG")
+    if explicit:
+        return Path(explicit)
+    return platformdirs.user_config_path("multiturn") / "config.toml"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MULTITURN_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=lambda: platformdirs.user_data_path("multiturn"))
+    cache_dir: Path = Field(default_factory=lambda: platformdirs.user_cache_path("multiturn"))
+    db: str | None = Field(default=None, description="SQLAlchemy URL or SQLite file path")
+
+    model: str = DEFAULT_MODEL
+    model_path: Path | None = Field(default=None, description="a local GGUF file to use instead")
+    n_ctx: int = Field(default=8192, ge=256)
+    n_threads: int | None = None
+    flash_attn: bool = True
+
+    max_tokens: int = Field(default=1024, ge=1)
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    top_p: float = Field(default=0.8, gt=0.0, le=1.0)
+    top_k: int = Field(default=20, ge=0)
+    repeat_penalty: float = Field(default=1.0, gt=0.0)
+    system_prompt: str | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=default_config_file())
+        return (init_settings, env_settings, toml)
+
+    @property
+    def database_url(self) -> str:
+        """The SQLAlchemy URL of the store: ``db`` as given, or the default SQLite file."""
+        if self.db is None:
+            return sqlite_url(self.data_dir / "multiturn.db")
+        if "://" in self.db:
+            return self.db
+        return sqlite_url(Path(self.db))
+
+    @property
+    def models_dir(self) -> Path:
+        return self.cache_dir / "models"
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Build settings, ignoring ``None`` overrides (flags the user did not give)."""
+        return cls(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path.expanduser()}"

@@ -1,0 +1,60 @@
+"""The current schema as SQLAlchemy Core tables, used to build every query.
+
+Migrations (``migrations.py``) create and change these tables; this module only describes the
+result. Times are integer milliseconds since the epoch; JSON columns hold ``codec`` shapes.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+metadata = sa.MetaData()
+
+JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+conversations = sa.Table(
+    "conversations",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("title", sa.Text),
+    sa.Column("model", sa.Text),
+    sa.Column("system_prompt", sa.Text),
+    sa.Column("head_item_id", sa.String(64)),
+    sa.Column("metadata", JSONType, nullable=False),
+)
+
+items = sa.Table(
+    "items",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column(
+        "conversation_id",
+        sa.String(64),
+        sa.ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("parent_id", sa.String(64), sa.ForeignKey("items.id", ondelete="CASCADE")),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("content", JSONType, nullable=False),
+    sa.Column("reasoning", sa.Text),
+    sa.Column("tool_calls", JSONType),
+    sa.Column("tool_call_id", sa.String(128)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("model", sa.Text),
+    sa.Column("usage", JSONType),
+    sa.Column("finish_reason", sa.String(32)),
+    sa.Column("token_count", sa.Integer),
+    sa.Column("context_report", JSONType),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+schema_migrations = sa.Table(
+    "schema_migrations",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("applied_at", sa.BigInteger, nullable=False),
+)

@@ -1,0 +1,169 @@
+"""Canonical value types: what a conversation is made of, independent of any wire format.
+
+Every type here is a frozen dataclass and carries no identity: ids, parents, tenants and
+statuses belong to store rows (see ``multiturn.store``). Wire formats (OpenAI chat, DashScope,
+Responses) translate to and from these types at the edges; nothing inside the engine sees JSON.
+
+Invariants:
+- A ``Message`` holds content parts; reasoning is kept apart in ``Message.reasoning`` and is
+  never part of ``content``, so it cannot leak into a replayed history by accident.
+- ``Usage.cached_tokens`` counts prompt tokens the backend did not have to evaluate again
+  (the reused KV prefix for the embedded model; ``prompt_tokens_details.cached_tokens`` upstream).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, TypeAlias
+
+Role: TypeAlias = Literal["system", "user", "assistant", "tool"]
+Status: TypeAlias = Literal["completed", "incomplete", "failed"]
+FinishReason: TypeAlias = Literal["stop", "length", "tool_calls", "content_filter", "cancelled", "error"]
+
+ROLES: tuple[Role, ...] = ("system", "user", "assistant", "tool")
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    text: str
+    type: Literal["text"] = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image by URL: ``https://...`` or a ``data:`` URL. The gateway never fetches it."""
+
+    url: str
+    detail: str | None = None
+    type: Literal["image"] = "image"
+
+
+@dataclass(frozen=True, slots=True)
+class AudioPart:
+    """Audio by URL, or inline base64 ``data`` with its ``format`` (``wav``, ``mp3``...)."""
+
+    url: str | None = None
+    data: str | None = None
+    format: str | None = None
+    type: Literal["audio"] = "audio"
+
+
+@dataclass(frozen=True, slots=True)
+class VideoPart:
+    """A video file URL, or a list of frame image URLs."""
+
+    url: str | None = None
+    frames: tuple[str, ...] = ()
+    type: Literal["video"] = "video"
+
+
+Part: TypeAlias = TextPart | ImagePart | AudioPart | VideoPart
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str
+    type: Literal["function"] = "function"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message of a request: role, content parts, and the optional extras of its role."""
+
+    role: Role
+    content: tuple[Part, ...] = ()
+    reasoning: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The concatenated text parts (non-text parts are skipped)."""
+        return "".join(p.text for p in self.content if isinstance(p, TextPart))
+
+    @classmethod
+    def of(cls, role: Role, text: str) -> Message:
+        return cls(role=role, content=(TextPart(text),))
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """One step of a streamed generation.
+
+    Text deltas carry ``content`` and/or ``reasoning``; the final delta of a stream carries
+    ``finish_reason`` and ``usage`` (its text fields may be empty).
+    """
+
+    content: str = ""
+    reasoning: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationParams:
+    """Sampling and length controls passed to a backend; ``None`` means the backend default."""
+
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    repetition_penalty: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    enable_thinking: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContextReport:
+    """What the context builder did for one request: which stored items went in, which did not."""
+
+    policy: str
+    kept: tuple[str, ...] = ()
+    dropped: tuple[str, ...] = ()
+    summarized: tuple[str, ...] = ()
+    recalled: tuple[str, ...] = ()
+    budget: int | None = None
+    tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The outcome of one turn: the stored assistant item and what it said."""
+
+    conversation_id: str
+    item_id: str
+    user_item_id: str | None
+    content: str
+    reasoning: str
+    status: Status
+    finish_reason: FinishReason | None
+    usage: Usage
+    model: str
+    tool_calls: tuple[ToolCall, ...] = field(default=())
+
+
+def text_parts(content: str | Sequence[Part]) -> tuple[Part, ...]:
+    """Normalize user input (a string or parts) into a tuple of parts."""
+    if isinstance(content, str):
+        return (TextPart(content),)
+    return tuple(content)
