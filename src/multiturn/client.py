@@ -7,7 +7,7 @@ time; reasoning is stored but never appended (the Model Studio rule).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 from .backends.base import Backend
@@ -77,7 +77,7 @@ class AsyncClient:
         await self.open()
         record = await self.engine.create(
             system_prompt=system if system is not None else self.settings.system_prompt,
-            model=model,
+            model=model or self.settings.model,
             title=title,
             metadata=metadata,
         )
@@ -124,14 +124,14 @@ class AsyncConversation:
         """Send a user message and wait for the whole reply."""
         return await _last(self._engine.send(self.id, text_parts(content), self.client.params(**params)))
 
-    def stream(self, content: str | Sequence[Part], **params: Any) -> AsyncIterator[Delta | Reply]:
+    def stream(self, content: str | Sequence[Part], **params: Any) -> AsyncGenerator[Delta | Reply, None]:
         """Send a user message; yields ``Delta`` values, then the final ``Reply``."""
         return self._engine.send(self.id, text_parts(content), self.client.params(**params))
 
     async def retry(self, **params: Any) -> Reply:
         return await _last(self._engine.retry(self.id, self.client.params(**params)))
 
-    def stream_retry(self, **params: Any) -> AsyncIterator[Delta | Reply]:
+    def stream_retry(self, **params: Any) -> AsyncGenerator[Delta | Reply, None]:
         return self._engine.retry(self.id, self.client.params(**params))
 
     async def undo(self) -> list[ItemRecord]:
@@ -153,7 +153,7 @@ class AsyncConversation:
         await self._engine.update(self.id, model=model)
 
 
-async def _last(events: AsyncIterator[Delta | Reply]) -> Reply:
+async def _last(events: AsyncGenerator[Delta | Reply, None]) -> Reply:
     reply: Reply | None = None
     async for event in events:
         if isinstance(event, Reply):

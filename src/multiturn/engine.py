@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import aclosing
 from dataclasses import asdict
 from typing import Any
 
@@ -107,7 +108,7 @@ class Engine:
 
     async def send(
         self, conversation_id: str, content: Sequence[Part], params: GenerationParams
-    ) -> AsyncIterator[Delta | Reply]:
+    ) -> AsyncGenerator[Delta | Reply, None]:
         """Append the user's ``content`` and stream the reply: deltas, then one ``Reply``."""
         if not _has_input(content):
             raise InvalidInput("the message is empty")
@@ -121,10 +122,13 @@ class Engine:
             NewItem(role="user", content=tuple(content), token_count=token_count),
             tenant_id=self.tenant_id,
         )
-        async for event in self._generate(conversation, user, model, backend, params):
-            yield event
+        if conversation.title is None:
+            conversation = await self.update(conversation_id, title=_title(content))
+        async with aclosing(self._generate(conversation, user, model, backend, params)) as events:
+            async for event in events:
+                yield event
 
-    async def retry(self, conversation_id: str, params: GenerationParams) -> AsyncIterator[Delta | Reply]:
+    async def retry(self, conversation_id: str, params: GenerationParams) -> AsyncGenerator[Delta | Reply, None]:
         """Answer the last user item again; the new answer becomes a sibling of the old one."""
         path = await self.history(conversation_id)
         user = next((item for item in reversed(path) if item.role == "user"), None)
@@ -133,8 +137,9 @@ class Engine:
         conversation = await self.get(conversation_id)
         model, backend = self._backend(conversation)
         await backend.prepare()
-        async for event in self._generate(conversation, user, model, backend, params):
-            yield event
+        async with aclosing(self._generate(conversation, user, model, backend, params)) as events:
+            async for event in events:
+                yield event
 
     def _backend(self, conversation: ConversationRecord) -> tuple[str, Backend]:
         model = conversation.model or self.default_model
@@ -147,7 +152,7 @@ class Engine:
         model: str,
         backend: Backend,
         params: GenerationParams,
-    ) -> AsyncIterator[Delta | Reply]:
+    ) -> AsyncGenerator[Delta | Reply, None]:
         path = await self.store.path(conversation.id, user.id, tenant_id=self.tenant_id)
         messages, report = build_messages(conversation.system_prompt, path)
         content: list[str] = []
@@ -156,26 +161,30 @@ class Engine:
         usage: Usage | None = None
         finish: FinishReason | None = None
         status: Status = "incomplete"
+        completed = False
         error: BaseException | None = None
         try:
-            async for delta in backend.generate(messages, params):
-                content.append(delta.content)
-                reasoning.append(delta.reasoning)
-                tool_calls.extend(delta.tool_calls)
-                if delta.usage is not None:
-                    usage = delta.usage
-                if delta.finish_reason is not None:
-                    finish = delta.finish_reason
-                yield delta
-            status = "completed"
+            async with aclosing(backend.generate(messages, params)) as deltas:
+                async for delta in deltas:
+                    content.append(delta.content)
+                    reasoning.append(delta.reasoning)
+                    tool_calls.extend(delta.tool_calls)
+                    if delta.usage is not None:
+                        usage = delta.usage
+                    if delta.finish_reason is not None:
+                        finish = delta.finish_reason
+                    yield delta
+            completed = True
         except MultiturnError as exc:
             error = exc
             raise
         finally:
             text = "".join(content)
-            if error is not None and not text:
-                status, finish = "failed", "error"
-            elif status == "incomplete" and finish is None:
+            if completed:
+                status = "completed"
+            elif error is not None:
+                status, finish = ("incomplete" if text else "failed"), "error"
+            else:
                 finish = "cancelled"
             item = NewItem(
                 role="assistant",
@@ -189,9 +198,7 @@ class Engine:
                 token_count=usage.completion_tokens if usage else None,
                 context_report={**asdict(report), "error": str(error)} if error else asdict(report),
             )
-            stored = await asyncio.shield(
-                self.store.append(conversation.id, user.id, item, tenant_id=self.tenant_id)
-            )
+            stored = await asyncio.shield(self.store.append(conversation.id, user.id, item, tenant_id=self.tenant_id))
             if status != "completed":
                 log.info("stored %s answer %s in %s", status, stored.id, conversation.id)
         yield Reply(
@@ -214,6 +221,12 @@ def _has_input(content: Sequence[Part]) -> bool:
 
 def _text(content: Sequence[Part]) -> str:
     return "".join(p.text for p in content if isinstance(p, TextPart))
+
+
+def _title(content: Sequence[Part]) -> str:
+    first = _text(content).strip().splitlines()
+    title = first[0] if first else "(no text)"
+    return title if len(title) <= 60 else title[:59] + "…"
 
 
 def _copy(item: ItemRecord) -> NewItem:

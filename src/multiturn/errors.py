@@ -66,7 +66,4 @@ class MissingDependency(ModelUnavailable):
     """An optional dependency is not installed; the message names the extra to install."""
 
     def __init__(self, module: str, extra: str) -> None:
-        super().__init__(
-            f"the optional dependency {module!r} is not installed: "
-            f"pip install 'multiturn[{extra}]'"
-        )
+        super().__init__(f"the optional dependency {module!r} is not installed: pip install 'multiturn[{extra}]'")

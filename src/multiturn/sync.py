@@ -105,7 +105,9 @@ class Conversation:
         self.id = conversation.id
 
     @classmethod
-    def create(cls, *, system: str | None = None, model: str | None = None, client: Client | None = None) -> Conversation:
+    def create(
+        cls, *, system: str | None = None, model: str | None = None, client: Client | None = None
+    ) -> Conversation:
         return (client or Client()).create(system=system, model=model)
 
     @classmethod

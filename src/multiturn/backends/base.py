@@ -7,7 +7,7 @@ Closing the iterator early (the caller was cancelled) must stop the generation p
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -34,7 +34,7 @@ class Backend(Protocol):
         """
         ...
 
-    def generate(self, messages: Sequence[Message], params: GenerationParams) -> AsyncIterator[Delta]:
+    def generate(self, messages: Sequence[Message], params: GenerationParams) -> AsyncGenerator[Delta, None]:
         """Stream the reply to ``messages``.
 
         Raises:

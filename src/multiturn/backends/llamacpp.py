@@ -21,7 +21,7 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,9 +111,11 @@ class LlamaCppBackend:
 
     async def count_tokens(self, text: str) -> int:
         runner = await self._ready()
-        return await asyncio.wrap_future(runner.submit(lambda state: len(state.llm.tokenize(text.encode(), False, False))))
+        return await asyncio.wrap_future(
+            runner.submit(lambda state: len(state.llm.tokenize(text.encode(), False, False)))
+        )
 
-    async def generate(self, messages: Sequence[Message], params: GenerationParams) -> AsyncIterator[Delta]:
+    async def generate(self, messages: Sequence[Message], params: GenerationParams) -> AsyncGenerator[Delta, None]:
         runner = await self._ready()
         loop = asyncio.get_running_loop()
         out: asyncio.Queue[Delta | BaseException | None] = asyncio.Queue()
@@ -186,8 +188,11 @@ class _State:
         extra: dict[str, Any] = {}
         if params.enable_thinking is not None:
             extra["enable_thinking"] = params.enable_thinking
-        rendered = self.formatter(messages=[_template_message(m) for m in messages], **extra)
-        tokens: list[int] = self.llm.tokenize(rendered.prompt.encode(), add_bos=not rendered.added_special, special=True)
+        template_messages: list[Any] = [_template_message(m) for m in messages]
+        rendered = self.formatter(messages=template_messages, **extra)
+        tokens: list[int] = self.llm.tokenize(
+            rendered.prompt.encode(), add_bos=not rendered.added_special, special=True
+        )
         return tokens
 
 
@@ -335,7 +340,7 @@ def _generate(
 def _reused_prefix(live: list[int], tokens: list[int]) -> int:
     """How many prompt tokens llama.cpp keeps from the previous call (as ``Llama.generate`` does)."""
     common = 0
-    for a, b in zip(live, tokens):
+    for a, b in zip(live, tokens, strict=False):
         if a != b:
             break
         common += 1

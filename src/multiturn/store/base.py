@@ -38,16 +38,12 @@ class Store(Protocol):
         metadata: dict[str, Any] | None = None,
     ) -> ConversationRecord: ...
 
-    async def get_conversation(
-        self, conversation_id: str, *, tenant_id: str = DEFAULT_TENANT
-    ) -> ConversationRecord:
+    async def get_conversation(self, conversation_id: str, *, tenant_id: str = DEFAULT_TENANT) -> ConversationRecord:
         """Raises:
         NotFound: no such conversation for this tenant."""
         ...
 
-    async def list_conversations(
-        self, *, tenant_id: str = DEFAULT_TENANT, limit: int = 50
-    ) -> list[ConversationRecord]:
+    async def list_conversations(self, *, tenant_id: str = DEFAULT_TENANT, limit: int = 50) -> list[ConversationRecord]:
         """Newest activity first."""
         ...
 
@@ -57,9 +53,7 @@ class Store(Protocol):
         """Update ``title``, ``model``, ``system_prompt``, ``metadata`` or ``head_item_id``."""
         ...
 
-    async def delete_conversation(
-        self, conversation_id: str, *, tenant_id: str = DEFAULT_TENANT
-    ) -> None:
+    async def delete_conversation(self, conversation_id: str, *, tenant_id: str = DEFAULT_TENANT) -> None:
         """Delete the conversation and every item of it. Raises NotFound."""
         ...
 
@@ -87,9 +81,7 @@ class Store(Protocol):
         """The items from the root down to ``leaf_id`` inclusive (empty for ``None``)."""
         ...
 
-    async def items(
-        self, conversation_id: str, *, tenant_id: str = DEFAULT_TENANT
-    ) -> list[ItemRecord]:
+    async def items(self, conversation_id: str, *, tenant_id: str = DEFAULT_TENANT) -> list[ItemRecord]:
         """Every item of the tree, oldest first."""
         ...
 

@@ -59,18 +59,12 @@ def m001_conversation_tree(conn: Connection) -> None:
         sa.Column("token_count", sa.Integer),
         sa.Column("context_report", _json()),
         sa.Column("created_at", sa.BigInteger, nullable=False),
-        sa.CheckConstraint(
-            "status IN ('completed', 'incomplete', 'failed')", name="ck_items_status"
-        ),
-        sa.CheckConstraint(
-            "role IN ('system', 'user', 'assistant', 'tool')", name="ck_items_role"
-        ),
+        sa.CheckConstraint("status IN ('completed', 'incomplete', 'failed')", name="ck_items_status"),
+        sa.CheckConstraint("role IN ('system', 'user', 'assistant', 'tool')", name="ck_items_role"),
         sa.Index("ix_items_conversation", "conversation_id", "created_at"),
         sa.Index("ix_items_parent", "parent_id"),
     )
     md.create_all(conn)
 
 
-MIGRATIONS: tuple[tuple[str, Migration], ...] = (
-    ("001_conversation_tree", m001_conversation_tree),
-)
+MIGRATIONS: tuple[tuple[str, Migration], ...] = (("001_conversation_tree", m001_conversation_tree),)

@@ -18,10 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from .. import codec
 from ..errors import NotFound, StoreError
 from ..ids import IdFactory, new_id, now_ms
+from ..records import ConversationRecord, ItemRecord, NewItem
 from . import dialect
 from .base import DEFAULT_TENANT
 from .migrations import MIGRATIONS
-from ..records import ConversationRecord, ItemRecord, NewItem
 from .schema import conversations, items, schema_migrations
 
 log = logging.getLogger(__name__)
@@ -107,15 +107,11 @@ class SQLStore:
             )
         return record
 
-    async def get_conversation(
-        self, conversation_id: str, *, tenant_id: str = DEFAULT_TENANT
-    ) -> ConversationRecord:
+    async def get_conversation(self, conversation_id: str, *, tenant_id: str = DEFAULT_TENANT) -> ConversationRecord:
         async with self._connect() as conn:
             return await self._conversation(conn, conversation_id, tenant_id)
 
-    async def list_conversations(
-        self, *, tenant_id: str = DEFAULT_TENANT, limit: int = 50
-    ) -> list[ConversationRecord]:
+    async def list_conversations(self, *, tenant_id: str = DEFAULT_TENANT, limit: int = 50) -> list[ConversationRecord]:
         query = (
             sa.select(conversations)
             .where(conversations.c.tenant_id == tenant_id)
@@ -142,9 +138,7 @@ class SQLStore:
             )
             return await self._conversation(conn, conversation_id, tenant_id)
 
-    async def delete_conversation(
-        self, conversation_id: str, *, tenant_id: str = DEFAULT_TENANT
-    ) -> None:
+    async def delete_conversation(self, conversation_id: str, *, tenant_id: str = DEFAULT_TENANT) -> None:
         async with self._begin() as conn:
             await self._conversation(conn, conversation_id, tenant_id)
             await conn.execute(items.delete().where(items.c.conversation_id == conversation_id))
@@ -221,9 +215,7 @@ class SQLStore:
             raise NotFound(f"item {leaf_id!r} not found in conversation {conversation_id!r}")
         return rows
 
-    async def items(
-        self, conversation_id: str, *, tenant_id: str = DEFAULT_TENANT
-    ) -> list[ItemRecord]:
+    async def items(self, conversation_id: str, *, tenant_id: str = DEFAULT_TENANT) -> list[ItemRecord]:
         async with self._connect() as conn:
             await self._conversation(conn, conversation_id, tenant_id)
             query = (
@@ -262,12 +254,16 @@ class SQLStore:
 
     async def _conversation(self, conn: AsyncConnection, conversation_id: str, tenant_id: str) -> ConversationRecord:
         row = (
-            await conn.execute(
-                sa.select(conversations).where(
-                    conversations.c.id == conversation_id, conversations.c.tenant_id == tenant_id
+            (
+                await conn.execute(
+                    sa.select(conversations).where(
+                        conversations.c.id == conversation_id, conversations.c.tenant_id == tenant_id
+                    )
                 )
             )
-        ).mappings().first()
+            .mappings()
+            .first()
+        )
         if row is None:
             raise NotFound(f"conversation {conversation_id!r} not found")
         return _conversation_record(row)

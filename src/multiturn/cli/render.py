@@ -1,0 +1,96 @@
+"""Pure functions from values to Rich renderables and plain strings. Nothing here prints."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from rich.table import Table
+from rich.text import Text
+
+from .. import catalog
+from ..records import ConversationRecord, ItemRecord
+from ..types import Reply, Usage
+
+HELP = """\
+/new             start a new conversation
+/list            list conversations
+/open ID         switch to a conversation
+/history         show the current conversation
+/undo            take back the last turn (it stays stored as a branch)
+/retry           answer the last message again
+/fork            continue in a copy of this conversation
+/system [TEXT]   show or set the system prompt
+/model [NAME]    show or set the model
+/help            this help
+/exit            leave (Ctrl-D works too)
+Ctrl-C stops a generation; what was generated is kept."""
+
+
+def usage_line(usage: Usage, seconds: float | None = None) -> Text:
+    parts = [
+        f"prompt {usage.prompt_tokens}",
+        f"cached {usage.cached_tokens}",
+        f"completion {usage.completion_tokens}",
+    ]
+    if usage.reasoning_tokens:
+        parts.append(f"reasoning {usage.reasoning_tokens}")
+    if seconds is not None:
+        parts.append(f"{seconds:.2f} s")
+    return Text("tokens: " + " · ".join(parts), style="dim")
+
+
+def reply_footer(reply: Reply, seconds: float) -> Text:
+    line = usage_line(reply.usage, seconds)
+    if reply.status != "completed":
+        line.append(f" · {reply.status} ({reply.finish_reason})", style="yellow")
+    return line
+
+
+def when(ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ms / 1000))
+
+
+def conversations_table(records: Sequence[ConversationRecord], current: str | None = None) -> Table:
+    table = Table(box=None, pad_edge=False)
+    table.add_column("id", style="cyan", no_wrap=True)
+    table.add_column("updated", no_wrap=True)
+    table.add_column("model")
+    table.add_column("title")
+    for record in records:
+        marker = " *" if record.id == current else ""
+        table.add_row(record.id + marker, when(record.updated_at), record.model or "(default)", record.title or "")
+    return table
+
+
+def history(items: Sequence[ItemRecord], system_prompt: str | None = None) -> Text:
+    out = Text()
+    if system_prompt:
+        out.append("system: ", style="bold magenta")
+        out.append(system_prompt + "\n")
+    for item in items:
+        style = {"user": "bold green", "assistant": "bold blue"}.get(item.role, "bold")
+        out.append(f"{item.role}: ", style=style)
+        if item.reasoning:
+            out.append(f"[thinking] {item.reasoning.strip()}\n", style="dim")
+        out.append(item.text or "(no text)")
+        if item.status != "completed":
+            out.append(f"  [{item.status}]", style="yellow")
+        out.append(f"  {item.id}\n", style="dim")
+    return out
+
+
+def models_table(models_dir_pulled: Sequence[tuple[catalog.ModelSpec, bool]], default: str) -> Table:
+    table = Table(box=None, pad_edge=False)
+    for column in ("name", "size", "pulled", "source", "description"):
+        table.add_column(column)
+    for spec, pulled in models_dir_pulled:
+        name = spec.name + (" (default)" if spec.name == default else "")
+        table.add_row(
+            name, f"{spec.size / 1e6:.0f} MB", "yes" if pulled else "no", spec.source.describe(), spec.description
+        )
+    return table
+
+
+def one_line(message: str) -> str:
+    return " ".join(message.split())
