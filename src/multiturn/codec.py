@@ -45,11 +45,17 @@ def decode_part(data: Mapping[str, Any]) -> Part:
         return TextPart(data["text"])
     if kind == "image" and isinstance(data.get("url"), str):
         return ImagePart(url=data["url"], detail=data.get("detail"))
-    if kind == "audio":
+    if kind == "audio" and _optional_strings(data, "url", "data", "format"):
         return AudioPart(url=data.get("url"), data=data.get("data"), format=data.get("format"))
-    if kind == "video":
-        return VideoPart(url=data.get("url"), frames=tuple(data.get("frames") or ()))
+    frames = data.get("frames") or []
+    if kind == "video" and _optional_strings(data, "url") and isinstance(frames, list):
+        if all(isinstance(f, str) for f in frames):
+            return VideoPart(url=data.get("url"), frames=tuple(frames))
     raise InvalidInput(f"unknown content part: {dict(data)!r}")
+
+
+def _optional_strings(data: Mapping[str, Any], *keys: str) -> bool:
+    return all(isinstance(data.get(k), str | None) for k in keys)
 
 
 def encode_parts(parts: Iterable[Part]) -> list[JSON]:
@@ -65,7 +71,10 @@ def encode_tool_calls(calls: Iterable[ToolCall]) -> list[JSON]:
 
 
 def decode_tool_calls(data: Iterable[Mapping[str, Any]] | None) -> tuple[ToolCall, ...]:
-    return tuple(ToolCall(id=c["id"], name=c["name"], arguments=c["arguments"]) for c in data or ())
+    try:
+        return tuple(ToolCall(id=c["id"], name=c["name"], arguments=c["arguments"]) for c in data or ())
+    except (KeyError, TypeError) as exc:
+        raise InvalidInput(f"malformed tool call: {exc}") from exc
 
 
 def encode_usage(usage: Usage) -> JSON:

@@ -407,7 +407,7 @@ async def test_minimal_item_defaults_round_trip(store: SQLStore) -> None:
     assert fetched.content == (TextPart(""),)
 
 
-# -- known bugs -------------------------------------------------------------------------------
+# -- ordering within one millisecond ----------------------------------------------------------
 
 
 def _freeze_clock(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -416,12 +416,6 @@ def _freeze_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ids, "time", types.SimpleNamespace(time_ns=lambda: frozen))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="ids.new_id draws a random suffix, so ids made in the same millisecond do not sort by creation: "
-    "list_conversations (ORDER BY updated_at, id) is not newest first within a millisecond",
-)
 async def test_list_conversations_newest_first_within_one_millisecond(
     store: SQLStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -430,12 +424,6 @@ async def test_list_conversations_newest_first_within_one_millisecond(
     assert [c.id for c in await store.list_conversations()] == [c.id for c in reversed(created)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="ids.new_id draws a random suffix, so items appended in the same millisecond do not sort by "
-    "creation: items() (ORDER BY created_at, id) is not oldest first within a millisecond",
-)
 async def test_items_oldest_first_within_one_millisecond(store: SQLStore, monkeypatch: pytest.MonkeyPatch) -> None:
     conv = await store.create_conversation()
     _freeze_clock(monkeypatch)

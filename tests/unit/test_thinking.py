@@ -31,18 +31,14 @@ def _cut(text: str, cuts: list[int]) -> list[str]:
 # Texts built from pieces that make tags, broken tags and the newlines around them likely.
 _pieces = ["<think>", "</think>", "<", "</", "<th", "</thi", "think>", ">", "a", "b c", " ", "é"]
 texts = st.lists(st.sampled_from([*_pieces, "\n", "\n\n"]) | st.text(max_size=5), max_size=12).map("".join)
-# The chunking properties leave newlines out: see the xfail test at the end of this file.
-newline_free_texts = st.lists(
-    st.sampled_from(_pieces) | st.text(st.characters(blacklist_characters="\n"), max_size=5), max_size=12
-).map("".join)
 
 
-@given(newline_free_texts, st.lists(st.integers(0, 80), max_size=12))
+@given(texts, st.lists(st.integers(0, 80), max_size=12))
 def test_any_chunking_gives_the_whole_text_result(text: str, cuts: list[int]) -> None:
     assert _stream(_cut(text, cuts)) == split_thinking(text)
 
 
-@given(newline_free_texts)
+@given(texts)
 def test_one_character_at_a_time_gives_the_whole_text_result(text: str) -> None:
     assert _stream(list(text)) == split_thinking(text)
 
@@ -117,11 +113,6 @@ def test_held_back_text_that_is_not_a_tag_is_released() -> None:
     assert splitter.feed("</think>c") == ("c", "")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="ThinkSplitter strips the newlines after </think> only if they arrive in the same feed() as the tag",
-)
 @pytest.mark.parametrize(
     "chunks",
     [

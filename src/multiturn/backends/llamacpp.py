@@ -346,17 +346,16 @@ def _reused_prefix(live: list[int], tokens: list[int]) -> int:
         common += 1
     if common == len(tokens) and len(live) == len(tokens):
         return common  # the whole prompt is live: nothing is evaluated again
-    return common - 1 if common == len(tokens) else common
+    return max(common - 1, 0) if common == len(tokens) else common
 
 
 def _cut_stop(text: str, stops: tuple[str, ...]) -> tuple[str, str, bool]:
     """Split ``text`` into (safe to emit, held back, a stop sequence was hit)."""
     if not stops:
         return text, "", False
-    for stop in stops:
-        index = text.find(stop)
-        if index >= 0:
-            return text[:index], "", True
+    hits = [index for index in (text.find(stop) for stop in stops) if index >= 0]
+    if hits:
+        return text[: min(hits)], "", True
     keep = 0
     for stop in stops:
         for size in range(min(len(stop) - 1, len(text)), 0, -1):

@@ -17,6 +17,7 @@ class ThinkSplitter:
         self._buffer = ""
         self._thinking = False
         self._done = False  # a think block has closed: everything after is content
+        self._strip = False  # newlines right after </think> are dropped, whatever the chunking
 
     def feed(self, text: str) -> tuple[str, str]:
         """Add ``text``; return the ``(content, reasoning)`` that is now certain."""
@@ -25,6 +26,9 @@ class ThinkSplitter:
         reasoning: list[str] = []
         while self._buffer:
             if self._done:
+                if self._strip:
+                    self._buffer = self._buffer.lstrip("\n")
+                    self._strip = not self._buffer
                 content.append(self._buffer)
                 self._buffer = ""
                 break
@@ -35,8 +39,7 @@ class ThinkSplitter:
                 sink.append(self._buffer[:index])
                 self._buffer = self._buffer[index + len(tag) :]
                 if self._thinking:
-                    self._done = True
-                    self._buffer = self._buffer.lstrip("\n")
+                    self._done = self._strip = True
                 self._thinking = not self._thinking
                 continue
             keep = _partial_suffix(self._buffer, tag)
