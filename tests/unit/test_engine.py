@@ -1,0 +1,129 @@
+"""The engine's sequencing with a scripted backend (fast, deterministic) on a real SQLite store.
+
+The behaviour on the real model is shown in tests/integration; here the backend's output is
+fixed so that reasoning, failures and interruptions can be produced on purpose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Sequence
+from pathlib import Path
+
+import pytest
+
+from multiturn.backends.base import BackendInfo
+from multiturn.backends.thinking import ThinkSplitter
+from multiturn.engine import Engine
+from multiturn.errors import BackendError, InvalidInput
+from multiturn.store import SQLStore
+from multiturn.types import Delta, GenerationParams, Message, Reply, TextPart, Usage
+
+
+class ScriptedBackend:
+    """Replies with the next scripted text, split into thinking and content as a model would."""
+
+    def __init__(self, *replies: str, fail_after: int | None = None) -> None:
+        self.replies = list(replies)
+        self.requests: list[list[Message]] = []
+        self.fail_after = fail_after
+
+    def info(self) -> BackendInfo:
+        return BackendInfo(name="scripted", context_window=4096, max_output_tokens=512)
+
+    async def prepare(self) -> None:
+        return None
+
+    async def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    async def generate(self, messages: Sequence[Message], params: GenerationParams) -> AsyncGenerator[Delta, None]:
+        self.requests.append(list(messages))
+        splitter = ThinkSplitter()
+        text = self.replies.pop(0)
+        for index, piece in enumerate(text.split(" ")):
+            if self.fail_after is not None and index >= self.fail_after:
+                raise BackendError("the scripted backend failed")
+            content, reasoning = splitter.feed(piece + " ")
+            yield Delta(content=content, reasoning=reasoning)
+        yield Delta(finish_reason="stop", usage=Usage(prompt_tokens=10, completion_tokens=len(text.split())))
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncGenerator[SQLStore, None]:
+    store = SQLStore(f"sqlite:///{tmp_path / 'e.db'}")
+    await store.migrate()
+    yield store
+    await store.close()
+
+
+async def _turn(engine: Engine, conversation_id: str, text: str) -> list[Delta | Reply]:
+    return [event async for event in engine.send(conversation_id, (TextPart(text),), GenerationParams())]
+
+
+async def test_reasoning_is_streamed_apart_stored_apart_and_never_replayed(sqlite_store: SQLStore) -> None:
+    backend = ScriptedBackend("<think>the user greets me</think> Hello there", "Fine thanks")
+    engine = Engine(sqlite_store, lambda name: backend, default_model="scripted")
+    conversation = await engine.create(system_prompt="Be brief.")
+
+    events = await _turn(engine, conversation.id, "Hi")
+    deltas = [e for e in events if isinstance(e, Delta)]
+    reply = events[-1]
+    assert isinstance(reply, Reply)
+    assert "".join(d.reasoning for d in deltas).strip() == "the user greets me"
+    assert "think" not in "".join(d.content for d in deltas)
+    assert reply.content.strip() == "Hello there" and reply.reasoning.strip() == "the user greets me"
+
+    stored = (await engine.history(conversation.id))[-1]
+    assert stored.reasoning is not None and stored.reasoning.strip() == "the user greets me"
+    assert stored.text.strip() == "Hello there"
+
+    await _turn(engine, conversation.id, "How are you?")
+    second_request = backend.requests[1]
+    assert [m.role for m in second_request] == ["system", "user", "assistant", "user"]
+    assert all(m.reasoning is None for m in second_request)
+    assert "greets" not in repr(second_request)
+
+
+async def test_a_failure_before_any_output_stores_a_failed_item_and_keeps_the_user_item(
+    sqlite_store: SQLStore,
+) -> None:
+    engine = Engine(sqlite_store, lambda name: ScriptedBackend("never said", fail_after=0), default_model="s")
+    conversation = await engine.create()
+    with pytest.raises(BackendError):
+        await _turn(engine, conversation.id, "Hello")
+    path = await engine.history(conversation.id)
+    assert [(i.role, i.status) for i in path] == [("user", "completed"), ("assistant", "failed")]
+    assert path[1].finish_reason == "error"
+    assert path[1].context_report is not None and "scripted backend failed" in path[1].context_report["error"]
+
+
+async def test_a_failure_mid_answer_keeps_what_was_generated(sqlite_store: SQLStore) -> None:
+    engine = Engine(sqlite_store, lambda name: ScriptedBackend("one two three four", fail_after=2), default_model="s")
+    conversation = await engine.create()
+    with pytest.raises(BackendError):
+        await _turn(engine, conversation.id, "Count")
+    answer = (await engine.history(conversation.id))[-1]
+    assert (answer.status, answer.text.strip()) == ("incomplete", "one two")
+
+
+async def test_failed_items_are_not_replayed(sqlite_store: SQLStore) -> None:
+    failing = ScriptedBackend("x", fail_after=0)
+    working = ScriptedBackend("ok")
+    backends = iter([failing, working])
+    current = {"backend": next(backends)}
+    engine = Engine(sqlite_store, lambda name: current["backend"], default_model="s")  # type: ignore[arg-type,return-value]
+    conversation = await engine.create()
+    with pytest.raises(BackendError):
+        await _turn(engine, conversation.id, "first")
+    current["backend"] = next(backends)
+    await _turn(engine, conversation.id, "second")
+    assert [m.role for m in working.requests[0]] == ["user", "user"]
+
+
+async def test_empty_input_is_refused_before_anything_is_written(sqlite_store: SQLStore) -> None:
+    engine = Engine(sqlite_store, lambda name: ScriptedBackend(), default_model="s")
+    conversation = await engine.create()
+    for text in ("", "   ", "\n"):
+        with pytest.raises(InvalidInput):
+            await _turn(engine, conversation.id, text)
+    assert await sqlite_store.items(conversation.id) == []
