@@ -48,9 +48,9 @@ def decode_part(data: Mapping[str, Any]) -> Part:
     if kind == "audio" and _optional_strings(data, "url", "data", "format"):
         return AudioPart(url=data.get("url"), data=data.get("data"), format=data.get("format"))
     frames = data.get("frames") or []
-    if kind == "video" and _optional_strings(data, "url") and isinstance(frames, list):
-        if all(isinstance(f, str) for f in frames):
-            return VideoPart(url=data.get("url"), frames=tuple(frames))
+    video = kind == "video" and _optional_strings(data, "url") and isinstance(frames, list)
+    if video and all(isinstance(f, str) for f in frames):
+        return VideoPart(url=data.get("url"), frames=tuple(frames))
     raise InvalidInput(f"unknown content part: {dict(data)!r}")
 
 
