@@ -23,6 +23,7 @@ import queue
 import threading
 from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import Future
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,9 +71,11 @@ class LlamaCppBackend:
         self._runner: _Runner | None = None
 
     @classmethod
-    def for_catalog(cls, spec: catalog.ModelSpec, models_dir: Path, options: LlamaOptions) -> LlamaCppBackend:
+    def for_catalog(
+        cls, spec: catalog.ModelSpec, models_dir: Path, options: LlamaOptions, *, name: str | None = None
+    ) -> LlamaCppBackend:
         return cls(
-            spec.name,
+            name or spec.name,
             lambda: catalog.resolve(spec, models_dir),
             options,
             context_window=spec.context_window,
@@ -127,7 +130,7 @@ class LlamaCppBackend:
             except RuntimeError:  # the loop is gone: the caller left
                 cancel.set()
 
-        runner.submit(lambda state: _generate(state, messages, params, emit, cancel))
+        job = runner.submit(lambda state: _generate(state, messages, params, emit, cancel))
         try:
             while True:
                 event = await out.get()
@@ -138,6 +141,10 @@ class LlamaCppBackend:
                 yield event
         finally:
             cancel.set()
+            # Wait (at most one decode step) until the runner has left llama.cpp: a process that
+            # exits while a decode is running tears the library down under it (SIGSEGV).
+            with suppress(Exception):
+                await asyncio.shield(asyncio.wrap_future(job))
 
     async def aclose(self) -> None:
         return None
