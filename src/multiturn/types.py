@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 Role: TypeAlias = Literal["system", "user", "assistant", "tool"]
 Status: TypeAlias = Literal["completed", "incomplete", "failed"]
@@ -103,6 +103,17 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a streamed tool call. ``id`` and ``name`` come once, in the first piece of
+    their ``index``; ``arguments`` pieces concatenate."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Delta:
     """One step of a streamed generation.
 
@@ -112,9 +123,18 @@ class Delta:
 
     content: str = ""
     reasoning: str = ""
-    tool_calls: tuple[ToolCall, ...] = ()
+    tool_calls: tuple[ToolCallDelta, ...] = ()
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A function the model may call: name, description and JSON-schema parameters."""
+
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +151,34 @@ class GenerationParams:
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
     enable_thinking: bool | None = None
+    thinking_budget: int | None = None
+    n: int | None = None
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Backend-specific fields passed through to an upstream as they came (``enable_search``...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """A stateless request in canonical form: what a wire protocol's request means."""
+
+    model: str
+    messages: tuple[Message, ...]
+    params: GenerationParams = field(default_factory=lambda: GenerationParams())
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A whole answer, accumulated from its deltas (see ``accumulate``)."""
+
+    content: str = ""
+    reasoning: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: FinishReason | None = None
+    usage: Usage = field(default_factory=lambda: Usage())
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,3 +215,48 @@ def text_parts(content: str | Sequence[Part]) -> tuple[Part, ...]:
     if isinstance(content, str):
         return (TextPart(content),)
     return tuple(content)
+
+
+class Accumulator:
+    """Folds a stream of deltas into a ``Completion`` (tool-call pieces joined by index)."""
+
+    def __init__(self) -> None:
+        self.content: list[str] = []
+        self.reasoning: list[str] = []
+        self._calls: dict[int, list[str]] = {}
+        self._ids: dict[int, str] = {}
+        self._names: dict[int, str] = {}
+        self.finish_reason: FinishReason | None = None
+        self.usage: Usage | None = None
+
+    def add(self, delta: Delta) -> None:
+        if delta.content:
+            self.content.append(delta.content)
+        if delta.reasoning:
+            self.reasoning.append(delta.reasoning)
+        for call in delta.tool_calls:
+            self._calls.setdefault(call.index, []).append(call.arguments)
+            if call.id:
+                self._ids[call.index] = call.id
+            if call.name:
+                self._names[call.index] = call.name
+        if delta.finish_reason is not None:
+            self.finish_reason = delta.finish_reason
+        if delta.usage is not None:
+            self.usage = delta.usage
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        return tuple(
+            ToolCall(id=self._ids.get(i, f"call_{i}"), name=self._names.get(i, ""), arguments="".join(parts))
+            for i, parts in sorted(self._calls.items())
+        )
+
+    def completion(self) -> Completion:
+        return Completion(
+            content="".join(self.content),
+            reasoning="".join(self.reasoning),
+            tool_calls=self.tool_calls,
+            finish_reason=self.finish_reason,
+            usage=self.usage or Usage(),
+        )

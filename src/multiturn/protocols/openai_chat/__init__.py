@@ -1,0 +1,2 @@
+"""OpenAI-compatible chat completions (Model Studio's compatible mode): wire models and
+pure translation to and from the canonical types."""
