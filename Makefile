@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 WHEELS ?= $(HOME)/.cache/multiturn/wheels
 MODEL ?= qwen2.5-coder-0.5b
 
-.PHONY: setup model run chat serve test check lint pytest bench clean
+.PHONY: setup model run chat serve test check pytest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,10 @@ setup: $(VENV)/.installed
 model: setup
 	$(BIN)/multiturn models pull $(MODEL)
 
-run: chat
+run: serve
+
+serve: model
+	$(BIN)/multiturn serve
 
 chat: model
 	$(BIN)/multiturn chat
