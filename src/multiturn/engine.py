@@ -20,12 +20,25 @@ from contextlib import aclosing
 from dataclasses import asdict
 from typing import Any
 
-from .backends.base import Backend
+from .backends.base import Backend, BackendInfo
 from .context.plan import build_messages
-from .errors import InvalidInput, MultiturnError, NotFound
+from .errors import InvalidInput, MultiturnError, NotFound, UnsupportedContent
 from .records import ConversationRecord, ItemRecord, NewItem
 from .store.base import DEFAULT_TENANT, Store
-from .types import Delta, FinishReason, GenerationParams, Part, Reply, Status, TextPart, ToolCall, Usage
+from .types import (
+    Accumulator,
+    AudioPart,
+    ChatRequest,
+    Delta,
+    GenerationParams,
+    ImagePart,
+    Message,
+    Part,
+    Reply,
+    Status,
+    TextPart,
+    VideoPart,
+)
 
 log = logging.getLogger(__name__)
 
@@ -155,47 +168,38 @@ class Engine:
     ) -> AsyncGenerator[Delta | Reply, None]:
         path = await self.store.path(conversation.id, user.id, tenant_id=self.tenant_id)
         messages, report = build_messages(conversation.system_prompt, path)
-        content: list[str] = []
-        reasoning: list[str] = []
-        tool_calls: list[ToolCall] = []
-        usage: Usage | None = None
-        finish: FinishReason | None = None
+        answer = Accumulator()
         status: Status = "incomplete"
         completed = False
         error: BaseException | None = None
         try:
             async with aclosing(backend.generate(messages, params)) as deltas:
                 async for delta in deltas:
-                    content.append(delta.content)
-                    reasoning.append(delta.reasoning)
-                    tool_calls.extend(delta.tool_calls)
-                    if delta.usage is not None:
-                        usage = delta.usage
-                    if delta.finish_reason is not None:
-                        finish = delta.finish_reason
+                    answer.add(delta)
                     yield delta
             completed = True
         except MultiturnError as exc:
             error = exc
             raise
         finally:
-            text = "".join(content)
+            result = answer.completion()
+            finish = result.finish_reason
             if completed:
                 status = "completed"
             elif error is not None:
-                status, finish = ("incomplete" if text else "failed"), "error"
+                status, finish = ("incomplete" if result.content else "failed"), "error"
             else:
                 finish = "cancelled"
             item = NewItem(
                 role="assistant",
-                content=(TextPart(text),) if text else (),
+                content=(TextPart(result.content),) if result.content else (),
                 status=status,
-                reasoning="".join(reasoning) or None,
-                tool_calls=tuple(tool_calls),
+                reasoning=result.reasoning or None,
+                tool_calls=result.tool_calls,
                 model=model,
-                usage=usage,
+                usage=answer.usage,
                 finish_reason=finish,
-                token_count=usage.completion_tokens if usage else None,
+                token_count=answer.usage.completion_tokens if answer.usage else None,
                 context_report={**asdict(report), "error": str(error)} if error else asdict(report),
             )
             stored = await asyncio.shield(self.store.append(conversation.id, user.id, item, tenant_id=self.tenant_id))
@@ -205,14 +209,47 @@ class Engine:
             conversation_id=conversation.id,
             item_id=stored.id,
             user_item_id=user.id,
-            content=text,
-            reasoning="".join(reasoning),
+            content=result.content,
+            reasoning=result.reasoning,
             status=status,
             finish_reason=finish,
-            usage=usage or Usage(),
+            usage=result.usage,
             model=model,
-            tool_calls=tuple(tool_calls),
+            tool_calls=result.tool_calls,
         )
+
+    # -- stateless ---------------------------------------------------------------------------
+
+    async def complete(self, request: ChatRequest) -> AsyncGenerator[Delta, None]:
+        """Answer a stateless request (the gateway's pass-through endpoints): nothing is stored.
+
+        Raises, before the first delta: ``ModelNotFound``, ``UnsupportedContent`` (a part the
+        model cannot read), ``ContextTooLong``, ``ModelError``; later: ``BackendError``.
+        """
+        backend = self._backend_for(request.model)
+        check_capabilities(request.messages, backend.info().capabilities, request.model)
+        await backend.prepare()
+        async with aclosing(backend.generate(request.messages, request.params)) as deltas:
+            async for delta in deltas:
+                yield delta
+
+    def backend_info(self, model: str) -> BackendInfo:
+        """Raises ``ModelNotFound``."""
+        return self._backend_for(model).info()
+
+
+def check_capabilities(messages: Sequence[Message], capabilities: frozenset[str], model: str) -> None:
+    """Refuse parts the model cannot read, naming the first one found."""
+    for message in messages:
+        for part in message.content:
+            needed = _CAPABILITY.get(type(part))
+            if needed is not None and needed not in capabilities:
+                raise UnsupportedContent(
+                    f"the model {model!r} does not accept {part.type} input; use a model with {needed} support"
+                )
+
+
+_CAPABILITY: dict[type, str] = {ImagePart: "vision", AudioPart: "audio", VideoPart: "video"}
 
 
 def _has_input(content: Sequence[Part]) -> bool:

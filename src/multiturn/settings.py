@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -29,6 +29,30 @@ def default_config_file() -> Path:
     if explicit:
         return Path(explicit)
     return platformdirs.user_config_path("multiturn") / "config.toml"
+
+
+class ModelAlias(BaseModel):
+    """What a model name served by the gateway maps to.
+
+    ``backend = "embedded"`` runs a catalogue model (``model``, default: the configured model)
+    in-process; ``backend = "upstream"`` relays to an OpenAI-compatible server at ``base_url``
+    (Model Studio's compatible mode, vLLM, Ollama, OpenAI...) as ``model`` (default: the alias).
+    """
+
+    backend: Literal["embedded", "upstream"] = "embedded"
+    model: str | None = None
+    base_url: str | None = None
+    api_key: str | None = None
+    api_key_env: str | None = Field(default=None, description="environment variable holding the upstream key")
+    capabilities: list[str] = Field(default_factory=lambda: ["text"])
+    context_window: int | None = None
+    max_output_tokens: int | None = None
+
+
+def default_aliases() -> dict[str, ModelAlias]:
+    """Model Studio's common names, all served by the embedded model until configured."""
+    names = ("qwen-plus", "qwen-max", "qwen-turbo", "qwen-flash", "qwen3-max", "qwen3-vl-plus", "qwen-vl-plus")
+    return {name: ModelAlias() for name in names}
 
 
 class Settings(BaseSettings):
@@ -50,6 +74,17 @@ class Settings(BaseSettings):
     top_k: int = Field(default=20, ge=0)
     repeat_penalty: float = Field(default=1.0, gt=0.0)
     system_prompt: str | None = None
+
+    models: dict[str, ModelAlias] = Field(default_factory=default_aliases)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    api_keys: list[str] = Field(default_factory=list, description="keys the gateway accepts (Bearer)")
+    max_request_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    cors_origins: list[str] = Field(default_factory=list)
+    log_bodies: bool = False
+    upstream_connect_timeout: float = Field(default=5.0, gt=0)
+    upstream_read_timeout: float = Field(default=300.0, gt=0)
+    upstream_retries: int = Field(default=2, ge=0, le=10)
 
     @classmethod
     def settings_customise_sources(

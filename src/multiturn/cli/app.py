@@ -12,7 +12,7 @@ import typer
 from pydantic import ValidationError
 
 from ..errors import MultiturnError
-from . import chat, conversations, models
+from . import chat, conversations, models, serve
 from .render import one_line
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("chat")(chat.chat)
+app.command("serve")(serve.serve)
 app.add_typer(conversations.app, name="conversations")
 app.add_typer(models.app, name="models")
 

@@ -1,0 +1,78 @@
+"""``create_app(settings)``: the gateway as an ASGI app.
+
+The lifespan builds the backend registry and the engine once; routers are thin and stateless.
+Nothing is stored for the stateless endpoints (the store object exists but is never touched
+by them, and no migration runs at start-up).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..backends.registry import BackendRegistry
+from ..engine import Engine
+from ..errors import InvalidInput, NotFound
+from ..settings import Settings
+from ..store.sql import SQLStore
+from . import dashscope_routes, openai_routes
+from .errors import error_response
+from .gateway import Gateway, request_id
+from .middleware import RequestContext
+from .openapi import openapi_schema
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        registry = BackendRegistry(settings)
+        store = SQLStore(settings.database_url)
+        engine = Engine(store, registry.get, default_model=settings.model)
+        app.state.gateway = Gateway(settings=settings, engine=engine, registry=registry)
+        try:
+            yield
+        finally:
+            await registry.aclose()
+            await store.close()
+
+    middleware = [Middleware(RequestContext)]
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"])
+        )
+    schema = openapi_schema()
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(schema)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        rid = request_id(request)
+        if exc.status_code == 404:
+            return error_response(request.url.path, NotFound(f"no route {request.url.path}"), rid)
+        failure = error_response(request.url.path, InvalidInput(f"method {request.method} not allowed"), rid)
+        failure.status_code = exc.status_code
+        return failure
+
+    routes = [
+        *openai_routes.routes,
+        *dashscope_routes.routes,
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers={HTTPException: http_error}
+    )
