@@ -24,7 +24,7 @@ import threading
 from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import Future
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,6 @@ from .thinking import ThinkSplitter
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_TOKENS = 1024
 CHATML = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -45,10 +44,37 @@ CHATML = (
 
 @dataclass(frozen=True, slots=True)
 class LlamaOptions:
+    """How a model file is loaded (one loaded model per file and options)."""
+
     n_ctx: int = 8192
     n_threads: int | None = None
     n_batch: int = 512
     flash_attn: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """What a request that leaves a field unset gets. Repeat penalty 1.0: llama_cpp.server's
+    1.1 makes small models repeat earlier answers verbatim."""
+
+    max_tokens: int = 1024
+    temperature: float = 0.7
+    top_p: float = 0.8
+    top_k: int = 20
+    repeat_penalty: float = 1.0
+
+    def fill(self, params: GenerationParams) -> GenerationParams:
+        return replace(
+            params,
+            max_tokens=params.max_tokens or self.max_tokens,
+            temperature=self.temperature if params.temperature is None else params.temperature,
+            top_p=self.top_p if params.top_p is None else params.top_p,
+            top_k=self.top_k if params.top_k is None else params.top_k,
+            repetition_penalty=params.repetition_penalty or self.repeat_penalty,
+        )
+
+
+DEFAULT_SAMPLING = Sampling()
 
 
 class LlamaCppBackend:
@@ -60,30 +86,41 @@ class LlamaCppBackend:
         locate: Callable[[], Path],
         options: LlamaOptions,
         *,
+        sampling: Sampling | None = None,
         context_window: int | None = None,
         description: str = "",
     ) -> None:
         self.name = name
         self._locate = locate
         self._options = options
+        self._sampling = sampling or Sampling()
         self._trained_window = context_window
         self._description = description
         self._runner: _Runner | None = None
 
     @classmethod
     def for_catalog(
-        cls, spec: catalog.ModelSpec, models_dir: Path, options: LlamaOptions, *, name: str | None = None
+        cls,
+        spec: catalog.ModelSpec,
+        models_dir: Path,
+        options: LlamaOptions,
+        *,
+        name: str | None = None,
+        sampling: Sampling | None = None,
     ) -> LlamaCppBackend:
         return cls(
             name or spec.name,
             lambda: catalog.resolve(spec, models_dir),
             options,
+            sampling=sampling,
             context_window=spec.context_window,
             description=spec.description,
         )
 
     @classmethod
-    def for_file(cls, name: str, path: Path, options: LlamaOptions) -> LlamaCppBackend:
+    def for_file(
+        cls, name: str, path: Path, options: LlamaOptions, *, sampling: Sampling | None = None
+    ) -> LlamaCppBackend:
         def locate() -> Path:
             if not path.is_file():
                 raise ModelUnavailable(f"model file {path} does not exist")
@@ -92,7 +129,7 @@ class LlamaCppBackend:
                     raise ModelUnavailable(f"{path} is not a GGUF model file")
             return path
 
-        return cls(name, locate, options, description=str(path))
+        return cls(name, locate, options, sampling=sampling, description=str(path))
 
     def info(self) -> BackendInfo:
         window = self._options.n_ctx
@@ -130,7 +167,8 @@ class LlamaCppBackend:
             except RuntimeError:  # the loop is gone: the caller left
                 cancel.set()
 
-        job = runner.submit(lambda state: _generate(state, messages, params, emit, cancel))
+        filled = self._sampling.fill(params)
+        job = runner.submit(lambda state: _generate(state, messages, filled, emit, cancel))
         try:
             while True:
                 event = await out.get()
@@ -284,7 +322,7 @@ def _generate(
         return
     llm = state.llm
     cached = _reused_prefix(list(llm._input_ids), tokens)
-    budget = min(params.max_tokens or DEFAULT_MAX_TOKENS, state.n_ctx - len(tokens))
+    budget = min(params.max_tokens or DEFAULT_SAMPLING.max_tokens, state.n_ctx - len(tokens))
     if params.seed is not None:
         llm.set_seed(params.seed)
     stops = tuple(s for s in params.stop if s)
@@ -297,11 +335,11 @@ def _generate(
     try:
         for token in llm.generate(
             tokens,
-            top_k=params.top_k if params.top_k is not None else 40,
-            top_p=params.top_p if params.top_p is not None else 0.95,
+            top_k=params.top_k if params.top_k is not None else DEFAULT_SAMPLING.top_k,
+            top_p=params.top_p if params.top_p is not None else DEFAULT_SAMPLING.top_p,
             min_p=0.0,
-            temp=params.temperature if params.temperature is not None else 0.8,
-            repeat_penalty=params.repetition_penalty or 1.0,
+            temp=params.temperature if params.temperature is not None else DEFAULT_SAMPLING.temperature,
+            repeat_penalty=params.repetition_penalty or DEFAULT_SAMPLING.repeat_penalty,
             frequency_penalty=params.frequency_penalty or 0.0,
             presence_penalty=params.presence_penalty or 0.0,
         ):

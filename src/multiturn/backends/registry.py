@@ -49,17 +49,24 @@ class BackendRegistry:
         return self._embedded(target, requested=name)
 
     def _embedded(self, name: str, *, requested: str) -> Backend:
-        from .llamacpp import LlamaCppBackend, LlamaOptions
+        from .llamacpp import LlamaCppBackend, LlamaOptions, Sampling
 
         s = self.settings
         options = LlamaOptions(n_ctx=s.n_ctx, n_threads=s.n_threads, flash_attn=s.flash_attn)
+        sampling = Sampling(
+            max_tokens=s.max_tokens,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            top_k=s.top_k,
+            repeat_penalty=s.repeat_penalty,
+        )
         if s.model_path is not None and name in ("local", s.model):
-            return LlamaCppBackend.for_file(requested, s.model_path, options)
+            return LlamaCppBackend.for_file(requested, s.model_path, options, sampling=sampling)
         try:
             spec = catalog.find(name)
         except NotFound as exc:
             raise ModelNotFound(f"Model not exist: {requested!r} is neither an alias nor a catalogue model") from exc
-        return LlamaCppBackend.for_catalog(spec, s.models_dir, options, name=requested)
+        return LlamaCppBackend.for_catalog(spec, s.models_dir, options, name=requested, sampling=sampling)
 
     def _upstream(self, name: str, alias: ModelAlias) -> Backend:
         from .upstream import UpstreamBackend
