@@ -3,17 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from ..protocols.dashscope import translate as wire
-from ..types import Accumulator, Delta, Usage
 from .errors import error_response
 from .gateway import gateway_of, request_id
-from .streaming import EventStream, prime
+from .streaming import EventStream, collect, encode, prime
 
 TEXT = "/api/v1/services/aigc/text-generation/generation"
 MULTIMODAL = "/api/v1/services/aigc/multimodal-generation/generation"
@@ -28,26 +25,12 @@ async def generation(request: Request) -> Response:
         chat, options = wire.parse_request(body, request.headers, multimodal=request.url.path == MULTIMODAL)
         deltas = await prime(gateway.engine.complete(chat))
         if not options.stream:
-            answer = Accumulator()
-            async for delta in deltas:
-                answer.add(delta)
-            payload = wire.completion_to_response(answer.completion(), request_id=rid, options=options)
+            payload = wire.completion_to_response(await collect(deltas), request_id=rid, options=options)
             return Response(payload, media_type="application/json")
     except Exception as exc:
         return error_response(request.url.path, exc, rid)
     encoder = wire.EventEncoder(request_id=rid, options=options)
-    return EventStream(_events(encoder, deltas), headers={}, media_type="text/event-stream;charset=UTF-8")
-
-
-async def _events(encoder: wire.EventEncoder, deltas: AsyncIterator[Delta]) -> AsyncIterator[bytes]:
-    try:
-        async for delta in deltas:
-            if delta.content or delta.reasoning or delta.tool_calls:
-                yield encoder.delta(delta)
-            if delta.finish_reason is not None:
-                yield encoder.finish(delta.finish_reason, delta.usage or Usage())
-    except Exception as exc:  # after the first byte, failures travel as an event:error
-        yield encoder.error(exc)
+    return EventStream(encode(encoder, deltas), headers={}, media_type="text/event-stream;charset=UTF-8")
 
 
 routes = [Route(path, generation, methods=["POST"]) for path in (TEXT, MULTIMODAL)]

@@ -3,17 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from ..protocols.openai_chat import translate as wire
-from ..types import Accumulator, Delta, Usage
 from .errors import error_response
 from .gateway import gateway_of, now, request_id
-from .streaming import EventStream, prime
+from .streaming import EventStream, collect, encode, prime
 
 JSON = "application/json"
 
@@ -26,10 +23,8 @@ async def chat_completions(request: Request) -> Response:
         chat, options = wire.parse_request(await gateway.read_body(request))
         deltas = await prime(gateway.engine.complete(chat))
         if not options.stream:
-            answer = Accumulator()
-            async for delta in deltas:
-                answer.add(delta)
-            body = wire.completion_to_response(answer.completion(), request_id=rid, model=chat.model, created=now())
+            completion = await collect(deltas)
+            body = wire.completion_to_response(completion, request_id=rid, model=chat.model, created=now())
             return Response(body, media_type=JSON)
     except Exception as exc:
         return error_response(request.url.path, exc, rid)
@@ -40,19 +35,7 @@ async def chat_completions(request: Request) -> Response:
         include_usage=options.include_usage,
         thinking=bool(chat.params.enable_thinking),
     )
-    return EventStream(_chunks(encoder, deltas), headers={})
-
-
-async def _chunks(encoder: wire.ChunkEncoder, deltas: AsyncIterator[Delta]) -> AsyncIterator[bytes]:
-    yield encoder.start()
-    try:
-        async for delta in deltas:
-            if delta.content or delta.reasoning or delta.tool_calls:
-                yield encoder.delta(delta)
-            if delta.finish_reason is not None:
-                yield encoder.finish(delta.finish_reason, delta.usage or Usage())
-    except Exception as exc:  # after the first byte, failures travel as an in-stream error event
-        yield encoder.error(exc)
+    return EventStream(encode(encoder, deltas, head=encoder.start()), headers={})
 
 
 async def models(request: Request) -> Response:

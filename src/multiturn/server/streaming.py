@@ -12,10 +12,12 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import suppress
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
+
+from ..types import Accumulator, Completion, Delta, FinishReason, Usage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -99,3 +101,34 @@ async def _chain(first: T, rest: AsyncIterator[T]) -> AsyncIterator[T]:
 async def _empty() -> AsyncIterator[T]:
     return
     yield
+
+
+class Encoder(Protocol):
+    """A protocol's per-stream renderer of deltas (``ChunkEncoder``, ``EventEncoder``)."""
+
+    def delta(self, d: Delta) -> bytes: ...
+
+    def finish(self, finish_reason: FinishReason, usage: Usage) -> bytes: ...
+
+    def error(self, exc: Exception) -> bytes: ...
+
+
+async def encode(encoder: Encoder, deltas: AsyncIterator[Delta], *, head: bytes = b"") -> AsyncIterator[bytes]:
+    """Render a stream; a failure after the first byte becomes the protocol's error event."""
+    if head:
+        yield head
+    try:
+        async for delta in deltas:
+            if delta.content or delta.reasoning or delta.tool_calls:
+                yield encoder.delta(delta)
+            if delta.finish_reason is not None:
+                yield encoder.finish(delta.finish_reason, delta.usage or Usage())
+    except Exception as exc:
+        yield encoder.error(exc)
+
+
+async def collect(deltas: AsyncIterator[Delta]) -> Completion:
+    answer = Accumulator()
+    async for delta in deltas:
+        answer.add(delta)
+    return answer.completion()
