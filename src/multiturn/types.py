@@ -183,7 +183,14 @@ class Completion:
 
 @dataclass(frozen=True, slots=True)
 class ContextReport:
-    """What the context builder did for one request: which stored items went in, which did not."""
+    """What the context builder did for one request: which stored items went in, which did not.
+
+    ``tokens_by_part`` splits ``tokens`` into ``system`` (prompt and pinned system items),
+    ``summary``, ``recalled``, ``history`` (the window's earlier rounds), ``input`` (the newest
+    round) and ``template`` (the reply's opening); ``recalled_scores`` maps each recalled item
+    id to its round's retrieval score; ``over_budget`` is set when even the newest round alone
+    does not fit (the caller reports context-too-long).
+    """
 
     policy: str
     kept: tuple[str, ...] = ()
@@ -192,6 +199,9 @@ class ContextReport:
     recalled: tuple[str, ...] = ()
     budget: int | None = None
     tokens: int = 0
+    tokens_by_part: dict[str, int] = field(default_factory=dict)
+    recalled_scores: dict[str, float] = field(default_factory=dict)
+    over_budget: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,86 @@
+"""The window policy: which newest rounds to keep, cutting rarely and in blocks.
+
+A prefix cache (llama.cpp's KV reuse, Model Studio's context cache, vLLM's prefix caching) only
+helps while the start of the prompt stays byte-identical between turns. A sliding window that
+drops one round per turn changes the start on every turn and collapses reuse to the system prompt
+(measured on the embedded model: 0.6-0.9 s to first token per turn instead of 0.11-0.17 s).
+So when the kept rounds outgrow the budget, a whole *block* goes at once, back to a low-water
+mark, and the cut then stays put until the rounds have grown by (1 - low_water) x budget again.
+
+``first_kept`` computes that cut as a pure function of the rounds' sizes: it replays the
+conversation's growth from its first round (for each turn, the earlier rounds as they are now
+plus the new round as it was then, its user message; if they exceed the budget, advance the cut
+until they fit under the low-water mark). Called on turn t and on turn t+1, it takes the same
+decisions on every step up to t, so it gives exactly the cut an incremental, stateful
+implementation would, with no state to store.
+
+Invariants (for rounds given oldest first, the last being the new input):
+- the newest round is always kept, even alone over the budget (the caller reports
+  context-too-long);
+- the kept rounds fit the budget unless only the newest remains;
+- with rounds appended (or the newest round growing, as its answer arrives), the cut never
+  moves back; when no round exceeds low_water x budget, two moves are more than
+  (1 - low_water) x budget / largest round appended rounds apart (and, with ``max_rounds``,
+  at least ``max_rounds - floor(low_water x max_rounds) + 1`` apart).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+DEFAULT_LOW_WATER = 0.6
+"""After a block drop the kept rounds hold at most 60 % of the budget: measured on the embedded
+model, keeping 6 rounds and dropping back to 3 (one slow turn, then prefix reuse returns) cost
+558 evaluated tokens over 10 turns against 1,510 for a one-round-per-turn window."""
+
+
+def first_kept(
+    round_tokens: Sequence[int],
+    budget: int,
+    *,
+    low_water: float = DEFAULT_LOW_WATER,
+    max_rounds: int | None = None,
+    input_tokens: Sequence[int] | None = None,
+) -> int:
+    """The index of the oldest round to keep.
+
+    Args:
+        round_tokens: each round's tokens as it is now, oldest first; the last is the new input.
+        budget: tokens the kept rounds may take (negative counts as 0).
+        low_water: after a drop, the kept rounds hold at most ``low_water x budget`` tokens
+            (and at most ``floor(low_water x max_rounds)`` earlier rounds); in (0, 1]. 1.0 is
+            the naive sliding window.
+        max_rounds: at most this many rounds besides the newest ("the last N rounds").
+        input_tokens: each round's tokens when it was the new input (its user message, before
+            the answer), so the replay takes the same decisions the earlier turns took; default:
+            ``round_tokens`` (rounds arrive whole). Only the rounds before the last are read.
+
+    Returns:
+        ``i`` such that ``round_tokens[i:]`` are the kept rounds; ``len - 1`` at most
+        (0 for no rounds).
+
+    Raises:
+        ValueError: ``low_water`` outside (0, 1], a negative ``max_rounds``, or
+            ``input_tokens`` of another length.
+    """
+    if not 0 < low_water <= 1:
+        raise ValueError(f"low_water must be in (0, 1], not {low_water}")
+    if max_rounds is not None and max_rounds < 0:
+        raise ValueError(f"max_rounds must be >= 0, not {max_rounds}")
+    if input_tokens is not None and len(input_tokens) != len(round_tokens):
+        raise ValueError("input_tokens and round_tokens differ in length")
+    arriving = round_tokens if input_tokens is None else [*input_tokens[:-1], *round_tokens[-1:]]
+    budget = max(0, budget)
+    low_tokens = low_water * budget
+    low_rounds = math.floor(low_water * max_rounds) if max_rounds is not None else 0
+    cut = earlier = 0  # earlier: tokens of the kept rounds before ``end``, as they are now
+    for end, tokens in enumerate(arriving):
+        kept = earlier + tokens
+        if kept > budget or (max_rounds is not None and end - cut > max_rounds):
+            while cut < end and (kept > low_tokens or (max_rounds is not None and end - cut > low_rounds)):
+                kept -= round_tokens[cut]
+                earlier -= round_tokens[cut]
+                cut += 1
+        earlier += round_tokens[end]
+    return cut

@@ -1,0 +1,386 @@
+"""``multiturn.context.plan.plan_context``: every policy's invariants as properties, the cache
+property over a growing conversation, and the composition (summary, recalled, media, pinned)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import asdict, replace
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from multiturn.context.plan import PRESETS, Policy, build_messages, plan_context, preset
+from multiturn.context.retrieval import RECALLED_HEADER, Recalled
+from multiturn.context.rounds import split_rounds
+from multiturn.context.summary import SUMMARY_PREFIX, Summary
+from multiturn.errors import InvalidInput
+from multiturn.records import ItemRecord
+from multiturn.tokens import REPLY_PRIMER, Calibration, EstimateTokenizer, QwenTokenizer, message_tokens
+from multiturn.types import ContextReport, ImagePart, Message, TextPart
+
+from .paths import PNG_280, PathBuilder, conversations
+
+TOKENIZER = EstimateTokenizer()
+SYSTEM = "You are a helpful travel assistant."
+
+policies = st.builds(
+    Policy,
+    name=st.sampled_from(["full", "window", "summary", "retrieval", "auto"]),
+    budget=st.none() | st.integers(0, 2000),
+    recent_share=st.sampled_from([0.4, 0.6, 1.0]),
+    low_water=st.sampled_from([0.3, 0.6, 1.0]),
+    max_rounds=st.none() | st.integers(0, 8),
+    keep_images_rounds=st.none() | st.integers(1, 4),
+    replay_reasoning=st.booleans(),
+)
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> tuple[list[ItemRecord], Policy, int, int, Summary | None, list[Recalled]]:
+    path = draw(conversations())
+    policy = draw(st.sampled_from(list(PRESETS.values())) | policies)
+    window_tokens = draw(st.integers(0, 4000))
+    reserved = draw(st.integers(0, 300))
+    summary = None
+    if draw(st.booleans()):
+        through = draw(st.sampled_from(path))
+        summary = Summary(text=draw(st.text(max_size=200)), through_item_id=through.id)
+    recalled = []
+    for r in split_rounds(path):
+        if draw(st.booleans()):
+            recalled.append(Recalled(r.ids, draw(st.floats(0, 10))))
+    return path, policy, window_tokens, reserved, summary, recalled
+
+
+def _plan(
+    path: Sequence[ItemRecord],
+    policy: Policy,
+    window_tokens: int = 100_000,
+    reserved: int = 0,
+    summary: Summary | None = None,
+    recalled: Sequence[Recalled] = (),
+    system: str | None = SYSTEM,
+) -> tuple[list[Message], ContextReport]:
+    return plan_context(
+        system,
+        path,
+        policy=policy,
+        window_tokens=window_tokens,
+        reserved_output=reserved,
+        tokenizer=TOKENIZER,
+        summary=summary,
+        recalled=recalled,
+    )
+
+
+def _newest_round_ids(path: Sequence[ItemRecord]) -> list[str]:
+    return list(split_rounds(path)[-1].ids)
+
+
+# -- the invariants, for every policy -----------------------------------------------------------
+
+
+@given(requests())
+def test_invariants(request: tuple[list[ItemRecord], Policy, int, int, Summary | None, list[Recalled]]) -> None:
+    path, policy, window_tokens, reserved, summary, recalled = request
+    messages, report = _plan(path, policy, window_tokens, reserved, summary, recalled)
+
+    # Deterministic for the same inputs.
+    assert (messages, report) == _plan(path, policy, window_tokens, reserved, summary, recalled)
+
+    # System first.
+    assert messages[0] == Message.of("system", SYSTEM)
+
+    # The reported tokens are what the messages cost.
+    assert report.tokens == sum(message_tokens(m, TOKENIZER) for m in messages) + REPLY_PRIMER
+    assert report.tokens == sum(report.tokens_by_part.values())
+    budget = min(window_tokens - reserved, policy.budget if policy.budget is not None else window_tokens)
+    assert report.budget == max(0, budget)
+
+    # Never over budget, unless only the newest round (and what is always kept) remains.
+    newest = _newest_round_ids(path)
+    history = [i for i in report.kept if i not in newest and path[int(i[1:])].role != "system"]
+    if report.over_budget:
+        assert policy.name == "full" or (not history and not report.recalled)
+    else:
+        assert report.tokens <= report.budget
+
+    # Newest input last: every usable item of the newest round is sent, at the end.
+    newest_kept = [i for i in newest if i in report.kept]
+    assert list(report.kept[len(report.kept) - len(newest_kept) :]) == newest_kept
+    assert newest_kept, "the new input is always sent"
+    if newest_kept and path[int(newest_kept[-1][1:])].role == "user":
+        assert messages[-1].role == "user"
+
+    # Every item is accounted for exactly once (summarized and recalled may overlap).
+    ids = [item.id for item in path]
+    assert set(report.kept) | set(report.dropped) | set(report.summarized) | set(report.recalled) == set(ids)
+    assert not set(report.kept) & set(report.dropped)
+    assert not set(report.kept) & set(report.recalled)
+    assert list(report.kept) == [i for i in ids if i in report.kept]  # in path order
+    assert list(report.recalled) == [i for i in ids if i in report.recalled]  # chronological
+
+    # Tool calls and their results travel together.
+    calls: set[str] = set()
+    answered: set[str] = set()
+    for message in messages:
+        calls.update(call.id for call in message.tool_calls)
+        if message.role == "tool":
+            assert message.tool_call_id in calls
+            answered.add(message.tool_call_id)
+    assert calls == answered
+
+    # No reasoning replayed unless the policy asks.
+    if not policy.replay_reasoning:
+        assert all(m.reasoning is None for m in messages)
+
+    # The report is JSON, as the engine stores it.
+    assert orjson.loads(orjson.dumps(asdict(report)))["policy"] == policy.name
+
+
+@given(path=conversations(), window_tokens=st.integers(50, 3000))
+def test_never_over_budget_with_qwen_counts(qwen: QwenTokenizer, path: list[ItemRecord], window_tokens: int) -> None:
+    for name in ("window", "summary", "retrieval", "auto"):
+        messages, report = plan_context(
+            SYSTEM, path, policy=PRESETS[name], window_tokens=window_tokens, reserved_output=0, tokenizer=qwen
+        )
+        assert report.tokens == sum(message_tokens(m, qwen) for m in messages) + REPLY_PRIMER
+        assert report.tokens <= window_tokens or report.over_budget
+
+
+# -- the cache property -------------------------------------------------------------------------
+
+
+@st.composite
+def growing(draw: st.DrawFn) -> tuple[list[tuple[str, str]], int]:
+    turns = draw(st.lists(st.tuples(st.text(max_size=60), st.text(max_size=120)), min_size=1, max_size=60))
+    return turns, draw(st.integers(1000, 4000))
+
+
+@pytest.mark.parametrize("name", ["window", "summary"])
+@given(conversation=growing())
+def test_the_prefix_stays_identical_between_block_drops(
+    name: str, conversation: tuple[list[tuple[str, str]], int]
+) -> None:
+    turns, window_tokens = conversation
+    policy = PRESETS[name]
+    summary = Summary("The user plans a trip to Paris in May.", through_item_id="i1")
+    builder = PathBuilder()
+    builder.round("Plan a trip to Paris.", "Gladly: when?")
+    previous: list[Message] | None = None
+    breaks: list[int] = []
+    largest = window_budget = 0
+    for t, (question, answer) in enumerate(turns):
+        builder.add("user", question)
+        messages, report = _plan(builder.items, policy, window_tokens, summary=summary)
+        assert not report.over_budget
+        if previous is not None and messages[: len(previous)] != previous:
+            breaks.append(t)
+        previous = messages
+        parts = report.tokens_by_part
+        window_budget = window_tokens - parts["system"] - parts["summary"] - parts["template"]
+        builder.add("assistant", answer)
+        largest = max(largest, sum(message_tokens(item.to_message(), TOKENIZER) for item in builder.items[-2:]))
+    # The prefix changes only at a block drop, and then the rounds must grow by more than
+    # (1 - low_water) x the window's budget before the next one.
+    assert largest <= policy.low_water * window_budget
+    gap = int((1 - policy.low_water) * window_budget / largest)
+    assert all(b - a >= gap for a, b in itertools.pairwise(breaks))
+
+
+def test_a_long_conversation_breaks_its_prefix_rarely() -> None:
+    builder = PathBuilder()
+    previous: list[Message] | None = None
+    breaks = 0
+    for t in range(150):
+        builder.add("user", f"Question {t}: what about day {t} of the trip? " * 3)
+        messages, report = _plan(builder.items, PRESETS["window"], window_tokens=2000)
+        assert report.tokens <= 2000
+        breaks += previous is not None and messages[: len(previous)] != previous
+        previous = messages
+        builder.add("assistant", f"On day {t} you could visit a museum and a park. " * 4)
+    naive = 0
+    previous = None
+    for n in range(2, len(builder.items) + 1, 2):  # the same turns under a one-round sliding window
+        messages, _ = _plan(builder.items[: n - 1], replace(PRESETS["window"], low_water=1.0), window_tokens=2000)
+        naive += previous is not None and messages[: len(previous)] != previous
+        previous = messages
+    assert breaks <= 150 // 8
+    assert naive > 100
+
+
+# -- composition --------------------------------------------------------------------------------
+
+
+def test_full_matches_build_messages() -> None:
+    builder = PathBuilder()
+    builder.round("hi", "hello", reasoning="greet back")
+    builder.round("2+2?", None)
+    builder.add("assistant", None, status="failed")
+    builder.add("user", "again?")
+    messages, report = _plan(builder.items, PRESETS["full"])
+    expected, old = build_messages(SYSTEM, builder.items)
+    assert messages == expected
+    assert (report.kept, report.dropped) == (old.kept, old.dropped)
+
+
+def test_full_never_drops_but_reports_the_overflow() -> None:
+    builder = PathBuilder()
+    for i in range(10):
+        builder.round(f"question {i} " * 20, f"answer {i} " * 20)
+    builder.add("user", "last")
+    _, report = _plan(builder.items, PRESETS["full"], window_tokens=300)
+    assert report.dropped == () and report.over_budget
+
+
+def test_budget_is_the_smaller_of_policy_and_window() -> None:
+    builder = PathBuilder()
+    builder.add("user", "hi")
+    assert _plan(builder.items, replace(PRESETS["window"], budget=500), 8192, 1024)[1].budget == 500
+    assert _plan(builder.items, replace(PRESETS["window"], budget=50_000), 8192, 1024)[1].budget == 7168
+    assert _plan(builder.items, PRESETS["window"], 100, 1024)[1].budget == 0
+
+
+def test_the_newest_round_alone_over_budget_is_reported() -> None:
+    builder = PathBuilder()
+    builder.round("short", "reply")
+    builder.add("user", "very long " * 500)
+    messages, report = _plan(builder.items, PRESETS["window"], window_tokens=200)
+    assert report.over_budget
+    assert report.kept == ("i2",) and report.dropped == ("i0", "i1")
+    assert [m.role for m in messages] == ["system", "user"]
+
+
+def test_summary_sits_after_the_system_prompt_and_replaces_what_it_covers() -> None:
+    builder = PathBuilder()
+    for i in range(4):
+        builder.round(f"q{i}", f"a{i}")
+    builder.add("user", "q4")
+    summary = Summary("q0..q1 were about Paris.", through_item_id="i3")
+    messages, report = _plan(builder.items, PRESETS["summary"], summary=summary)
+    assert messages[1] == Message.of("system", SUMMARY_PREFIX + summary.text)
+    assert [m.text for m in messages[2:]] == ["q2", "a2", "q3", "a3", "q4"]
+    assert report.summarized == ("i0", "i1", "i2", "i3")
+    assert report.tokens_by_part["summary"] == message_tokens(messages[1], TOKENIZER)
+    # The window policy ignores summaries; so does every policy for another branch's summary.
+    assert _plan(builder.items, PRESETS["window"], summary=summary)[1].summarized == ()
+    other = Summary("elsewhere", through_item_id="not-on-this-path")
+    assert _plan(builder.items, PRESETS["auto"], summary=other)[1].summarized == ()
+
+
+def test_recalled_rounds_are_chronological_marked_and_within_budget() -> None:
+    builder = PathBuilder()
+    for i in range(12):
+        builder.round(f"question {i} " * 10, f"answer {i} " * 10)
+    builder.add("user", "what did you say about question 2?")
+    recalled = [
+        Recalled(("i6", "i7"), score=0.9),
+        Recalled(("i4", "i5"), score=2.5),
+        Recalled(("i22", "i23"), score=9.0),  # in the window already: skipped
+        Recalled(("nope",), score=9.0),  # not on this path: skipped
+    ]
+    messages, report = _plan(builder.items, PRESETS["retrieval"], window_tokens=700, recalled=recalled)
+    assert report.recalled == ("i4", "i5", "i6", "i7")
+    assert report.recalled_scores == {"i4": 2.5, "i5": 2.5, "i6": 0.9, "i7": 0.9}
+    block = messages[1]
+    assert block.role == "system" and block.text.startswith(RECALLED_HEADER)
+    assert block.text.index("question 2") < block.text.index("question 3")
+    assert "user: question 2" in block.text and "assistant: answer 3" in block.text
+    assert report.budget is not None and report.tokens <= report.budget
+    # With little room only the best-scored round is recalled.
+    _, tight = _plan(builder.items, replace(PRESETS["retrieval"], budget=230), recalled=recalled)
+    assert tight.recalled == ("i4", "i5")
+    # The window policy never recalls.
+    assert _plan(builder.items, PRESETS["window"], window_tokens=700, recalled=recalled)[1].recalled == ()
+
+
+def test_recalled_text_given_by_the_retriever_is_used_verbatim() -> None:
+    builder = PathBuilder()
+    for i in range(6):
+        builder.round(f"question {i} " * 30, f"answer {i} " * 30)
+    builder.add("user", "and?")
+    recalled = [Recalled(("i0", "i1"), 1.0, text="user: question 0 (abridged)")]
+    messages, report = _plan(builder.items, PRESETS["auto"], window_tokens=500, recalled=recalled)
+    assert report.recalled == ("i0", "i1")
+    assert messages[1].text == RECALLED_HEADER + "\n\nuser: question 0 (abridged)"
+
+
+def test_old_images_become_placeholders_in_steps() -> None:
+    policy = replace(PRESETS["window"], keep_images_rounds=2)
+    builder = PathBuilder()
+    omitted: list[int] = []
+    for t in range(7):
+        builder.add("user", content=(ImagePart(PNG_280), TextPart(f"picture {t}")))
+        messages, _ = _plan(builder.items, policy)
+        users = [m for m in messages if m.role == "user"]
+        assert isinstance(users[-1].content[0], ImagePart)  # the newest input keeps its image
+        assert isinstance(users[-2].content[0], ImagePart) if len(users) > 1 else True
+        omitted.append(sum(m.content[0] == TextPart("[image omitted]") for m in users))
+        builder.add("assistant", "a picture")
+    assert omitted == [0, 0, 0, 2, 2, 4, 4]  # moves every 2 turns, never one round per turn
+
+
+def test_system_items_before_the_first_user_are_pinned() -> None:
+    builder = PathBuilder()
+    builder.add("system", "Answer in French.")
+    builder.add("assistant", "Bonjour!")
+    for i in range(10):
+        builder.round(f"q{i} " * 30, f"a{i} " * 30)
+    builder.add("user", "fin")
+    messages, report = _plan(builder.items, PRESETS["window"], window_tokens=400)
+    assert messages[:2] == [Message.of("system", SYSTEM), Message.of("system", "Answer in French.")]
+    assert report.kept[0] == "i0" and "i1" in report.dropped
+
+
+def test_max_rounds_keeps_the_last_n_rounds_in_blocks() -> None:
+    builder = PathBuilder()
+    sent = []
+    for t in range(10):
+        builder.add("user", f"q{t}")
+        messages, _ = _plan(builder.items, replace(PRESETS["window"], max_rounds=6))
+        sent.append(sum(m.role == "user" for m in messages) - 1)
+        builder.add("assistant", f"a{t}")
+    assert sent == [0, 1, 2, 3, 4, 5, 6, 3, 4, 5]
+
+
+def test_calibration_scales_every_count() -> None:
+    builder = PathBuilder()
+    builder.round("hello there", "hi")
+    builder.add("user", "how are you?")
+    _, plain = _plan(builder.items, PRESETS["window"])
+    _, scaled = plan_context(
+        SYSTEM,
+        builder.items,
+        policy=PRESETS["window"],
+        window_tokens=100_000,
+        reserved_output=0,
+        tokenizer=TOKENIZER,
+        calibration=Calibration(40),
+    )
+    assert scaled.tokens == 2 * (plain.tokens - REPLY_PRIMER) + REPLY_PRIMER
+
+
+def test_policies_are_validated_and_presets_named() -> None:
+    assert set(PRESETS) == {"full", "window", "summary", "retrieval", "auto"}
+    assert preset("auto").recent_share == 0.6 and preset("window").recent_share == 1.0
+    with pytest.raises(InvalidInput, match="unknown context policy"):
+        preset("everything")
+    for bad in (
+        {"name": "nope"},
+        {"budget": -1},
+        {"recent_share": 0},
+        {"low_water": 1.5},
+        {"max_rounds": -2},
+        {"keep_images_rounds": 0},
+    ):
+        with pytest.raises(InvalidInput, match="invalid context policy"):
+            Policy(**bad)
+
+
+def test_an_empty_path_is_just_the_system_prompt() -> None:
+    messages, report = _plan([], PRESETS["auto"])
+    assert messages == [Message.of("system", SYSTEM)]
+    assert report.kept == () and report.tokens_by_part["input"] == 0
