@@ -12,6 +12,7 @@ from typing import Any
 
 from .backends.base import Backend
 from .backends.registry import BackendRegistry
+from .context.plan import preset
 from .engine import Engine
 from .errors import MultiturnError
 from .records import ConversationRecord, ItemRecord
@@ -27,8 +28,18 @@ class AsyncClient:
         self.settings = settings or Settings()
         self.store = SQLStore(self.settings.database_url)
         self.backends = backends or BackendRegistry(self.settings)
-        self.engine = Engine(self.store, self.backends.get, default_model=self.settings.model)
+        self.engine = Engine(
+            self.store,
+            self.backends.get,
+            default_model=self.settings.model,
+            default_policy=self.settings.context_policy,
+            policy_for_model=self._alias_policy,
+        )
         self._migrated = False
+
+    def _alias_policy(self, model: str) -> str | None:
+        alias = self.settings.models.get(model)
+        return alias.policy if alias else None
 
     async def open(self) -> AsyncClient:
         """Apply pending migrations; idempotent."""
@@ -120,19 +131,22 @@ class AsyncConversation:
     async def record(self) -> ConversationRecord:
         return await self._engine.get(self.id)
 
-    async def send(self, content: str | Sequence[Part], **params: Any) -> Reply:
-        """Send a user message and wait for the whole reply."""
-        return await _last(self._engine.send(self.id, text_parts(content), self.client.params(**params)))
+    async def send(self, content: str | Sequence[Part], *, policy: str | None = None, **params: Any) -> Reply:
+        """Send a user message and wait for the whole reply. ``policy`` names a context preset
+        for this turn (``full``, ``window``, ``summary``, ``retrieval``, ``auto``)."""
+        return await _last(self.stream(content, policy=policy, **params))
 
-    def stream(self, content: str | Sequence[Part], **params: Any) -> AsyncGenerator[Delta | Reply, None]:
+    def stream(
+        self, content: str | Sequence[Part], *, policy: str | None = None, **params: Any
+    ) -> AsyncGenerator[Delta | Reply, None]:
         """Send a user message; yields ``Delta`` values, then the final ``Reply``."""
-        return self._engine.send(self.id, text_parts(content), self.client.params(**params))
+        return self._engine.send(self.id, text_parts(content), self.client.params(**params), policy=policy)
 
-    async def retry(self, **params: Any) -> Reply:
-        return await _last(self._engine.retry(self.id, self.client.params(**params)))
+    async def retry(self, *, policy: str | None = None, **params: Any) -> Reply:
+        return await _last(self.stream_retry(policy=policy, **params))
 
-    def stream_retry(self, **params: Any) -> AsyncGenerator[Delta | Reply, None]:
-        return self._engine.retry(self.id, self.client.params(**params))
+    def stream_retry(self, *, policy: str | None = None, **params: Any) -> AsyncGenerator[Delta | Reply, None]:
+        return self._engine.retry(self.id, self.client.params(**params), policy=policy)
 
     async def undo(self) -> list[ItemRecord]:
         return await self._engine.undo(self.id)
@@ -146,6 +160,15 @@ class AsyncConversation:
 
     async def set_system(self, text: str | None) -> None:
         await self._engine.update(self.id, system_prompt=text)
+
+    async def set_policy(self, policy: str | None) -> None:
+        """Use this context preset for the conversation's next turns (None: the default)."""
+        record = await self.record()
+        metadata = {k: v for k, v in record.metadata.items() if k != "policy"}
+        if policy is not None:
+            preset(policy)  # unknown names fail before anything changes
+            metadata["policy"] = policy
+        await self._engine.update(self.id, metadata=metadata)
 
     async def set_model(self, model: str | None) -> None:
         if model is not None:

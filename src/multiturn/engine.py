@@ -21,10 +21,11 @@ from dataclasses import asdict
 from typing import Any
 
 from .backends.base import Backend, BackendInfo
-from .context.plan import build_messages
-from .errors import InvalidInput, MultiturnError, NotFound, UnsupportedContent
+from .context.plan import plan_context, preset
+from .errors import ContextTooLong, InvalidInput, MissingDependency, MultiturnError, NotFound, UnsupportedContent
 from .records import ConversationRecord, ItemRecord, NewItem
 from .store.base import DEFAULT_TENANT, Store
+from .tokens import EstimateTokenizer, QwenTokenizer, Tokenizer
 from .types import (
     Accumulator,
     AudioPart,
@@ -53,11 +54,17 @@ class Engine:
         *,
         default_model: str,
         tenant_id: str = DEFAULT_TENANT,
+        default_policy: str = "window",
+        policy_for_model: Callable[[str], str | None] = lambda model: None,
+        tokenizer: Tokenizer | None = None,
     ) -> None:
         self.store = store
         self._backend_for = backend_for
         self.default_model = default_model
         self.tenant_id = tenant_id
+        self.default_policy = default_policy
+        self._policy_for_model = policy_for_model
+        self._tokenizer = tokenizer
 
     # -- conversations -----------------------------------------------------------------------
 
@@ -120,13 +127,17 @@ class Engine:
     # -- turns -------------------------------------------------------------------------------
 
     async def send(
-        self, conversation_id: str, content: Sequence[Part], params: GenerationParams
+        self, conversation_id: str, content: Sequence[Part], params: GenerationParams, *, policy: str | None = None
     ) -> AsyncGenerator[Delta | Reply, None]:
-        """Append the user's ``content`` and stream the reply: deltas, then one ``Reply``."""
+        """Append the user's ``content`` and stream the reply: deltas, then one ``Reply``.
+
+        ``policy`` (a preset name) overrides the conversation's, the model's and the default.
+        """
         if not _has_input(content):
             raise InvalidInput("the message is empty")
         conversation = await self.get(conversation_id)
         model, backend = self._backend(conversation)
+        policy = self.policy_name(conversation, model, policy)
         await backend.prepare()
         token_count = await backend.count_tokens(_text(content))
         user = await self.store.append(
@@ -137,11 +148,13 @@ class Engine:
         )
         if conversation.title is None:
             conversation = await self.update(conversation_id, title=_title(content))
-        async with aclosing(self._generate(conversation, user, model, backend, params)) as events:
+        async with aclosing(self._generate(conversation, user, model, backend, params, policy)) as events:
             async for event in events:
                 yield event
 
-    async def retry(self, conversation_id: str, params: GenerationParams) -> AsyncGenerator[Delta | Reply, None]:
+    async def retry(
+        self, conversation_id: str, params: GenerationParams, *, policy: str | None = None
+    ) -> AsyncGenerator[Delta | Reply, None]:
         """Answer the last user item again; the new answer becomes a sibling of the old one."""
         path = await self.history(conversation_id)
         user = next((item for item in reversed(path) if item.role == "user"), None)
@@ -149,8 +162,9 @@ class Engine:
             raise InvalidInput("nothing to retry: the conversation has no user message")
         conversation = await self.get(conversation_id)
         model, backend = self._backend(conversation)
+        policy = self.policy_name(conversation, model, policy)
         await backend.prepare()
-        async with aclosing(self._generate(conversation, user, model, backend, params)) as events:
+        async with aclosing(self._generate(conversation, user, model, backend, params, policy)) as events:
             async for event in events:
                 yield event
 
@@ -165,14 +179,30 @@ class Engine:
         model: str,
         backend: Backend,
         params: GenerationParams,
+        policy: str | None,
     ) -> AsyncGenerator[Delta | Reply, None]:
         path = await self.store.path(conversation.id, user.id, tenant_id=self.tenant_id)
-        messages, report = build_messages(conversation.system_prompt, path)
+        info = backend.info()
+        messages, report = plan_context(
+            conversation.system_prompt,
+            path,
+            policy=preset(policy or self.default_policy),
+            window_tokens=info.context_window,
+            reserved_output=min(params.max_tokens or info.max_output_tokens, info.context_window // 2),
+            tokenizer=self._tokens(),
+        )
         answer = Accumulator()
         status: Status = "incomplete"
         completed = False
         error: BaseException | None = None
         try:
+            if report.over_budget:
+                raise ContextTooLong(
+                    f"Range of input length should be [1, {report.budget}]: the newest message alone "
+                    f"needs {report.tokens} tokens",
+                    prompt_tokens=report.tokens,
+                    limit=report.budget or 0,
+                )
             async with aclosing(backend.generate(messages, params)) as deltas:
                 async for delta in deltas:
                     answer.add(delta)
@@ -217,6 +247,23 @@ class Engine:
             model=model,
             tool_calls=result.tool_calls,
         )
+
+    def policy_name(self, conversation: ConversationRecord, model: str, requested: str | None = None) -> str:
+        """The preset a turn uses: the request's, else the conversation's, the model's, the default."""
+        chosen = requested or conversation.metadata.get("policy") or self._policy_for_model(model)
+        name = chosen or self.default_policy
+        preset(name)  # unknown names fail here, as InvalidInput
+        return name
+
+    def _tokens(self) -> Tokenizer:
+        if self._tokenizer is None:
+            try:
+                self._tokenizer = QwenTokenizer()
+                self._tokenizer.count("")
+            except MissingDependency:
+                log.info("the qwen extra is not installed: estimating token counts")
+                self._tokenizer = EstimateTokenizer()
+        return self._tokenizer
 
     # -- stateless ---------------------------------------------------------------------------
 

@@ -47,6 +47,7 @@ class ModelAlias(BaseModel):
     capabilities: list[str] = Field(default_factory=lambda: ["text"])
     context_window: int | None = None
     max_output_tokens: int | None = None
+    policy: str | None = Field(default=None, description="context policy preset for this model")
 
 
 def default_aliases() -> dict[str, ModelAlias]:
@@ -74,6 +75,9 @@ class Settings(BaseSettings):
     top_k: int = Field(default=20, ge=0)
     repeat_penalty: float = Field(default=1.0, gt=0.0)
     system_prompt: str | None = None
+    context_policy: str = Field(
+        default="window", description="context policy preset: full, window, summary, retrieval, auto"
+    )
 
     models: dict[str, ModelAlias] = Field(default_factory=default_aliases)
     host: str = "127.0.0.1"

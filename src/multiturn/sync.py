@@ -120,17 +120,19 @@ class Conversation:
     def record(self) -> ConversationRecord:
         return self._run(self.aio.record())
 
-    def send(self, content: str | Sequence[Part], **params: Any) -> Reply:
-        return self._run(self.aio.send(content, **params))
+    def send(self, content: str | Sequence[Part], *, policy: str | None = None, **params: Any) -> Reply:
+        return self._run(self.aio.send(content, policy=policy, **params))
 
-    def stream(self, content: str | Sequence[Part], **params: Any) -> Iterator[Delta | Reply]:
-        return self.client._loop.iterate(self.aio.stream(content, **params))
+    def stream(
+        self, content: str | Sequence[Part], *, policy: str | None = None, **params: Any
+    ) -> Iterator[Delta | Reply]:
+        return self.client._loop.iterate(self.aio.stream(content, policy=policy, **params))
 
-    def retry(self, **params: Any) -> Reply:
-        return self._run(self.aio.retry(**params))
+    def retry(self, *, policy: str | None = None, **params: Any) -> Reply:
+        return self._run(self.aio.retry(policy=policy, **params))
 
-    def stream_retry(self, **params: Any) -> Iterator[Delta | Reply]:
-        return self.client._loop.iterate(self.aio.stream_retry(**params))
+    def stream_retry(self, *, policy: str | None = None, **params: Any) -> Iterator[Delta | Reply]:
+        return self.client._loop.iterate(self.aio.stream_retry(policy=policy, **params))
 
     def undo(self) -> list[ItemRecord]:
         return self._run(self.aio.undo())
@@ -143,6 +145,9 @@ class Conversation:
 
     def set_system(self, text: str | None) -> None:
         self._run(self.aio.set_system(text))
+
+    def set_policy(self, policy: str | None) -> None:
+        self._run(self.aio.set_policy(policy))
 
     def set_model(self, model: str | None) -> None:
         self._run(self.aio.set_model(model))

@@ -6,6 +6,7 @@ fixed so that reasoning, failures and interruptions can be produced on purpose.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 
@@ -127,3 +128,67 @@ async def test_empty_input_is_refused_before_anything_is_written(sqlite_store: S
         with pytest.raises(InvalidInput):
             await _turn(engine, conversation.id, text)
     assert await sqlite_store.items(conversation.id) == []
+
+
+class SmallWindowBackend(ScriptedBackend):
+    def __init__(self, window: int, *replies: str) -> None:
+        super().__init__(*replies)
+        self.window = window
+
+    def info(self) -> BackendInfo:
+        return BackendInfo(name="small", context_window=self.window, max_output_tokens=64)
+
+
+async def test_the_window_policy_drops_old_rounds_in_blocks_and_reports_them(sqlite_store: SQLStore) -> None:
+    backend = SmallWindowBackend(400, *(f"answer number {n} " * 6 for n in range(12)))
+    engine = Engine(sqlite_store, lambda name: backend, default_model="s", default_policy="window")
+    conversation = await engine.create(system_prompt="Be brief.")
+    params = GenerationParams(max_tokens=64)
+    for n in range(12):
+        [e async for e in engine.send(conversation.id, (TextPart(f"question number {n} " * 6),), params)]
+
+    first_kept = []
+    for request in backend.requests:
+        assert request[0].role == "system" and request[-1].role == "user"
+        first_kept.append(next(m.text for m in request if m.role == "user"))
+    assert backend.requests[-1][-1].text.startswith("question number 11")
+    assert first_kept[0].startswith("question number 0")
+    assert not first_kept[-1].startswith("question number 0")  # old rounds went
+    drops = sum(1 for a, b in itertools.pairwise(first_kept) if a != b)
+    assert 1 <= drops < len(first_kept) // 2  # in blocks, not one round per turn
+
+    last = (await engine.history(conversation.id))[-1]
+    assert last.context_report is not None
+    assert last.context_report["policy"] == "window"
+    assert last.context_report["dropped"]
+    assert last.context_report["tokens"] <= last.context_report["budget"]
+
+
+async def test_the_full_policy_keeps_everything(sqlite_store: SQLStore) -> None:
+    backend = SmallWindowBackend(100_000, *("ok" for _ in range(5)))
+    engine = Engine(sqlite_store, lambda name: backend, default_model="s", default_policy="full")
+    conversation = await engine.create()
+    for n in range(5):
+        [e async for e in engine.send(conversation.id, (TextPart(f"q{n}"),), GenerationParams())]
+    assert len(backend.requests[-1]) == 9
+
+
+async def test_a_message_larger_than_the_window_fails_the_turn_clearly(sqlite_store: SQLStore) -> None:
+    from multiturn.errors import ContextTooLong
+
+    backend = SmallWindowBackend(200, "never")
+    engine = Engine(sqlite_store, lambda name: backend, default_model="s")
+    conversation = await engine.create()
+    with pytest.raises(ContextTooLong, match="Range of input length"):
+        [e async for e in engine.send(conversation.id, (TextPart("word " * 500),), GenerationParams(max_tokens=16))]
+    assert backend.requests == []
+    path = await engine.history(conversation.id)
+    assert [(i.role, i.status) for i in path] == [("user", "completed"), ("assistant", "failed")]
+
+
+async def test_an_unknown_policy_is_refused(sqlite_store: SQLStore) -> None:
+    engine = Engine(sqlite_store, lambda name: ScriptedBackend("x"), default_model="s")
+    conversation = await engine.create()
+    with pytest.raises(InvalidInput):
+        [e async for e in engine.send(conversation.id, (TextPart("hi"),), GenerationParams(), policy="nonsense")]
+    assert await sqlite_store.items(conversation.id) == []  # refused before anything was written

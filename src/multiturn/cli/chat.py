@@ -149,6 +149,17 @@ class _Session:
                 self.err.print("[dim]system prompt set[/dim]")
             else:
                 self.out.print((await conversation.record()).system_prompt or "(none)", markup=False)
+        elif name == "/policy":
+            if arg:
+                await conversation.set_policy(arg)
+                self.err.print(f"[dim]context policy set to {arg}[/dim]")
+            else:
+                record = await conversation.record()
+                model = record.model or self.settings.model
+                self.out.print(client.engine.policy_name(record, model), markup=False)
+        elif name == "/context":
+            answers = [item for item in await conversation.history() if item.role == "assistant"]
+            self.out.print(render.context_report(answers[-1].context_report if answers else None))
         elif name == "/model":
             if arg:
                 await conversation.set_model(arg)

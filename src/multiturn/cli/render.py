@@ -22,6 +22,8 @@ HELP = """\
 /fork            continue in a copy of this conversation
 /system [TEXT]   show or set the system prompt
 /model [NAME]    show or set the model
+/policy [NAME]   show or set the context policy (full, window, summary, retrieval, auto)
+/context         what the last answer's request contained: kept, dropped, tokens, budget
 /help            this help
 /exit            leave (Ctrl-D works too)
 Ctrl-C stops a generation; what was generated is kept."""
@@ -94,3 +96,26 @@ def models_table(models_dir_pulled: Sequence[tuple[catalog.ModelSpec, bool]], de
 
 def one_line(message: str) -> str:
     return " ".join(message.split())
+
+
+def context_report(report: dict[str, object] | None) -> Text:
+    """The stored ContextReport of an answer, in a few lines."""
+    if not report:
+        return Text("no context report yet: send a message first", style="dim")
+    out = Text()
+
+    def count(key: str) -> int:
+        value = report.get(key)
+        return len(value) if isinstance(value, list | tuple | dict) else 0
+
+    out.append(f"policy {report.get('policy')} · {report.get('tokens')} tokens of a {report.get('budget')} budget\n")
+    out.append(
+        f"items kept {count('kept')} · dropped {count('dropped')} · summarized {count('summarized')}"
+        f" · recalled {count('recalled')}\n"
+    )
+    parts = report.get("tokens_by_part")
+    if isinstance(parts, dict) and parts:
+        out.append("tokens by part: " + ", ".join(f"{k} {v}" for k, v in parts.items()) + "\n", style="dim")
+    if report.get("error"):
+        out.append(f"error: {report['error']}\n", style="red")
+    return out
