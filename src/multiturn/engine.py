@@ -20,7 +20,7 @@ from contextlib import aclosing
 from dataclasses import asdict
 from typing import Any
 
-from .backends.base import Backend, BackendInfo
+from .backends.base import Backend, BackendInfo, completes
 from .context.plan import plan_context, preset
 from .errors import ContextTooLong, InvalidInput, MissingDependency, MultiturnError, NotFound, UnsupportedContent
 from .records import ConversationRecord, ItemRecord, NewItem
@@ -30,6 +30,7 @@ from .types import (
     Accumulator,
     AudioPart,
     ChatRequest,
+    Completion,
     Delta,
     GenerationParams,
     ImagePart,
@@ -279,6 +280,19 @@ class Engine:
         async with aclosing(backend.generate(request.messages, request.params)) as deltas:
             async for delta in deltas:
                 yield delta
+
+    async def complete_once(self, request: ChatRequest) -> Completion:
+        """The whole answer to a stateless request (non-streaming endpoints); stores nothing."""
+        backend = self._backend_for(request.model)
+        check_capabilities(request.messages, backend.info().capabilities, request.model)
+        await backend.prepare()
+        if completes(backend):
+            return await backend.complete(request.messages, request.params)
+        answer = Accumulator()
+        async with aclosing(backend.generate(request.messages, request.params)) as deltas:
+            async for delta in deltas:
+                answer.add(delta)
+        return answer.completion()
 
     def backend_info(self, model: str) -> BackendInfo:
         """Raises ``ModelNotFound``."""

@@ -362,3 +362,26 @@ async def test_connections_are_reused_after_complete_streams(fake: FakeUpstream,
     assert len(fake.requests) == 3
     assert len({r.client for r in fake.requests}) == 1  # one keep-alive connection, back in the pool each time
     assert fake.disconnects == []
+
+
+async def test_complete_makes_one_non_streamed_call_with_the_same_answer(
+    fake: FakeUpstream, make_backend: MakeBackend
+) -> None:
+    backend = make_backend()
+    _, streamed = await collect(backend, params=GenerationParams(enable_thinking=True))
+    whole = await backend.complete(HELLO, GenerationParams(enable_thinking=True))
+
+    assert (whole.content, whole.reasoning) == (streamed.content, streamed.reasoning)
+    assert whole.finish_reason == "stop"
+    assert whole.usage.prompt_tokens == streamed.usage.prompt_tokens > 0
+    assert whole.usage.completion_tokens > 0
+    request = fake.requests[-1]
+    assert request.body.get("stream") in (False, None)
+    assert "stream_options" not in request.body
+
+
+async def test_complete_maps_errors_and_retries_like_generate(fake: FakeUpstream, make_backend: MakeBackend) -> None:
+    assert (await make_backend("rate-limit-1").complete(HELLO, GenerationParams())).content
+    assert len(fake.requests) == 2  # one 429, then the answer
+    with pytest.raises(ContextTooLong, match="Range of input length"):
+        await make_backend("context-too-long").complete(HELLO, GenerationParams())

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeGuard, runtime_checkable
 
-from ..types import Delta, GenerationParams, Message
+from ..types import Completion, Delta, GenerationParams, Message
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,3 +48,16 @@ class Backend(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class CompletingBackend(Backend, Protocol):
+    """A backend with a cheaper path for a whole answer than folding its stream."""
+
+    async def complete(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
+        """The whole answer at once. Raises as ``generate`` does."""
+        ...
+
+
+def completes(backend: Backend) -> TypeGuard[CompletingBackend]:
+    return callable(getattr(backend, "complete", None))

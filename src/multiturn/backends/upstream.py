@@ -35,10 +35,12 @@ from ..protocols.openai_chat.translate import request_to_body
 from ..protocols.sse import SSEParser
 from ..types import (
     ChatRequest,
+    Completion,
     Delta,
     FinishReason,
     GenerationParams,
     Message,
+    ToolCall,
     ToolCallDelta,
     Usage,
 )
@@ -125,6 +127,21 @@ class UpstreamBackend:
         request = ChatRequest(self.upstream_model, tuple(messages), params)
         return self._generate(orjson.dumps(request_to_body(request, stream=True, include_usage=True)))
 
+    async def complete(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
+        """One non-streamed call: cheaper than a stream when the caller wants the whole answer."""
+        request = ChatRequest(self.upstream_model, tuple(messages), params)
+        body = orjson.dumps(request_to_body(request, stream=False, include_usage=False))
+        response = await self._post(body, accept="application/json")
+        try:
+            raw = await response.read()
+        except TimeoutError as exc:
+            raise UpstreamError(f"upstream stalled: no data for {self._read_timeout:g} s", code="timeout") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"upstream connection broke: {exc or type(exc).__name__}") from exc
+        finally:
+            response.release()
+        return _completion(raw)
+
     async def _generate(self, data: bytes) -> AsyncGenerator[Delta, None]:
         response = await self._post(data)
         try:
@@ -142,7 +159,7 @@ class UpstreamBackend:
             if loop is not self._loop:
                 raise BackendError(f"the upstream backend {self.name!r} is already in use on another event loop")
             return self._session
-        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        headers = {"Content-Type": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         self._session = aiohttp.ClientSession(
@@ -155,12 +172,12 @@ class UpstreamBackend:
         self._loop = loop
         return self._session
 
-    async def _post(self, data: bytes) -> aiohttp.ClientResponse:
+    async def _post(self, data: bytes, *, accept: str = "text/event-stream") -> aiohttp.ClientResponse:
         session = self._client()
         attempt = 0
         while True:
             try:
-                return await self._attempt(session, data)
+                return await self._attempt(session, data, accept)
             except _Retry as retry:
                 after = retry.after or 0.0
                 if attempt >= self._retries or after > MAX_RETRY_AFTER:
@@ -168,10 +185,10 @@ class UpstreamBackend:
                 await asyncio.sleep(max(BACKOFF * 2**attempt, after))
                 attempt += 1
 
-    async def _attempt(self, session: aiohttp.ClientSession, data: bytes) -> aiohttp.ClientResponse:
+    async def _attempt(self, session: aiohttp.ClientSession, data: bytes, accept: str) -> aiohttp.ClientResponse:
         """One request; raises ``_Retry`` for what another attempt may fix."""
         try:
-            response = await session.post(self._url, data=data)
+            response = await session.post(self._url, data=data, headers={"Accept": accept})
         except aiohttp.ClientSSLError as exc:
             raise UpstreamError(f"upstream unreachable: {self._url}: {exc}") from exc
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, aiohttp.ServerDisconnectedError) as exc:
@@ -285,6 +302,30 @@ class _StreamState:
             raise UpstreamError("upstream stream ended before it finished")
         self.sent = True
         return Delta(finish_reason=self.finish or "stop", usage=self.usage)
+
+
+def _completion(raw: bytes) -> Completion:
+    """A non-streamed OpenAI-compatible response body as a ``Completion``."""
+    body = _json_body(raw)
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if not choices or not isinstance(choices[0], dict):
+        raise UpstreamError(f"upstream sent a response without choices: {raw[:200]!r}")
+    choice = choices[0]
+    message = choice.get("message") or {}
+    calls = tuple(
+        ToolCall(id=c.get("id") or f"call_{i}", name=(c.get("function") or {}).get("name") or "",
+                 arguments=(c.get("function") or {}).get("arguments") or "")
+        for i, c in enumerate(message.get("tool_calls") or ())
+        if isinstance(c, dict)
+    )  # fmt: skip
+    usage = body.get("usage")
+    return Completion(
+        content=_text(message.get("content")),
+        reasoning=_text(message.get("reasoning_content")) or _text(message.get("reasoning")),
+        tool_calls=calls,
+        finish_reason=_FINISH.get(choice.get("finish_reason") or "stop", "stop"),
+        usage=_usage(usage) if isinstance(usage, dict) else Usage(),
+    )
 
 
 def _text(value: Any) -> str:

@@ -10,7 +10,7 @@ from starlette.routing import Route
 from ..protocols.dashscope import translate as wire
 from .errors import error_response
 from .gateway import gateway_of, request_id
-from .streaming import EventStream, collect, encode, prime
+from .streaming import EventStream, encode, prime
 
 TEXT = "/api/v1/services/aigc/text-generation/generation"
 MULTIMODAL = "/api/v1/services/aigc/multimodal-generation/generation"
@@ -23,10 +23,11 @@ async def generation(request: Request) -> Response:
         gateway.authorize(request)
         body = await gateway.read_body(request)
         chat, options = wire.parse_request(body, request.headers, multimodal=request.url.path == MULTIMODAL)
-        deltas = await prime(gateway.engine.complete(chat))
         if not options.stream:
-            payload = wire.completion_to_response(await collect(deltas), request_id=rid, options=options)
+            completion = await gateway.engine.complete_once(chat)
+            payload = wire.completion_to_response(completion, request_id=rid, options=options)
             return Response(payload, media_type="application/json")
+        deltas = await prime(gateway.engine.complete(chat))
     except Exception as exc:
         return error_response(request.url.path, exc, rid)
     encoder = wire.EventEncoder(request_id=rid, options=options)

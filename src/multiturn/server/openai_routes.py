@@ -10,7 +10,7 @@ from starlette.routing import Route
 from ..protocols.openai_chat import translate as wire
 from .errors import error_response
 from .gateway import gateway_of, now, request_id
-from .streaming import EventStream, collect, encode, prime
+from .streaming import EventStream, encode, prime
 
 JSON = "application/json"
 
@@ -21,11 +21,11 @@ async def chat_completions(request: Request) -> Response:
     try:
         gateway.authorize(request)
         chat, options = wire.parse_request(await gateway.read_body(request))
-        deltas = await prime(gateway.engine.complete(chat))
         if not options.stream:
-            completion = await collect(deltas)
+            completion = await gateway.engine.complete_once(chat)
             body = wire.completion_to_response(completion, request_id=rid, model=chat.model, created=now())
             return Response(body, media_type=JSON)
+        deltas = await prime(gateway.engine.complete(chat))
     except Exception as exc:
         return error_response(request.url.path, exc, rid)
     encoder = wire.ChunkEncoder(

@@ -17,7 +17,7 @@ from typing import Protocol, TypeVar
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from ..types import Accumulator, Completion, Delta, FinishReason, Usage
+from ..types import Delta, FinishReason, Usage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -125,10 +125,3 @@ async def encode(encoder: Encoder, deltas: AsyncIterator[Delta], *, head: bytes 
                 yield encoder.finish(delta.finish_reason, delta.usage or Usage())
     except Exception as exc:
         yield encoder.error(exc)
-
-
-async def collect(deltas: AsyncIterator[Delta]) -> Completion:
-    answer = Accumulator()
-    async for delta in deltas:
-        answer.add(delta)
-    return answer.completion()
