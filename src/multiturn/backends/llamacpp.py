@@ -331,6 +331,7 @@ def _generate(
     held = ""  # text that might be the start of a stop sequence
     generated = 0
     reasoning_tokens = 0
+    sent = False
     finish: FinishReason = "length"
     try:
         for token in llm.generate(
@@ -357,7 +358,11 @@ def _generate(
                 if reasoning:
                     reasoning_tokens += 1
                 if content or reasoning:
-                    emit(Delta(content=content, reasoning=reasoning))
+                    # The first delta tells the prompt's size at once (native streams report a
+                    # constant input_tokens on every event); the last one has the final usage.
+                    early = None if sent else Usage(len(tokens), generated, cached, reasoning_tokens)
+                    emit(Delta(content=content, reasoning=reasoning, usage=early))
+                    sent = True
             if stopped:
                 finish = "stop"
                 held = ""

@@ -191,8 +191,14 @@ class UpstreamBackend:
             response = await session.post(self._url, data=data, headers={"Accept": accept})
         except aiohttp.ClientSSLError as exc:
             raise UpstreamError(f"upstream unreachable: {self._url}: {exc}") from exc
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, aiohttp.ServerDisconnectedError) as exc:
-            # Refused, unresolvable, connect timeout, or a pooled connection the server had closed.
+        except (
+            aiohttp.ClientConnectorError,
+            aiohttp.ConnectionTimeoutError,
+            aiohttp.ServerDisconnectedError,
+            aiohttp.ClientOSError,
+        ) as exc:
+            # Refused, unresolvable, connect timeout, or a pooled connection the server had closed
+            # or reset (ECONNRESET) before any byte of the response: safe to send again.
             unreachable = UpstreamError(f"upstream unreachable: {self._url}: {exc or type(exc).__name__}")
             unreachable.__cause__ = exc
             raise _Retry(unreachable) from exc

@@ -6,13 +6,17 @@ protocol by path and turns the triple into a response.
 
 from __future__ import annotations
 
+import logging
+
 from starlette.responses import Response
 
+from ..errors import MultiturnError
 from ..protocols.dashscope import translate as dashscope
 from ..protocols.openai_chat import translate as openai_chat
 from .gateway import PayloadTooLarge
 
 NATIVE_PREFIX = "/api/"
+log = logging.getLogger(__name__)
 
 
 def render_error(path: str, exc: Exception, request_id: str) -> tuple[int, bytes, dict[str, str]]:
@@ -26,5 +30,7 @@ def render_error(path: str, exc: Exception, request_id: str) -> tuple[int, bytes
 
 
 def error_response(path: str, exc: Exception, request_id: str) -> Response:
+    if not isinstance(exc, MultiturnError):  # a bug, not a bad request: keep the traceback in the log
+        log.error("unexpected error on %s (request %s)", path, request_id, exc_info=exc)
     status, body, headers = render_error(path, exc, request_id)
     return Response(body, status_code=status, headers=headers, media_type="application/json")

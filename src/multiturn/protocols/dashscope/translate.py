@@ -471,6 +471,14 @@ def _retry_after(seconds: float | None) -> dict[str, str]:
     return {"retry-after": str(max(1, math.ceil(seconds or 1)))}
 
 
+_CODE_STATUS: dict[str, int] = {
+    "InvalidApiKey": 401,
+    "AccessDenied": 403,
+    "Throttling.RateQuota": 429,
+    "Throttling.AllocationQuota": 429,
+}
+
+
 def _classify(exc: BaseException) -> tuple[int, str, str, dict[str, str]]:
     """(HTTP status, native code, message, extra headers) for any exception."""
     if isinstance(exc, NativeInvalidInput):
@@ -492,6 +500,9 @@ def _classify(exc: BaseException) -> tuple[int, str, str, dict[str, str]]:
         if status is not None and 400 <= status < 500:
             code = w.COMPAT_CODES.get(exc.code or "", exc.code) or w.STATUS_CODES.get(status, "InvalidParameter")
             return status, code, exc.message, _retry_after(None) if status == 429 else {}
+        known = w.COMPAT_CODES.get(exc.code or "")
+        if known is not None:  # e.g. an upstream's mid-stream data_inspection_failed keeps its meaning
+            return _CODE_STATUS.get(known, 400), known, exc.message, {}
         return 502, "InternalError", exc.message, {}
     if isinstance(exc, ModelError):
         return 503, "ModelUnavailable", exc.message, {}

@@ -96,7 +96,7 @@ def _upstream(exc: UpstreamError) -> WireError:
 
 
 def _retry_headers(retry_after: float | None) -> dict[str, str]:
-    if retry_after is None or retry_after < 0 or math.isnan(retry_after):
+    if retry_after is None or retry_after <= 0 or math.isnan(retry_after):
         return {"retry-after": "1"}
     return {"retry-after": str(max(1, math.ceil(retry_after))), "retry-after-ms": str(round(retry_after * 1000))}
 
