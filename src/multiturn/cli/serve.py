@@ -85,5 +85,6 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise InvalidInput(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.listen(2048)  # connections made as soon as the address is printed wait in the backlog
     sock.set_inheritable(True)
     return sock
