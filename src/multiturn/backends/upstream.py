@@ -276,6 +276,9 @@ class _StreamState:
             raise UpstreamError(f"upstream sent a malformed stream event: {data[:200]!r}") from exc
         if not isinstance(chunk, dict):
             return []
+        fast = self._content_only(chunk, event)
+        if fast is not None:
+            return fast
         error = chunk.get("error")
         if error or event == "error":
             message, code = _error_fields(error if isinstance(error, dict | str) else chunk)
@@ -299,6 +302,28 @@ class _StreamState:
             self.sent = True
             deltas.append(Delta(finish_reason=self.finish, usage=self.usage))
         return deltas
+
+    @staticmethod
+    def _content_only(chunk: dict[str, Any], event: str) -> list[Delta] | None:
+        """The common chunk (one choice, a text piece, nothing else) without the general walk."""
+        choices = chunk.get("choices")
+        if event or chunk.get("usage") or "error" in chunk or type(choices) is not list or len(choices) != 1:
+            return None
+        choice = choices[0]
+        if type(choice) is not dict or choice.get("finish_reason") or choice.get("index", 0) != 0:
+            return None
+        delta = choice.get("delta")
+        if (
+            type(delta) is not dict
+            or delta.get("reasoning_content")
+            or delta.get("reasoning")
+            or delta.get("tool_calls")
+        ):
+            return None
+        content = delta.get("content")
+        if content is None or content == "":
+            return []
+        return [Delta(content=content)] if type(content) is str else None
 
     def final(self, done: bool) -> Delta | None:
         """The finish delta at the end of the body, if not sent yet; a body cut short is an error."""
