@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 WHEELS ?= $(HOME)/.cache/multiturn/wheels
 MODEL ?= qwen2.5-coder-0.5b
 
-.PHONY: setup model run chat serve test check pytest bench clean
+.PHONY: setup model run chat serve test check pytest bench bench-gateway clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ test: check pytest
 
 bench: model
 	$(BIN)/python bench/embedded_speed.py
+
+bench-gateway: setup
+	$(BIN)/python bench/gateway_overhead.py --rounds 3 --rt 10 --json bench/results/gateway_overhead.json \
+		--report bench/results/gateway_overhead.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
