@@ -1,10 +1,10 @@
 """Upstreams for the compat suite, beside tests/support/fake_upstream.py.
 
 - ``PatientFakeUpstream``: the fake upstream with a keep-alive longer than the gateway's
-  connection pool keeps idle connections (30 s). With uvicorn's default (5 s) the fake closes an
-  idle connection at the moment the gateway may reuse it, and the gateway turns that race into
-  a 502 (``test_probes.py::test_reset_of_a_pooled_connection_is_retried`` shows the bug
-  deterministically). The suite must not depend on that race, so its fake waits longer.
+  connection pool keeps idle connections (30 s). With uvicorn's default (5 s) the fake may close
+  an idle connection at the moment the gateway reuses it; the gateway retries such a reset
+  (``test_probes.py::test_reset_of_a_pooled_connection_is_retried`` pins that), but the other
+  tests should not depend on the race, so their fake waits longer.
 - ``ResettingUpstream``: a raw-socket OpenAI-compatible upstream that answers the first request
   of each connection (``pong``, as a stream or one JSON body) and resets the connection (RST)
   when a second request arrives on it: what a keep-alive race with any upstream looks like to
@@ -18,41 +18,15 @@ import json
 import socket
 import struct
 import threading
-import time
-
-import uvicorn
 
 from support.fake_upstream import FakeUpstream
 
 KEEP_ALIVE = 120  # seconds, longer than the gateway pool's keepalive_timeout (30 s)
 
 
-class PatientFakeUpstream(FakeUpstream):
-    def start(self) -> PatientFakeUpstream:
-        # FakeUpstream.start with one change: ``timeout_keep_alive``.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self,
-            lifespan="off",
-            log_config=None,
-            log_level="critical",
-            access_log=False,
-            loop="asyncio",
-            timeout_graceful_shutdown=1,
-            timeout_keep_alive=KEEP_ALIVE,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the fake upstream did not start")
-            time.sleep(0.005)
-        return self
+def PatientFakeUpstream() -> FakeUpstream:
+    """The fake upstream with a keep-alive the gateway's pool never outlives."""
+    return FakeUpstream(keep_alive=KEEP_ALIVE)
 
 
 _CHUNK = (

@@ -76,8 +76,15 @@ class _Answer:
 
 
 class FakeUpstream:
-    def __init__(self, *, api_key: str | None = None, models: tuple[str, ...] = ("qwen-plus", "qwen3-vl-plus")):
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        models: tuple[str, ...] = ("qwen-plus", "qwen3-vl-plus"),
+        keep_alive: int = 5,
+    ) -> None:
         self.api_key = api_key
+        self.keep_alive = keep_alive  # seconds an idle connection stays open (uvicorn's default: 5)
         self.models = models
         self.fault: str | None = None
         self.requests: list[Recorded] = []
@@ -110,6 +117,7 @@ class FakeUpstream:
             access_log=False,
             loop="asyncio",
             timeout_graceful_shutdown=1,
+            timeout_keep_alive=self.keep_alive,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
