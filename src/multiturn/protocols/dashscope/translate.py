@@ -19,7 +19,6 @@ Choices (wire-protocols.md §2; the SDK is the judge):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -27,17 +26,11 @@ from typing import Any, Final, Literal
 import orjson
 
 from multiturn.errors import (
-    BackendError,
-    ContextTooLong,
     InvalidInput,
-    ModelError,
-    ModelNotFound,
-    NotFound,
-    RateLimited,
-    Unauthorized,
-    UpstreamError,
 )
 from multiturn.protocols.dashscope import wire as w
+from multiturn.protocols.dashscope.errors import NativeInvalidInput, classify
+from multiturn.protocols.dashscope.errors import error_to_wire as error_to_wire  # re-exported: one door per protocol
 from multiturn.types import (
     AudioPart,
     ChatRequest,
@@ -57,14 +50,6 @@ from multiturn.types import (
 
 _BOOLS: Final = ("enable_thinking", "parallel_tool_calls")
 _CONSUMED: Final = frozenset({"result_format", "incremental_output", "stream"})
-
-
-class NativeInvalidInput(InvalidInput):
-    """An ``InvalidInput`` with its own Model Studio code (``BadRequest.EmptyModel``...)."""
-
-    def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,7 +409,7 @@ class EventEncoder:
 
     def error(self, exc: BaseException) -> bytes:
         """An ``event:error`` with ``status:`` (the dashscope SDK stops there and reports it)."""
-        status, code, message, _ = _classify(exc)
+        status, code, message, _ = classify(exc)
         self._n += 1
         data = orjson.dumps({"code": code, "message": message, "request_id": self._request_id})
         return b"id:%d\nevent:error\nstatus:%d\n:HTTP_STATUS/%d\ndata:%b\n\n" % (self._n, status, status, data)
@@ -462,57 +447,3 @@ class EventEncoder:
             output = {"choices": [{"message": message, "finish_reason": finish}]}
         data = orjson.dumps({"output": output, "usage": usage, "request_id": self._request_id})
         return b"id:%d\nevent:result\n:HTTP_STATUS/200\ndata:%b\n\n" % (self._n, data)
-
-
-# ---------------------------------------------------------------- errors
-
-
-def _retry_after(seconds: float | None) -> dict[str, str]:
-    return {"retry-after": str(max(1, math.ceil(seconds or 1)))}
-
-
-_CODE_STATUS: dict[str, int] = {
-    "InvalidApiKey": 401,
-    "AccessDenied": 403,
-    "Throttling.RateQuota": 429,
-    "Throttling.AllocationQuota": 429,
-}
-
-
-def _classify(exc: BaseException) -> tuple[int, str, str, dict[str, str]]:
-    """(HTTP status, native code, message, extra headers) for any exception."""
-    if isinstance(exc, NativeInvalidInput):
-        return 400, exc.code, exc.message, {}
-    if isinstance(exc, ContextTooLong):
-        return 400, "InvalidParameter", f"Range of input length should be [1, {exc.limit}]", {}
-    if isinstance(exc, InvalidInput):  # UnsupportedContent too
-        return 400, "InvalidParameter", exc.message, {}
-    if isinstance(exc, ModelNotFound):
-        return 400, "InvalidParameter", w.MODEL_NOT_EXIST, {}
-    if isinstance(exc, NotFound):
-        return 404, "NotFound", exc.message, {}
-    if isinstance(exc, Unauthorized):
-        return 401, "InvalidApiKey", w.INVALID_API_KEY, {}
-    if isinstance(exc, RateLimited):
-        return 429, "Throttling.RateQuota", w.RATE_LIMITED, _retry_after(exc.retry_after)
-    if isinstance(exc, UpstreamError):
-        status = exc.status
-        if status is not None and 400 <= status < 500:
-            code = w.COMPAT_CODES.get(exc.code or "", exc.code) or w.STATUS_CODES.get(status, "InvalidParameter")
-            return status, code, exc.message, _retry_after(None) if status == 429 else {}
-        known = w.COMPAT_CODES.get(exc.code or "")
-        if known is not None:  # e.g. an upstream's mid-stream data_inspection_failed keeps its meaning
-            return _CODE_STATUS.get(known, 400), known, exc.message, {}
-        return 502, "InternalError", exc.message, {}
-    if isinstance(exc, ModelError):
-        return 503, "ModelUnavailable", exc.message, {}
-    if isinstance(exc, BackendError):
-        return 500, "InternalError", exc.message, {}
-    return 500, "InternalError", w.INTERNAL_ERROR, {}
-
-
-def error_to_wire(exc: Exception, request_id: str) -> tuple[int, bytes, dict[str, str]]:
-    """(HTTP status, JSON body ``{request_id, code, message}``, headers) for a failed request."""
-    status, code, message, headers = _classify(exc)
-    body = orjson.dumps({"request_id": request_id, "code": code, "message": message})
-    return status, body, {"content-type": "application/json", **headers}
