@@ -20,9 +20,9 @@ from contextlib import aclosing
 from dataclasses import asdict
 from typing import Any
 
-from .backends.base import Backend, BackendInfo, completes
+from .backends.base import Backend, completes
 from .context.plan import plan_context, preset
-from .errors import ContextTooLong, InvalidInput, MissingDependency, MultiturnError, NotFound, UnsupportedContent
+from .errors import ContextTooLong, InvalidInput, MissingDependency, MultiturnError, UnsupportedContent
 from .records import ConversationRecord, ItemRecord, NewItem
 from .store.base import DEFAULT_TENANT, Store
 from .tokens import EstimateTokenizer, QwenTokenizer, Tokenizer
@@ -274,18 +274,14 @@ class Engine:
         Raises, before the first delta: ``ModelNotFound``, ``UnsupportedContent`` (a part the
         model cannot read), ``ContextTooLong``, ``ModelError``; later: ``BackendError``.
         """
-        backend = self._backend_for(request.model)
-        check_capabilities(request.messages, backend.info().capabilities, request.model)
-        await backend.prepare()
+        backend = await self._stateless_backend(request)
         async with aclosing(backend.generate(request.messages, request.params)) as deltas:
             async for delta in deltas:
                 yield delta
 
     async def complete_once(self, request: ChatRequest) -> Completion:
         """The whole answer to a stateless request (non-streaming endpoints); stores nothing."""
-        backend = self._backend_for(request.model)
-        check_capabilities(request.messages, backend.info().capabilities, request.model)
-        await backend.prepare()
+        backend = await self._stateless_backend(request)
         if completes(backend):
             return await backend.complete(request.messages, request.params)
         answer = Accumulator()
@@ -294,9 +290,12 @@ class Engine:
                 answer.add(delta)
         return answer.completion()
 
-    def backend_info(self, model: str) -> BackendInfo:
-        """Raises ``ModelNotFound``."""
-        return self._backend_for(model).info()
+    async def _stateless_backend(self, request: ChatRequest) -> Backend:
+        """The request's backend, checked against its parts and prepared."""
+        backend = self._backend_for(request.model)
+        check_capabilities(request.messages, backend.info().capabilities, request.model)
+        await backend.prepare()
+        return backend
 
 
 def check_capabilities(messages: Sequence[Message], capabilities: frozenset[str], model: str) -> None:
@@ -343,4 +342,4 @@ def _copy(item: ItemRecord) -> NewItem:
     )
 
 
-__all__ = ["BackendFor", "Engine", "NotFound"]
+__all__ = ["BackendFor", "Engine"]

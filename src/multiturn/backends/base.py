@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeGuard, runtime_checkable
+from typing import Protocol, TypeGuard
 
 from ..types import Completion, Delta, GenerationParams, Message
 
@@ -50,7 +50,6 @@ class Backend(Protocol):
     async def aclose(self) -> None: ...
 
 
-@runtime_checkable
 class CompletingBackend(Backend, Protocol):
     """A backend with a cheaper path for a whole answer than folding its stream."""
 

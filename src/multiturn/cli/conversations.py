@@ -80,8 +80,7 @@ def export(
     """Export a conversation with its whole tree (every branch) as JSON Lines."""
 
     async def job(client: AsyncClient) -> list[str]:
-        await client.conversation(conversation_id)
-        record = await client.engine.get(conversation_id)
+        record = await (await client.conversation(conversation_id)).record()
         items = await client.store.items(conversation_id)
         return list(jsonl.to_jsonl(record, items))
 

@@ -57,10 +57,6 @@ def request_id(request: Request) -> str:
     return rid
 
 
-def new_request_id() -> str:
-    return str(uuid.uuid4())
-
-
 def now() -> int:
     return int(time.time())
 
