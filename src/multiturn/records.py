@@ -72,3 +72,34 @@ class NewItem:
     finish_reason: str | None = None
     token_count: int | None = None
     context_report: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryRecord:
+    """A stored rolling summary.
+
+    A conversation's summary covers its path up to and including ``through_item_id``. A summary
+    made for a stateless request has no conversation: it is found by ``prefix_hash``, the hash
+    of the messages it covers, so a resent array is not summarized again.
+    """
+
+    id: str
+    tenant_id: str
+    conversation_id: str | None
+    through_item_id: str | None
+    prefix_hash: str | None
+    text: str
+    token_count: int | None
+    model: str | None
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """One item as the retrieval index holds it: its searchable text and, when an embedder ran,
+    its vector (``vector_model`` names the embedder; the bytes are its own encoding)."""
+
+    item_id: str
+    text: str
+    vector: bytes | None = None
+    vector_model: str | None = None

@@ -67,4 +67,73 @@ def m001_conversation_tree(conn: Connection) -> None:
     md.create_all(conn)
 
 
-MIGRATIONS: tuple[tuple[str, Migration], ...] = (("001_conversation_tree", m001_conversation_tree),)
+def m002_memory(conn: Connection) -> None:
+    """Rolling summaries and the retrieval index (text, vector, and a full-text index of the
+    text: FTS5 kept in step by triggers on SQLite, a generated tsvector with GIN on PostgreSQL)."""
+    md = sa.MetaData()
+    sa.Table("conversations", md, sa.Column("id", sa.String(64), primary_key=True))
+    sa.Table("items", md, sa.Column("id", sa.String(64), primary_key=True))
+    sa.Table(
+        "summaries",
+        md,
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("tenant_id", sa.String(64), nullable=False),
+        sa.Column("conversation_id", sa.String(64), sa.ForeignKey("conversations.id", ondelete="CASCADE")),
+        sa.Column("through_item_id", sa.String(64), sa.ForeignKey("items.id", ondelete="CASCADE")),
+        sa.Column("prefix_hash", sa.String(64)),
+        sa.Column("text", sa.Text, nullable=False),
+        sa.Column("token_count", sa.Integer),
+        sa.Column("model", sa.Text),
+        sa.Column("created_at", sa.BigInteger, nullable=False),
+        sa.Index("ix_summaries_conversation", "conversation_id", "created_at"),
+        sa.Index("ux_summaries_prefix", "tenant_id", "prefix_hash", unique=True),
+    )
+    sa.Table(
+        "memory_entries",
+        md,
+        sa.Column("item_id", sa.String(64), sa.ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column(
+            "conversation_id",
+            sa.String(64),
+            sa.ForeignKey("conversations.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("text", sa.Text, nullable=False),
+        sa.Column("vector", sa.LargeBinary),
+        sa.Column("vector_model", sa.String(128)),
+        sa.Column("created_at", sa.BigInteger, nullable=False),
+        sa.Index("ix_memory_entries_conversation", "conversation_id"),
+    )
+    md.create_all(conn)
+    if conn.dialect.name == "sqlite":
+        # External-content FTS5 over memory_entries' rowid; triggers keep it in step, including
+        # deletions by foreign-key cascade (which fire delete triggers in SQLite).
+        conn.exec_driver_sql(
+            "CREATE VIRTUAL TABLE memory_fts USING fts5("
+            "text, content='memory_entries', content_rowid='rowid', tokenize='porter unicode61')"
+        )
+        conn.exec_driver_sql(
+            "CREATE TRIGGER memory_entries_ai AFTER INSERT ON memory_entries BEGIN "
+            "INSERT INTO memory_fts(rowid, text) VALUES (new.rowid, new.text); END"
+        )
+        conn.exec_driver_sql(
+            "CREATE TRIGGER memory_entries_ad AFTER DELETE ON memory_entries BEGIN "
+            "INSERT INTO memory_fts(memory_fts, rowid, text) VALUES ('delete', old.rowid, old.text); END"
+        )
+        conn.exec_driver_sql(
+            "CREATE TRIGGER memory_entries_au AFTER UPDATE ON memory_entries BEGIN "
+            "INSERT INTO memory_fts(memory_fts, rowid, text) VALUES ('delete', old.rowid, old.text); "
+            "INSERT INTO memory_fts(rowid, text) VALUES (new.rowid, new.text); END"
+        )
+    elif conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(
+            "ALTER TABLE memory_entries ADD COLUMN text_tsv tsvector "
+            "GENERATED ALWAYS AS (to_tsvector('english', text)) STORED"
+        )
+        conn.exec_driver_sql("CREATE INDEX ix_memory_entries_tsv ON memory_entries USING GIN (text_tsv)")
+
+
+MIGRATIONS: tuple[tuple[str, Migration], ...] = (
+    ("001_conversation_tree", m001_conversation_tree),
+    ("002_memory", m002_memory),
+)

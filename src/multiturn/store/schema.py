@@ -52,6 +52,33 @@ items = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
 )
 
+summaries = sa.Table(
+    "summaries",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("conversation_id", sa.String(64), sa.ForeignKey("conversations.id", ondelete="CASCADE")),
+    sa.Column("through_item_id", sa.String(64), sa.ForeignKey("items.id", ondelete="CASCADE")),
+    sa.Column("prefix_hash", sa.String(64)),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("token_count", sa.Integer),
+    sa.Column("model", sa.Text),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+memory_entries = sa.Table(
+    "memory_entries",
+    metadata,
+    sa.Column("item_id", sa.String(64), sa.ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("conversation_id", sa.String(64), sa.ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("vector", sa.LargeBinary),
+    sa.Column("vector_model", sa.String(128)),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+"""The retrieval index's rows. Their full-text index is dialect-specific and not described
+here: ``memory_fts`` (FTS5, SQLite) or the generated ``text_tsv`` column (PostgreSQL)."""
+
 schema_migrations = sa.Table(
     "schema_migrations",
     metadata,
