@@ -15,14 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TypeVar
 
 from .backends.base import Backend, completes
-from .context.plan import plan_context, preset
+from .context.plan import Policy, plan_context, preset
+from .context.retrieval import Recalled
+from .context.rounds import split_rounds
+from .context.summary import Summary
 from .errors import ContextTooLong, InvalidInput, MissingDependency, MultiturnError, UnsupportedContent
+from .memory.base import Compaction, Recall
 from .records import ConversationRecord, ItemRecord, NewItem
 from .store.base import DEFAULT_TENANT, Store
 from .tokens import EstimateTokenizer, QwenTokenizer, Tokenizer
@@ -31,6 +35,7 @@ from .types import (
     AudioPart,
     ChatRequest,
     Completion,
+    ContextReport,
     Delta,
     GenerationParams,
     ImagePart,
@@ -43,8 +48,11 @@ from .types import (
 )
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 BackendFor = Callable[[str], Backend]
+PolicyChoice = str | Policy
+"""A preset name, or a ``Policy`` value (benchmarks and tests build their own)."""
 
 
 class Engine:
@@ -58,8 +66,15 @@ class Engine:
         default_policy: str = "window",
         policy_for_model: Callable[[str], str | None] = lambda model: None,
         tokenizer: Tokenizer | None = None,
+        recall: Recall | None = None,
+        compaction: Compaction | None = None,
+        background_compaction: bool = False,
     ) -> None:
         self.store = store
+        self.recall = recall
+        self.compaction = compaction
+        self._background_compaction = background_compaction
+        self._tasks: set[asyncio.Task[object]] = set()
         self._backend_for = backend_for
         self.default_model = default_model
         self.tenant_id = tenant_id
@@ -128,7 +143,12 @@ class Engine:
     # -- turns -------------------------------------------------------------------------------
 
     async def send(
-        self, conversation_id: str, content: Sequence[Part], params: GenerationParams, *, policy: str | None = None
+        self,
+        conversation_id: str,
+        content: Sequence[Part],
+        params: GenerationParams,
+        *,
+        policy: PolicyChoice | None = None,
     ) -> AsyncGenerator[Delta | Reply, None]:
         """Append the user's ``content`` and stream the reply: deltas, then one ``Reply``.
 
@@ -138,7 +158,7 @@ class Engine:
             raise InvalidInput("the message is empty")
         conversation = await self.get(conversation_id)
         model, backend = self._backend(conversation)
-        policy = self.policy_name(conversation, model, policy)
+        chosen = self.policy(conversation, model, policy)
         await backend.prepare()
         token_count = await backend.count_tokens(_text(content))
         user = await self.store.append(
@@ -149,12 +169,12 @@ class Engine:
         )
         if conversation.title is None:
             conversation = await self.update(conversation_id, title=_title(content))
-        async with aclosing(self._generate(conversation, user, model, backend, params, policy)) as events:
+        async with aclosing(self._generate(conversation, user, model, backend, params, chosen)) as events:
             async for event in events:
                 yield event
 
     async def retry(
-        self, conversation_id: str, params: GenerationParams, *, policy: str | None = None
+        self, conversation_id: str, params: GenerationParams, *, policy: PolicyChoice | None = None
     ) -> AsyncGenerator[Delta | Reply, None]:
         """Answer the last user item again; the new answer becomes a sibling of the old one."""
         path = await self.history(conversation_id)
@@ -163,9 +183,9 @@ class Engine:
             raise InvalidInput("nothing to retry: the conversation has no user message")
         conversation = await self.get(conversation_id)
         model, backend = self._backend(conversation)
-        policy = self.policy_name(conversation, model, policy)
+        chosen = self.policy(conversation, model, policy)
         await backend.prepare()
-        async with aclosing(self._generate(conversation, user, model, backend, params, policy)) as events:
+        async with aclosing(self._generate(conversation, user, model, backend, params, chosen)) as events:
             async for event in events:
                 yield event
 
@@ -180,18 +200,10 @@ class Engine:
         model: str,
         backend: Backend,
         params: GenerationParams,
-        policy: str | None,
+        policy: Policy,
     ) -> AsyncGenerator[Delta | Reply, None]:
         path = await self.store.path(conversation.id, user.id, tenant_id=self.tenant_id)
-        info = backend.info()
-        messages, report = plan_context(
-            conversation.system_prompt,
-            path,
-            policy=preset(policy or self.default_policy),
-            window_tokens=info.context_window,
-            reserved_output=min(params.max_tokens or info.max_output_tokens, info.context_window // 2),
-            tokenizer=self._tokens(),
-        )
+        messages, report = await self._plan(conversation, path, backend, params, policy)
         answer = Accumulator()
         status: Status = "incomplete"
         completed = False
@@ -236,6 +248,8 @@ class Engine:
             stored = await asyncio.shield(self.store.append(conversation.id, user.id, item, tenant_id=self.tenant_id))
             if status != "completed":
                 log.info("stored %s answer %s in %s", status, stored.id, conversation.id)
+            else:
+                await asyncio.shield(self._remember(conversation, [*path, stored], backend, policy))
         yield Reply(
             conversation_id=conversation.id,
             item_id=stored.id,
@@ -255,6 +269,117 @@ class Engine:
         name = chosen or self.default_policy
         preset(name)  # unknown names fail here, as InvalidInput
         return name
+
+    def policy(self, conversation: ConversationRecord, model: str, requested: PolicyChoice | None = None) -> Policy:
+        """The policy a turn uses (see ``policy_name``); a ``Policy`` value is used as given."""
+        if isinstance(requested, Policy):
+            return requested
+        return preset(self.policy_name(conversation, model, requested))
+
+    async def preview(
+        self,
+        conversation_id: str,
+        content: Sequence[Part],
+        *,
+        policy: PolicyChoice | None = None,
+        max_tokens: int | None = None,
+    ) -> tuple[list[Message], ContextReport]:
+        """The messages and report a turn with ``content`` would send now; nothing is written
+        and no model is called (``/context``-style inspection, the memory benchmark)."""
+        conversation = await self.get(conversation_id)
+        model, backend = self._backend(conversation)
+        chosen = self.policy(conversation, model, policy)
+        path = await self.store.path(conversation_id, conversation.head_item_id, tenant_id=self.tenant_id)
+        pending = ItemRecord(
+            id="item_pending",
+            conversation_id=conversation_id,
+            parent_id=conversation.head_item_id,
+            role="user",
+            content=tuple(content),
+            status="completed",
+            created_at=0,
+        )
+        params = GenerationParams(max_tokens=max_tokens)
+        return await self._plan(conversation, [*path, pending], backend, params, chosen, compact=False)
+
+    async def _plan(
+        self,
+        conversation: ConversationRecord,
+        path: Sequence[ItemRecord],
+        backend: Backend,
+        params: GenerationParams,
+        policy: Policy,
+        *,
+        compact: bool = True,
+    ) -> tuple[list[Message], ContextReport]:
+        """Gather the memory the policy uses (best effort) and plan the request."""
+        info = backend.info()
+        summary: Summary | None = None
+        recalled: list[Recalled] = []
+        if policy.uses_summary and self.compaction is not None:
+            summary = await self._best_effort(
+                "summarize",
+                self.compaction.compact(
+                    conversation.id,
+                    conversation.system_prompt,
+                    path,
+                    window_tokens=info.context_window,
+                    tenant_id=self.tenant_id,
+                )
+                if compact and not self._background_compaction
+                else self.compaction.latest(conversation.id, path, tenant_id=self.tenant_id),
+            )
+        if policy.uses_recall and self.recall is not None:
+            recalled = (
+                await self._best_effort("recall", self.recall.recall(conversation.id, path, tenant_id=self.tenant_id))
+                or []
+            )
+        return plan_context(
+            conversation.system_prompt,
+            path,
+            policy=policy,
+            window_tokens=info.context_window,
+            reserved_output=min(params.max_tokens or info.max_output_tokens, info.context_window // 2),
+            tokenizer=self._tokens(),
+            summary=summary,
+            recalled=recalled,
+        )
+
+    async def _remember(
+        self, conversation: ConversationRecord, path: Sequence[ItemRecord], backend: Backend, policy: Policy
+    ) -> None:
+        """After a completed answer: index its round; compact in the background if so set."""
+        if self.recall is not None:
+            rounds = split_rounds(path)
+            if rounds:
+                await self._best_effort(
+                    "index", self.recall.index_round(conversation.id, rounds[-1].items, tenant_id=self.tenant_id)
+                )
+        if self.compaction is not None and policy.uses_summary and self._background_compaction:
+            job = self.compaction.compact(
+                conversation.id,
+                conversation.system_prompt,
+                path,
+                window_tokens=backend.info().context_window,
+                tenant_id=self.tenant_id,
+            )
+            task = asyncio.get_running_loop().create_task(self._best_effort("summarize", job))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for background work (summaries) started by earlier turns."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _best_effort(self, what: str, job: Awaitable[_T]) -> _T | None:
+        try:
+            return await job
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("%s failed; the turn goes on without it", what, exc_info=True)
+            return None
 
     def _tokens(self) -> Tokenizer:
         if self._tokenizer is None:

@@ -78,6 +78,18 @@ class Settings(BaseSettings):
     context_policy: str = Field(
         default="window", description="context policy preset: full, window, summary, retrieval, auto"
     )
+    summary_trigger: float = Field(
+        default=0.7, gt=0.0, le=1.0, description="summarize when the history passes this share of the window"
+    )
+    summary_model: str | None = Field(
+        default=None, description="model alias that writes summaries; unset: extractive (no model call)"
+    )
+    summary_mode: Literal["inline", "background"] = Field(
+        default="inline", description="summarize before the turn that needs it, or after a turn for the next"
+    )
+    embedder: str = Field(
+        default="wordllama", description="dense embedder of the retrieval index: wordllama, none, or a model alias"
+    )
 
     models: dict[str, ModelAlias] = Field(default_factory=default_aliases)
     host: str = "127.0.0.1"
