@@ -14,6 +14,7 @@ The engine speaks canonical types only; it never sees a wire format and never pr
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
@@ -81,6 +82,14 @@ class Engine:
         self.default_policy = default_policy
         self._policy_for_model = policy_for_model
         self._tokenizer = tokenizer
+
+    def for_tenant(self, tenant_id: str) -> Engine:
+        """This engine scoped to another tenant: same store, backends, memory and settings."""
+        if tenant_id == self.tenant_id:
+            return self
+        scoped = copy.copy(self)
+        scoped.tenant_id = tenant_id
+        return scoped
 
     # -- conversations -----------------------------------------------------------------------
 
