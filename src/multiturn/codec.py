@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .errors import InvalidInput
-from .types import AudioPart, ImagePart, Part, TextPart, ToolCall, Usage, VideoPart
+from .types import AudioPart, ImagePart, Message, Part, TextPart, ToolCall, Usage, VideoPart
 
 JSON = dict[str, Any]
 
@@ -75,6 +75,18 @@ def decode_tool_calls(data: Iterable[Mapping[str, Any]] | None) -> tuple[ToolCal
         return tuple(ToolCall(id=c["id"], name=c["name"], arguments=c["arguments"]) for c in data or ())
     except (KeyError, TypeError) as exc:
         raise InvalidInput(f"malformed tool call: {exc}") from exc
+
+
+def encode_message(message: Message) -> JSON:
+    """A message's replayable fields (reasoning included) as one JSON-safe dict."""
+    data: JSON = {"role": message.role, "content": encode_parts(message.content)}
+    if message.reasoning is not None:
+        data["reasoning"] = message.reasoning
+    if message.tool_calls:
+        data["tool_calls"] = encode_tool_calls(message.tool_calls)
+    if message.tool_call_id is not None:
+        data["tool_call_id"] = message.tool_call_id
+    return data
 
 
 def encode_usage(usage: Usage) -> JSON:

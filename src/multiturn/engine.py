@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
+import json
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any, TypeVar
 
+from . import codec
 from .backends.base import Backend, completes
 from .context.plan import Policy, plan_context, preset
 from .context.retrieval import Recalled
@@ -424,12 +427,83 @@ class Engine:
                 answer.add(delta)
         return answer.completion()
 
+    async def plan_stateless(
+        self, request: ChatRequest, policy: PolicyChoice
+    ) -> tuple[ChatRequest, ContextReport, list[str]]:
+        """Apply a context policy to a stateless request's own array (the gateway's opt-in).
+
+        The messages become an unstored path whose item ids chain a hash of each message and
+        its predecessor (``message_ids``), so the same prefix always has the same ids and a
+        summary stored for it (by ``prefix_hash``) is found again when the array is resent.
+        Returns the request with the planned messages, the report, and the ids in array order
+        (the report's ids map back to positions in the incoming array).
+        """
+        chosen = policy if isinstance(policy, Policy) else preset(policy)
+        backend = self._backend_for(request.model)
+        ids = message_ids(request.messages)
+        path = [_stateless_item(i, m) for i, m in zip(ids, request.messages, strict=True)]
+        info = backend.info()
+        summary: Summary | None = None
+        if chosen.uses_summary and self.compaction is not None:
+            summary = await self._best_effort(
+                "summarize",
+                self.compaction.compact_prefix(path, window_tokens=info.context_window, tenant_id=self.tenant_id),
+            )
+        recalled: list[Recalled] = []
+        if chosen.uses_recall and self.recall is not None:
+            recalled = await self._best_effort("recall", self.recall.recall_unstored(path)) or []
+        messages, report = plan_context(
+            None,
+            path,
+            policy=chosen,
+            window_tokens=info.context_window,
+            reserved_output=min(request.params.max_tokens or info.max_output_tokens, info.context_window // 2),
+            tokenizer=self._tokens(),
+            summary=summary,
+            recalled=recalled,
+        )
+        if report.over_budget:
+            raise ContextTooLong(
+                f"Range of input length should be [1, {report.budget}]: the newest message alone "
+                f"needs {report.tokens} tokens",
+                prompt_tokens=report.tokens,
+                limit=report.budget or 0,
+            )
+        return replace(request, messages=tuple(messages)), report, ids
+
     async def _stateless_backend(self, request: ChatRequest) -> Backend:
         """The request's backend, checked against its parts and prepared."""
         backend = self._backend_for(request.model)
         check_capabilities(request.messages, backend.info().capabilities, request.model)
         await backend.prepare()
         return backend
+
+
+def message_ids(messages: Sequence[Message]) -> list[str]:
+    """Content-addressed ids of an unstored array: each chains its message's canonical JSON
+    with the previous id, so equal prefixes have equal ids."""
+    ids: list[str] = []
+    previous = ""
+    for message in messages:
+        canonical = json.dumps(codec.encode_message(message), sort_keys=True, separators=(",", ":"))
+        previous = "msg_" + hashlib.sha256(f"{previous}\n{canonical}".encode()).hexdigest()[:32]
+        ids.append(previous)
+    return ids
+
+
+def _stateless_item(item_id: str, message: Message) -> ItemRecord:
+    return ItemRecord(
+        id=item_id,
+        conversation_id="",
+        parent_id=None,
+        role=message.role,
+        content=message.content,
+        status="completed",
+        created_at=0,
+        reasoning=message.reasoning,
+        tool_calls=message.tool_calls,
+        tool_call_id=message.tool_call_id,
+    )
 
 
 def check_capabilities(messages: Sequence[Message], capabilities: frozenset[str], model: str) -> None:

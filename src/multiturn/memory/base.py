@@ -33,6 +33,11 @@ class Recall(Protocol):
         returned; the planner drops those already in the window."""
         ...
 
+    async def recall_unstored(self, path: Sequence[ItemRecord]) -> list[Recalled]:
+        """The same ranking over a path that is not stored (a stateless request's array,
+        ranked in memory; nothing is written)."""
+        ...
+
 
 class Compaction(Protocol):
     async def latest(self, conversation_id: str, path: Sequence[ItemRecord], *, tenant_id: str) -> Summary | None:
@@ -50,4 +55,10 @@ class Compaction(Protocol):
     ) -> Summary | None:
         """Summarize if the path passed the trigger; return the summary to use now (new or
         stored, ``None`` when there is none yet)."""
+        ...
+
+    async def compact_prefix(self, path: Sequence[ItemRecord], *, window_tokens: int, tenant_id: str) -> Summary | None:
+        """``compact`` for an unstored path (a stateless array; its item ids chain hashes of
+        the messages): the summary is stored under ``prefix_hash`` = the id of the last item
+        it covers and found again by that hash when the array is resent."""
         ...

@@ -8,6 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..protocols.dashscope import translate as wire
+from .context import apply_policy
 from .errors import error_response
 from .gateway import gateway_of, request_id
 from .streaming import EventStream, encode, prime
@@ -23,15 +24,16 @@ async def generation(request: Request) -> Response:
         gateway.authorize(request)
         body = await gateway.read_body(request)
         chat, options = wire.parse_request(body, request.headers, multimodal=request.url.path == MULTIMODAL)
+        chat, headers = await apply_policy(gateway, request, chat)
         if not options.stream:
             completion = await gateway.engine.complete_once(chat)
             payload = wire.completion_to_response(completion, request_id=rid, options=options)
-            return Response(payload, media_type="application/json")
+            return Response(payload, media_type="application/json", headers=headers)
         deltas = await prime(gateway.engine.complete(chat))
     except Exception as exc:
         return error_response(request.url.path, exc, rid)
     encoder = wire.EventEncoder(request_id=rid, options=options)
-    return EventStream(encode(encoder, deltas), headers={}, media_type="text/event-stream;charset=UTF-8")
+    return EventStream(encode(encoder, deltas), headers=headers, media_type="text/event-stream;charset=UTF-8")
 
 
 routes = [Route(path, generation, methods=["POST"]) for path in (TEXT, MULTIMODAL)]

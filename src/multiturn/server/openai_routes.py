@@ -8,6 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..protocols.openai_chat import translate as wire
+from .context import apply_policy
 from .errors import error_response
 from .gateway import gateway_of, now, request_id
 from .streaming import EventStream, encode, prime
@@ -21,10 +22,11 @@ async def chat_completions(request: Request) -> Response:
     try:
         gateway.authorize(request)
         chat, options = wire.parse_request(await gateway.read_body(request))
+        chat, headers = await apply_policy(gateway, request, chat)
         if not options.stream:
             completion = await gateway.engine.complete_once(chat)
             body = wire.completion_to_response(completion, request_id=rid, model=chat.model, created=now())
-            return Response(body, media_type=JSON)
+            return Response(body, media_type=JSON, headers=headers)
         deltas = await prime(gateway.engine.complete(chat))
     except Exception as exc:
         return error_response(request.url.path, exc, rid)
@@ -35,7 +37,7 @@ async def chat_completions(request: Request) -> Response:
         include_usage=options.include_usage,
         thinking=bool(chat.params.enable_thinking),
     )
-    return EventStream(encode(encoder, deltas, head=encoder.start()), headers={})
+    return EventStream(encode(encoder, deltas, head=encoder.start()), headers=headers)
 
 
 async def models(request: Request) -> Response:

@@ -1,0 +1,90 @@
+"""The gateway's opt-in context policy for stateless requests.
+
+By default a stateless request's array is forwarded as it came. A client opts in per request
+with the ``X-Multiturn-Policy`` header (a preset name) or a model-name suffix
+(``qwen-plus@window``), or per API key (the key's stored policy); ``X-Multiturn-Budget`` caps the
+prompt tokens. The engine then plans the array as it plans a stored conversation (window,
+summary, recall) and the response carries ``X-Multiturn-Context``: the report as compact JSON,
+with item positions in the incoming array written as ranges (``"0-3,8,10-12"``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+
+from starlette.requests import Request
+
+from ..context.plan import PRESETS, Policy, preset
+from ..errors import InvalidInput
+from ..types import ChatRequest, ContextReport
+from .gateway import Gateway
+
+POLICY_HEADER = "x-multiturn-policy"
+BUDGET_HEADER = "x-multiturn-budget"
+REPORT_HEADER = "x-multiturn-context"
+SUFFIX = "@"
+
+
+def requested_policy(request: Request, chat: ChatRequest) -> tuple[ChatRequest, Policy | None]:
+    """The request without a policy suffix on its model name, and the policy it asks for."""
+    name = request.headers.get(POLICY_HEADER)
+    base, sep, suffix = chat.model.rpartition(SUFFIX)
+    if sep and base and suffix in PRESETS:
+        chat = replace(chat, model=base)
+        name = name or suffix
+    name = name or getattr(request.state, "key_policy", None)
+    budget = request.headers.get(BUDGET_HEADER)
+    if name is None and budget is None:
+        return chat, None
+    policy = preset(name.strip().lower() if name else "window")
+    if budget is not None:
+        if not budget.strip().isdigit() or int(budget) < 1:
+            raise InvalidInput(f"{BUDGET_HEADER} must be a positive number of tokens, not {budget!r}")
+        policy = replace(policy, budget=int(budget))
+    return chat, policy
+
+
+async def apply_policy(gateway: Gateway, request: Request, chat: ChatRequest) -> tuple[ChatRequest, dict[str, str]]:
+    """The request as the engine will answer it, and the response headers that report it."""
+    chat, policy = requested_policy(request, chat)
+    if policy is None:
+        return chat, {}
+    tenant = getattr(request.state, "tenant_id", None)
+    engine = gateway.engine.for_tenant(tenant) if tenant else gateway.engine
+    planned, report, ids = await engine.plan_stateless(chat, policy)
+    return planned, {REPORT_HEADER: report_header(report, ids)}
+
+
+def report_header(report: ContextReport, ids: Sequence[str]) -> str:
+    """The report as compact JSON, with ids replaced by positions in the incoming array."""
+    position = {item_id: i for i, item_id in enumerate(ids)}
+
+    def spans(chosen: Sequence[str]) -> str:
+        return _ranges(sorted(position[i] for i in chosen if i in position))
+
+    body = {
+        "policy": report.policy,
+        "budget": report.budget,
+        "tokens": report.tokens,
+        "tokens_by_part": report.tokens_by_part,
+        "kept": spans(report.kept),
+        "dropped": spans(report.dropped),
+        "summarized": spans(report.summarized),
+        "recalled": spans(report.recalled),
+    }
+    return json.dumps(body, separators=(",", ":"))
+
+
+def _ranges(positions: Sequence[int]) -> str:
+    pieces: list[str] = []
+    start = previous = None
+    for n in [*positions, None]:
+        if n is not None and previous is not None and n == previous + 1:
+            previous = n
+            continue
+        if start is not None:
+            pieces.append(str(start) if start == previous else f"{start}-{previous}")
+        start = previous = n
+    return ",".join(pieces)
