@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -85,3 +86,90 @@ async def test_the_gateway_stores_nothing_for_stateless_requests(gateway: tuple[
     assert isinstance(completion.usage.prompt_tokens_details.cached_tokens, int)
     assert not (gateway[1] / "gateway.db").exists()  # no database was even created
     await client.close()
+
+
+def _long_history(rounds: int) -> list[dict[str, str]]:
+    messages = [{"role": "system", "content": "You are a terse assistant."}]
+    for n in range(rounds):
+        messages.append(
+            {"role": "user", "content": f"Note {n}: the warehouse in city {n} stocks {n * 7} crates of tea."}
+        )
+        messages.append({"role": "assistant", "content": f"Noted: city {n} has {n * 7} crates."})
+    messages.append({"role": "user", "content": "Say OK."})
+    return messages
+
+
+async def test_without_opt_in_the_array_is_forwarded_as_is(gateway: tuple[str, Path]) -> None:
+    client = AsyncOpenAI(base_url=f"{gateway[0]}/v1", api_key="any")
+    raw = await client.chat.completions.with_raw_response.create(
+        model="qwen-plus", messages=_long_history(3), max_tokens=4, temperature=0
+    )
+    assert "x-multiturn-context" not in raw.headers
+    usage = raw.parse().usage
+    assert usage is not None and usage.prompt_tokens > 100
+    await client.close()
+
+
+async def test_a_policy_header_fits_a_stateless_array_to_the_budget_and_reports_it(gateway: tuple[str, Path]) -> None:
+    client = AsyncOpenAI(base_url=f"{gateway[0]}/v1", api_key="any")
+    messages = _long_history(30)
+    full = await client.chat.completions.create(model="qwen-plus", messages=messages, max_tokens=2, temperature=0)
+    raw = await client.chat.completions.with_raw_response.create(
+        model="qwen-plus",
+        messages=messages,
+        max_tokens=2,
+        temperature=0,
+        extra_headers={"X-Multiturn-Policy": "window", "X-Multiturn-Budget": "300"},
+    )
+    report = json.loads(raw.headers["x-multiturn-context"])
+    completion = raw.parse()
+    assert report["policy"] == "window" and report["budget"] == 300
+    assert report["tokens"] <= 300
+    last = len(messages) - 1
+    assert report["kept"].startswith("0,") and report["kept"].endswith(f"-{last}")  # system first, newest last
+    assert report["dropped"].startswith("1-")  # the oldest rounds went
+    assert full.usage is not None and completion.usage is not None
+    assert completion.usage.prompt_tokens < 300 < full.usage.prompt_tokens
+    await client.close()
+
+
+async def test_a_model_suffix_opts_in_for_streams_and_the_native_protocol(gateway: tuple[str, Path]) -> None:
+    messages = _long_history(30)
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            f"{gateway[0]}/v1/chat/completions",
+            json={"model": "qwen-plus@window", "messages": messages, "max_tokens": 2, "stream": True},
+            headers={"X-Multiturn-Budget": "250"},
+        ) as response:
+            body = await response.text()
+            assert response.status == 200, body
+            assert json.loads(response.headers["x-multiturn-context"])["tokens"] <= 250
+            assert '"model":"qwen-plus"' in body and body.rstrip().endswith("data: [DONE]")
+        async with session.post(
+            f"{gateway[0]}/api/v1/services/aigc/text-generation/generation",
+            json={"model": "qwen-plus", "input": {"messages": messages}, "parameters": {"max_tokens": 2}},
+            headers={"X-Multiturn-Policy": "retrieval", "X-Multiturn-Budget": "400"},
+        ) as response:
+            payload = await response.json()
+            assert response.status == 200, payload
+            report = json.loads(response.headers["x-multiturn-context"])
+            assert report["policy"] == "retrieval" and report["tokens"] <= 400
+            assert payload["usage"]["input_tokens"] <= 400
+
+
+async def test_bad_opt_ins_are_clear_errors_in_the_protocols_shape(gateway: tuple[str, Path]) -> None:
+    async with aiohttp.ClientSession() as session:
+        cases = [
+            ({"X-Multiturn-Policy": "everything"}, "unknown context policy"),
+            ({"X-Multiturn-Budget": "-5"}, "positive number of tokens"),
+            ({"X-Multiturn-Budget": "3"}, "Range of input length"),
+        ]
+        for headers, expected in cases:
+            async with session.post(
+                f"{gateway[0]}/v1/chat/completions",
+                json={"model": "qwen-plus", "messages": [{"role": "user", "content": "Hello there"}], "max_tokens": 2},
+                headers=headers,
+            ) as response:
+                error = (await response.json())["error"]
+                assert response.status == 400, error
+                assert expected in error["message"], error
