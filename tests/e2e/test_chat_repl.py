@@ -7,6 +7,7 @@ prints in one styled span. What the REPL claims is then checked in the SQLite fi
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -169,3 +170,33 @@ def test_repl_ctrl_c_stops_a_generation_and_keeps_it(cli: Cli, repl_factory: Cal
     assert len(items(cli.db, conversation_id)) == 4  # nothing lost, nothing extra
 
     assert (repl.child.exitstatus, repl.child.signalstatus) == (0, None)
+
+
+def test_repl_context_and_policy(cli: Cli, repl_factory: Callable[..., Repl]) -> None:
+    repl = repl_factory("--max-tokens", "8", "--temperature", "0")
+    conversation_id = repl.expect(rf"new conversation ({CONV_ID})").group(1)
+    repl.prompt()
+
+    shown = repl.send("/context")
+    assert "no context report yet" in shown
+    shown = repl.send("/policy")
+    assert "window" in shown  # the default preset
+
+    repl.send("My name is Ada.", answer=True)
+    repl.send("Say OK.", answer=True)
+    shown = ANSI.sub("", repl.send("/context"))
+    stored = json.loads([i for i in path(cli.db, conversation_id) if i["role"] == "assistant"][-1]["context_report"])
+    assert f"policy window · {stored['tokens']} tokens of a {stored['budget']} budget" in shown, shown
+    assert "items kept 3 · dropped 0 · summarized 0 · recalled 0" in shown, shown
+    assert "tokens by part: system" in shown
+
+    shown = repl.send("/policy retrieval")
+    assert "context policy set to retrieval" in shown
+    assert json.loads(conversation(cli.db, conversation_id)["metadata"])["policy"] == "retrieval"
+    repl.send("And now?", answer=True)
+    shown = ANSI.sub("", repl.send("/context"))
+    assert "policy retrieval ·" in shown, shown
+
+    shown = repl.send("/policy everything")
+    assert "error:" in shown and "unknown context policy 'everything'" in shown
+    assert json.loads(conversation(cli.db, conversation_id)["metadata"])["policy"] == "retrieval"  # unchanged
