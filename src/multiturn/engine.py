@@ -20,7 +20,7 @@ import json
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, TypeVar
 
 from . import codec
@@ -30,10 +30,11 @@ from .context.retrieval import Recalled
 from .context.rounds import split_rounds
 from .context.summary import Summary
 from .errors import ContextTooLong, InvalidInput, MissingDependency, MultiturnError, UnsupportedContent
+from .ids import new_id
 from .memory.base import Compaction, Recall
 from .records import ConversationRecord, ItemRecord, NewItem
-from .store.base import DEFAULT_TENANT, Store
-from .tokens import EstimateTokenizer, QwenTokenizer, Tokenizer
+from .store.base import DEFAULT_TENANT, HEAD, Parent, Store
+from .tokens import REPLY_PRIMER, EstimateTokenizer, QwenTokenizer, Tokenizer
 from .types import (
     Accumulator,
     AudioPart,
@@ -57,6 +58,36 @@ _T = TypeVar("_T")
 BackendFor = Callable[[str], Backend]
 PolicyChoice = str | Policy
 """A preset name, or a ``Policy`` value (benchmarks and tests build their own)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TurnStart:
+    """What a turn is about to answer, told before the first delta: the ids of its path (root
+    to the newest input item), the id its answer will be stored under, and the context plan."""
+
+    conversation_id: str
+    path: tuple[str, ...]
+    answer_id: str
+    report: ContextReport
+
+
+@dataclass(frozen=True, slots=True)
+class TurnOptions:
+    """How one turn departs from its conversation's defaults (the gateway's stateful requests).
+
+    - ``parent_id``: append the input under this item instead of the head (a branch);
+    - ``before``: messages stored ahead of the user's content, in order (a multi-item input);
+    - ``instructions``: this turn's system prompt instead of the conversation's (not stored);
+    - ``model``: this turn's model instead of the conversation's;
+    - ``on_start``: awaited once the context is planned, before the model is called; the answer
+      is then stored under ``TurnStart.answer_id`` whatever happens next.
+    """
+
+    parent_id: str | None = None
+    before: tuple[Message, ...] = ()
+    instructions: str | None = None
+    model: str | None = None
+    on_start: Callable[[TurnStart], Awaitable[None]] | None = None
 
 
 class Engine:
@@ -161,27 +192,39 @@ class Engine:
         params: GenerationParams,
         *,
         policy: PolicyChoice | None = None,
+        turn: TurnOptions | None = None,
     ) -> AsyncGenerator[Delta | Reply, None]:
         """Append the user's ``content`` and stream the reply: deltas, then one ``Reply``.
 
         ``policy`` (a preset name) overrides the conversation's, the model's and the default.
+        ``turn`` departs from the conversation's defaults for this turn only (``TurnOptions``).
         """
         if not _has_input(content):
             raise InvalidInput("the message is empty")
+        turn = turn or TurnOptions()
         conversation = await self.get(conversation_id)
-        model, backend = self._backend(conversation)
+        model, backend = self._backend(conversation, turn.model)
         chosen = self.policy(conversation, model, policy)
         await backend.prepare()
+        parent: Parent = HEAD if turn.parent_id is None else turn.parent_id
+        for message in turn.before:
+            count = await backend.count_tokens(message.text)
+            parent = (
+                await self.store.append(conversation_id, parent, _new_item(message, count), tenant_id=self.tenant_id)
+            ).id
         token_count = await backend.count_tokens(_text(content))
         user = await self.store.append(
             conversation_id,
-            conversation.head_item_id,
+            parent,
             NewItem(role="user", content=tuple(content), token_count=token_count),
             tenant_id=self.tenant_id,
         )
         if conversation.title is None:
             conversation = await self.update(conversation_id, title=_title(content))
-        async with aclosing(self._generate(conversation, user, model, backend, params, chosen)) as events:
+        if turn.instructions is not None:
+            conversation = replace(conversation, system_prompt=turn.instructions)
+        generate = self._generate(conversation, user, model, backend, params, chosen, turn.on_start)
+        async with aclosing(generate) as events:
             async for event in events:
                 yield event
 
@@ -201,8 +244,8 @@ class Engine:
             async for event in events:
                 yield event
 
-    def _backend(self, conversation: ConversationRecord) -> tuple[str, Backend]:
-        model = conversation.model or self.default_model
+    def _backend(self, conversation: ConversationRecord, override: str | None = None) -> tuple[str, Backend]:
+        model = override or conversation.model or self.default_model
         return model, self._backend_for(model)
 
     async def _generate(
@@ -213,9 +256,11 @@ class Engine:
         backend: Backend,
         params: GenerationParams,
         policy: Policy,
+        on_start: Callable[[TurnStart], Awaitable[None]] | None = None,
     ) -> AsyncGenerator[Delta | Reply, None]:
         path = await self.store.path(conversation.id, user.id, tenant_id=self.tenant_id)
         messages, report = await self._plan(conversation, path, backend, params, policy)
+        answer_id: str | None = None
         answer = Accumulator()
         status: Status = "incomplete"
         completed = False
@@ -228,6 +273,9 @@ class Engine:
                     prompt_tokens=report.tokens,
                     limit=report.budget or 0,
                 )
+            if on_start is not None:
+                answer_id = new_id("item")  # named now, after its parent: ids stay in creation order
+                await on_start(TurnStart(conversation.id, tuple(i.id for i in path), answer_id, report))
             async with aclosing(backend.generate(messages, params)) as deltas:
                 async for delta in deltas:
                     answer.add(delta)
@@ -256,6 +304,7 @@ class Engine:
                 finish_reason=finish,
                 token_count=answer.usage.completion_tokens if answer.usage else None,
                 context_report={**asdict(report), "error": str(error)} if error else asdict(report),
+                id=answer_id,
             )
             stored = await asyncio.shield(self.store.append(conversation.id, user.id, item, tenant_id=self.tenant_id))
             if status != "completed":
@@ -355,6 +404,7 @@ class Engine:
             tokenizer=self._tokens(),
             summary=summary,
             recalled=recalled,
+            overhead=measured_overhead(path),
         )
 
     async def _remember(
@@ -479,6 +529,29 @@ class Engine:
         return backend
 
 
+OVERHEAD_STEP = 32
+"""Measured overheads are rounded up to this many tokens, so a wobble between calls does not
+move the budget (and with it the window's cut point and the cached prefix)."""
+
+
+def measured_overhead(path: Sequence[ItemRecord]) -> int:
+    """Prompt tokens the backend counted beyond our plan on the path's latest answer: the
+    chat template's additions we cannot see (Qwen's default system prompt is 21 tokens) or
+    another vocabulary's surplus. Rounded up to ``OVERHEAD_STEP``; 0 when nothing says."""
+    for item in reversed(path):
+        if item.role != "assistant" or item.usage is None or not item.context_report:
+            continue
+        report = item.context_report
+        planned, parts = report.get("tokens"), report.get("tokens_by_part") or {}
+        if isinstance(planned, int) and item.usage.prompt_tokens > 0:
+            counted = planned - max(
+                0, int(parts.get("template", REPLY_PRIMER)) - REPLY_PRIMER
+            )  # without the last overhead
+            surplus = item.usage.prompt_tokens - counted
+            return -(-surplus // OVERHEAD_STEP) * OVERHEAD_STEP if surplus > 0 else 0
+    return 0
+
+
 def message_ids(messages: Sequence[Message]) -> list[str]:
     """Content-addressed ids of an unstored array: each chains its message's canonical JSON
     with the previous id, so equal prefixes have equal ids."""
@@ -534,6 +607,16 @@ def _title(content: Sequence[Part]) -> str:
     return title if len(title) <= 60 else title[:59] + "…"
 
 
+def _new_item(message: Message, token_count: int) -> NewItem:
+    return NewItem(
+        role=message.role,
+        content=message.content,
+        tool_calls=message.tool_calls,
+        tool_call_id=message.tool_call_id,
+        token_count=token_count,
+    )
+
+
 def _copy(item: ItemRecord) -> NewItem:
     return NewItem(
         role=item.role,
@@ -550,4 +633,4 @@ def _copy(item: ItemRecord) -> NewItem:
     )
 
 
-__all__ = ["BackendFor", "Engine"]
+__all__ = ["BackendFor", "Engine", "TurnOptions", "TurnStart"]

@@ -14,8 +14,9 @@ import pytest
 
 from multiturn.backends.base import BackendInfo
 from multiturn.backends.thinking import ThinkSplitter
-from multiturn.engine import Engine
+from multiturn.engine import Engine, measured_overhead
 from multiturn.errors import BackendError, InvalidInput
+from multiturn.records import ItemRecord
 from multiturn.store import SQLStore
 from multiturn.types import Delta, GenerationParams, Message, Reply, TextPart, Usage
 
@@ -192,3 +193,27 @@ async def test_an_unknown_policy_is_refused(sqlite_store: SQLStore) -> None:
     with pytest.raises(InvalidInput):
         [e async for e in engine.send(conversation.id, (TextPart("hi"),), GenerationParams(), policy="nonsense")]
     assert await sqlite_store.items(conversation.id) == []  # refused before anything was written
+
+
+def _answer(prompt_tokens: int, planned: int, template: int) -> ItemRecord:
+    return ItemRecord(
+        id="item_a",
+        conversation_id="conv",
+        parent_id=None,
+        role="assistant",
+        content=(TextPart("ok"),),
+        status="completed",
+        created_at=0,
+        usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=1),
+        context_report={"tokens": planned, "tokens_by_part": {"template": template}},
+    )
+
+
+def test_the_measured_overhead_is_what_the_backend_counted_beyond_the_plan() -> None:
+    # Qwen's template adds a 21-token default system prompt we cannot see: 32 once rounded.
+    assert measured_overhead([_answer(35, 14, 3)]) == 32
+    # The next plan includes those 32 (template 3 + 32): the overhead stays, it does not swing.
+    assert measured_overhead([_answer(60, 71, 35)]) == 32
+    assert measured_overhead([_answer(48, 48, 3)]) == 0  # exact counts: nothing added
+    assert measured_overhead([_answer(40, 48, 3)]) == 0  # over-counts are not given back
+    assert measured_overhead([]) == 0

@@ -254,6 +254,7 @@ def plan_context(
     summary: Summary | None = None,
     recalled: Sequence[Recalled] = (),
     calibration: Calibration | None = None,
+    overhead: int = 0,
 ) -> tuple[list[Message], ContextReport]:
     """The messages of one request under ``policy``, and the report of what went in.
 
@@ -269,6 +270,9 @@ def plan_context(
             when ``through_item_id`` is not on the path or lies in the newest round).
         recalled: candidate rounds from the retriever (used by ``retrieval`` and ``auto``);
             rounds already in the window, or not on the path, are skipped.
+        overhead: prompt tokens the backend adds that the tokenizer cannot see (a chat
+            template's default system prompt, another vocabulary's surplus), as measured on an
+            earlier call; they are taken off the budget and reported under ``template``.
 
     Returns:
         The messages, and a ``ContextReport`` whose ``over_budget`` is set when the newest
@@ -313,7 +317,7 @@ def plan_context(
         if (items := [i for i in r.items if positions[i.id] > through and i.id not in pinned_ids])
     ]
 
-    available = budget - head_tokens - REPLY_PRIMER
+    available = budget - head_tokens - REPLY_PRIMER - overhead
     if policy.name == "full":
         cut = 0
     else:
@@ -349,7 +353,7 @@ def plan_context(
         "recalled": recalled_tokens,
         "history": history_tokens,
         "input": input_tokens,
-        "template": REPLY_PRIMER,
+        "template": REPLY_PRIMER + overhead,
     }
     tokens = sum(by_part.values())
     accounted = set(kept) | set(summarized) | set(recalled_ids)
