@@ -8,17 +8,45 @@ time; reasoning is stored but never appended (the Model Studio rule).
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from .backends.base import Backend
 from .backends.registry import BackendRegistry
-from .context.plan import preset
+from .context.plan import Policy, preset
 from .engine import Engine
 from .errors import MultiturnError
 from .records import ConversationRecord, ItemRecord
 from .settings import Settings
+from .store.base import Store
 from .store.sql import SQLStore
 from .types import Delta, GenerationParams, Part, Reply, text_parts
+
+
+def build_engine(settings: Settings, store: Store, backends: BackendRegistry) -> Engine:
+    """The engine every face (library, CLI, gateway) runs: settings' policies and model
+    aliases applied."""
+
+    def alias_policy(model: str) -> str | None:
+        alias = settings.models.get(model)
+        return alias.policy if alias else None
+
+    def tune(model: str, policy: Policy) -> Policy:
+        alias = settings.models.get(model)
+        if alias is not None and alias.replay_reasoning and not policy.replay_reasoning:
+            policy = replace(policy, replay_reasoning=True)
+        if settings.keep_media_rounds is not None and policy.keep_images_rounds is None:
+            policy = replace(policy, keep_images_rounds=settings.keep_media_rounds)
+        return policy
+
+    return Engine(
+        store,
+        backends.get,
+        default_model=settings.model,
+        default_policy=settings.context_policy,
+        policy_for_model=alias_policy,
+        tune_policy=tune,
+    )
 
 
 class AsyncClient:
@@ -28,18 +56,8 @@ class AsyncClient:
         self.settings = settings or Settings()
         self.store = SQLStore(self.settings.database_url)
         self.backends = backends or BackendRegistry(self.settings)
-        self.engine = Engine(
-            self.store,
-            self.backends.get,
-            default_model=self.settings.model,
-            default_policy=self.settings.context_policy,
-            policy_for_model=self._alias_policy,
-        )
+        self.engine = build_engine(self.settings, self.store, self.backends)
         self._migrated = False
-
-    def _alias_policy(self, model: str) -> str | None:
-        alias = self.settings.models.get(model)
-        return alias.policy if alias else None
 
     async def open(self) -> AsyncClient:
         """Apply pending migrations; idempotent."""

@@ -100,6 +100,7 @@ class Engine:
         tenant_id: str = DEFAULT_TENANT,
         default_policy: str = "window",
         policy_for_model: Callable[[str], str | None] = lambda model: None,
+        tune_policy: Callable[[str, Policy], Policy] = lambda model, policy: policy,
         tokenizer: Tokenizer | None = None,
         recall: Recall | None = None,
         compaction: Compaction | None = None,
@@ -115,6 +116,7 @@ class Engine:
         self.tenant_id = tenant_id
         self.default_policy = default_policy
         self._policy_for_model = policy_for_model
+        self._tune_policy = tune_policy
         self._tokenizer = tokenizer
 
     def for_tenant(self, tenant_id: str) -> Engine:
@@ -335,7 +337,7 @@ class Engine:
         """The policy a turn uses (see ``policy_name``); a ``Policy`` value is used as given."""
         if isinstance(requested, Policy):
             return requested
-        return preset(self.policy_name(conversation, model, requested))
+        return self._tune_policy(model, preset(self.policy_name(conversation, model, requested)))
 
     async def preview(
         self,
@@ -488,7 +490,7 @@ class Engine:
         Returns the request with the planned messages, the report, and the ids in array order
         (the report's ids map back to positions in the incoming array).
         """
-        chosen = policy if isinstance(policy, Policy) else preset(policy)
+        chosen = policy if isinstance(policy, Policy) else self._tune_policy(request.model, preset(policy))
         backend = self._backend_for(request.model)
         ids = message_ids(request.messages)
         path = [_stateless_item(i, m) for i, m in zip(ids, request.messages, strict=True)]

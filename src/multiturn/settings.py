@@ -48,6 +48,9 @@ class ModelAlias(BaseModel):
     context_window: int | None = None
     max_output_tokens: int | None = None
     policy: str | None = Field(default=None, description="context policy preset for this model")
+    replay_reasoning: bool = Field(
+        default=False, description="send stored reasoning back (only for models that demand it)"
+    )
 
 
 def default_aliases() -> dict[str, ModelAlias]:
@@ -77,6 +80,9 @@ class Settings(BaseSettings):
     system_prompt: str | None = None
     context_policy: str = Field(
         default="window", description="context policy preset: full, window, summary, retrieval, auto"
+    )
+    keep_media_rounds: int | None = Field(
+        default=None, ge=1, description="replace images, audio and video older than this many rounds by a placeholder"
     )
     summary_trigger: float = Field(
         default=0.7, gt=0.0, le=1.0, description="summarize when the history passes this share of the window"

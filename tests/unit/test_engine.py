@@ -13,10 +13,14 @@ from pathlib import Path
 import pytest
 
 from multiturn.backends.base import BackendInfo
+from multiturn.backends.registry import BackendRegistry
 from multiturn.backends.thinking import ThinkSplitter
+from multiturn.client import build_engine
+from multiturn.context.plan import Policy
 from multiturn.engine import Engine, measured_overhead
 from multiturn.errors import BackendError, InvalidInput
-from multiturn.records import ItemRecord
+from multiturn.records import ConversationRecord, ItemRecord
+from multiturn.settings import ModelAlias, Settings
 from multiturn.store import SQLStore
 from multiturn.types import Delta, GenerationParams, Message, Reply, TextPart, Usage
 
@@ -217,3 +221,17 @@ def test_the_measured_overhead_is_what_the_backend_counted_beyond_the_plan() -> 
     assert measured_overhead([_answer(48, 48, 3)]) == 0  # exact counts: nothing added
     assert measured_overhead([_answer(40, 48, 3)]) == 0  # over-counts are not given back
     assert measured_overhead([]) == 0
+
+
+def test_settings_tune_every_preset_per_model(tmp_path: Path) -> None:
+    settings = Settings(
+        db=str(tmp_path / "s.db"),
+        models={"thinker": ModelAlias(replay_reasoning=True, policy="retrieval"), "plain": ModelAlias()},
+        keep_media_rounds=2,
+    )
+    engine = build_engine(settings, SQLStore(settings.database_url), BackendRegistry(settings))
+    record = ConversationRecord("conv", "default", 0, 0, None, None, None, None)
+    thinker, plain = engine.policy(record, "thinker"), engine.policy(record, "plain")
+    assert (thinker.name, thinker.replay_reasoning, thinker.keep_images_rounds) == ("retrieval", True, 2)
+    assert (plain.name, plain.replay_reasoning, plain.keep_images_rounds) == ("window", False, 2)
+    assert engine.policy(record, "thinker", Policy("full")) == Policy("full")  # a Policy value is used as given

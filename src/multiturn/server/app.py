@@ -1,8 +1,8 @@
 """``create_app(settings)``: the gateway as an ASGI app.
 
-The lifespan builds the backend registry and the engine once; routers are thin and stateless.
-Nothing is stored for the stateless endpoints (the store object exists but is never touched
-by them, and no migration runs at start-up).
+The lifespan migrates the store, builds the backend registry and the engine once; routers are
+thin and stateless. Nothing is stored for the stateless endpoints (they read the store only
+for stored API keys, through the gateway's cached authenticator).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..backends.registry import BackendRegistry
-from ..engine import Engine
+from ..client import build_engine
 from ..errors import InvalidInput, NotFound
 from ..settings import Settings
 from ..store.sql import SQLStore
@@ -36,13 +36,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store = SQLStore(settings.database_url)
+        try:
+            await store.migrate()
+        except BaseException:
+            await store.close()
+            raise
         registry = BackendRegistry(settings)
         for name, alias in settings.models.items():
             if alias.backend == "upstream":
                 registry.get(name)  # no network: imports the HTTP client now, not on the first request
-        store = SQLStore(settings.database_url)
-        engine = Engine(store, registry.get, default_model=settings.model)
-        app.state.gateway = Gateway(settings=settings, engine=engine, registry=registry)
+        engine = build_engine(settings, store, registry)
+        app.state.gateway = Gateway(settings=settings, engine=engine, registry=registry, keys=store)
         # Everything built so far lives as long as the process: keep it out of the collector's
         # full passes, which otherwise stall the event loop for tens of milliseconds under load.
         gc.collect()
