@@ -59,7 +59,8 @@ class ItemRecord:
 
 @dataclass(frozen=True, slots=True)
 class NewItem:
-    """What the engine asks the store to write; the store assigns id and time."""
+    """What the engine asks the store to write; the store assigns time, and the id unless the
+    engine named it already (an answer a stream announced before it was written)."""
 
     role: Role
     content: tuple[Part, ...]
@@ -72,6 +73,7 @@ class NewItem:
     finish_reason: str | None = None
     token_count: int | None = None
     context_report: dict[str, Any] | None = None
+    id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

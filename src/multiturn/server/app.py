@@ -24,7 +24,7 @@ from ..client import build_engine
 from ..errors import InvalidInput, NotFound
 from ..settings import Settings
 from ..store.sql import SQLStore
-from . import dashscope_routes, openai_routes
+from . import conversations_routes, dashscope_routes, openai_routes, responses_routes
 from .errors import error_response
 from .gateway import Gateway, request_id
 from .middleware import RequestContext
@@ -83,6 +83,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes = [
         *openai_routes.routes,
         *dashscope_routes.routes,
+        *responses_routes.routes,
+        *conversations_routes.routes,
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]

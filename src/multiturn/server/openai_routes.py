@@ -8,6 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..protocols.openai_chat import translate as wire
+from . import stateful
 from .context import apply_policy
 from .errors import error_response
 from .gateway import gateway_of, now, request_id
@@ -22,6 +23,9 @@ async def chat_completions(request: Request) -> Response:
     try:
         gateway.authorize(request)
         chat, options = wire.parse_request(await gateway.read_body(request))
+        chat, conversation = stateful.conversation_of(request, chat)
+        if conversation is not None:  # a stored conversation: see server/stateful.py
+            return await stateful.chat_completion(gateway, request, chat, options, conversation)
         chat, headers = await apply_policy(gateway, request, chat)
         if not options.stream:
             completion = await gateway.engine.complete_once(chat)
