@@ -21,7 +21,7 @@ async def generation(request: Request) -> Response:
     gateway = gateway_of(request)
     rid = request_id(request)
     try:
-        gateway.authorize(request)
+        await gateway.authorize(request)
         body = await gateway.read_body(request)
         chat, options = wire.parse_request(body, request.headers, multimodal=request.url.path == MULTIMODAL)
         chat, headers = await apply_policy(gateway, request, chat)

@@ -3,17 +3,18 @@
 
 from __future__ import annotations
 
-import hmac
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
 from ..backends.registry import BackendRegistry
 from ..engine import Engine
-from ..errors import InvalidInput, Unauthorized
+from ..errors import InvalidInput
 from ..settings import Settings
+from ..store.base import KeyStore
+from .auth import Authenticator
 
 
 class PayloadTooLarge(InvalidInput):
@@ -25,17 +26,24 @@ class Gateway:
     settings: Settings
     engine: Engine
     registry: BackendRegistry
+    keys: KeyStore | None = None
+    auth: Authenticator = field(init=False)
 
-    def authorize(self, request: Request) -> None:
-        """Raises ``Unauthorized`` unless keys are off or the Bearer key is one of them."""
-        keys = self.settings.api_keys
-        if not keys:
-            return
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        token = given.strip().encode()
-        if scheme.lower() != "bearer" or not any(hmac.compare_digest(token, k.encode()) for k in keys):
-            raise Unauthorized("Invalid API-key provided.")
+    def __post_init__(self) -> None:
+        self.auth = Authenticator(self.settings.api_keys, self.keys)
+
+    async def authorize(self, request: Request) -> str:
+        """The tenant the request acts for; sets ``request.state.tenant_id`` and
+        ``request.state.key_policy`` (the key's context policy, or None). The rule is in
+        ``auth.py``: static keys (tenant ``default``) or stored keys, required when any exist.
+
+        Raises:
+            Unauthorized: a key is required and the Bearer key is none of them (or revoked).
+        """
+        caller = await self.auth.caller(request.headers.get("authorization"))
+        request.state.tenant_id = caller.tenant_id
+        request.state.key_policy = caller.policy
+        return caller.tenant_id
 
     async def read_body(self, request: Request) -> bytes:
         limit = self.settings.max_request_bytes

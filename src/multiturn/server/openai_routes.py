@@ -21,7 +21,7 @@ async def chat_completions(request: Request) -> Response:
     gateway = gateway_of(request)
     rid = request_id(request)
     try:
-        gateway.authorize(request)
+        await gateway.authorize(request)
         chat, options = wire.parse_request(await gateway.read_body(request))
         chat, conversation = stateful.conversation_of(request, chat)
         if conversation is not None:  # a stored conversation: see server/stateful.py
@@ -47,7 +47,7 @@ async def chat_completions(request: Request) -> Response:
 async def models(request: Request) -> Response:
     gateway = gateway_of(request)
     try:
-        gateway.authorize(request)
+        await gateway.authorize(request)
     except Exception as exc:
         return error_response(request.url.path, exc, request_id(request))
     return Response(wire.models_list(gateway.registry.names(), now()), media_type=JSON)

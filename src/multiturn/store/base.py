@@ -4,17 +4,53 @@ Invariants every implementation keeps:
 - Items are never rewritten: a retry, an undo or a fork adds items or moves a head pointer.
 - ``append`` writes the item and moves the conversation's head in one transaction, and refuses
   a parent that belongs to another conversation.
+- Appends to one conversation are serialized on its row: ``append(..., HEAD, ...)`` reads the
+  head and moves it in one transaction, so concurrent writers (tasks, processes) build one
+  chain and lose nothing.
 - Every read and write is scoped by tenant: another tenant's object is ``NotFound``.
+- Deleting a conversation deletes every row that names it or its items.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Final, Literal, Protocol
 
 from ..records import ConversationRecord, ItemRecord, NewItem
 
 DEFAULT_TENANT = "default"
+
+
+class _Head(enum.Enum):
+    HEAD = "head"
+
+    def __repr__(self) -> str:
+        return "HEAD"
+
+
+HEAD: Final = _Head.HEAD
+"""The ``parent_id`` that means "the conversation's head when the write happens" (read under
+the conversation's row lock, not before it)."""
+
+Parent = str | None | Literal[_Head.HEAD]
+"""An item's parent as ``append`` takes it: an item id, ``None`` (a new root) or ``HEAD``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """A stored gateway key. The key itself is never stored: only its SHA-256 (``key_hash``)
+    and its first characters (``prefix``), for people to tell keys apart."""
+
+    id: str
+    tenant_id: str
+    name: str | None
+    prefix: str
+    key_hash: str
+    policy: str | None
+    created_at: int
+    revoked_at: int | None = None
 
 
 class Store(Protocol):
@@ -54,19 +90,39 @@ class Store(Protocol):
         ...
 
     async def delete_conversation(self, conversation_id: str, *, tenant_id: str = DEFAULT_TENANT) -> None:
-        """Delete the conversation and every item of it. Raises NotFound."""
+        """Delete the conversation and every row that names it or its items (items,
+        summaries, index entries and their full-text rows). Raises NotFound."""
+        ...
+
+    async def prune(self, older_than_ms: int, *, tenant_id: str | None = DEFAULT_TENANT) -> list[str]:
+        """Delete the conversations with no activity (``updated_at``) since ``older_than_ms``,
+        of one tenant or (``None``) of all; returns their ids."""
+        ...
+
+    async def import_conversation(
+        self, conversation: ConversationRecord, tree: Sequence[ItemRecord], *, tenant_id: str = DEFAULT_TENANT
+    ) -> ConversationRecord:
+        """Write a copy of a whole tree (``tree``: every item, parents first) under new ids, in
+        one transaction, times kept; item ids named in the items' context reports are renamed
+        too.
+
+        Raises:
+            InvalidInput: a parent or the head names no item of ``tree``, or a parent comes
+                after its child.
+        """
         ...
 
     async def append(
         self,
         conversation_id: str,
-        parent_id: str | None,
+        parent_id: Parent,
         item: NewItem,
         *,
         tenant_id: str = DEFAULT_TENANT,
         move_head: bool = True,
     ) -> ItemRecord:
-        """Write ``item`` under ``parent_id`` and (by default) make it the head.
+        """Write ``item`` under ``parent_id`` (``HEAD``: the head at the time of the write) and
+        (by default) make it the head.
 
         Raises:
             NotFound: the conversation, or the parent in this conversation, does not exist.
@@ -90,3 +146,31 @@ class Store(Protocol):
     ) -> Sequence[ItemRecord]: ...
 
     async def close(self) -> None: ...
+
+
+class KeyStore(Protocol):
+    """The gateway's API keys, stored hashed."""
+
+    async def create_api_key(
+        self, *, tenant_id: str = DEFAULT_TENANT, name: str | None = None, policy: str | None = None
+    ) -> tuple[ApiKeyRecord, str]:
+        """A new random key. Returns its record and the key itself, which is not stored and
+        cannot be shown again."""
+        ...
+
+    async def list_api_keys(self, *, tenant_id: str | None = None) -> list[ApiKeyRecord]:
+        """Keys of one tenant, or of all (``None``), oldest first, revoked ones included."""
+        ...
+
+    async def revoke_api_key(self, key_id: str, *, tenant_id: str | None = None) -> ApiKeyRecord:
+        """Revoke a key (again is a no-op). Raises ``NotFound``, also for another tenant's key."""
+        ...
+
+    async def api_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
+        """The key with this SHA-256, revoked or not; ``None`` when there is none."""
+        ...
+
+    async def has_api_keys(self) -> bool:
+        """Whether any key was ever created (revoked ones count: revoking every key does not
+        open the gateway)."""
+        ...

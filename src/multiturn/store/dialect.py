@@ -1,7 +1,12 @@
 """Everything that differs between SQLite and PostgreSQL, in one place.
 
 - URLs: a plain ``postgresql://`` DSN is run through psycopg 3 (async); SQLite through aiosqlite.
-- SQLite connections get WAL journaling, a busy timeout and enforced foreign keys.
+- SQLite connections get WAL journaling, a busy timeout and enforced foreign keys. We emit
+  the ``BEGIN`` ourselves (the driver's own transaction handling is off): ``BEGIN IMMEDIATE``
+  on the writer engine (``writer()``), so a transaction that reads and then writes takes the
+  write lock first and waits for it (busy timeout) instead of failing with "database is
+  locked" when another writer got there in between; plain (deferred) ``BEGIN`` for reads, so
+  readers never wait for writers.
 - Migrations on PostgreSQL hold a transaction-level advisory lock, so two processes starting
   at once do not both migrate.
 """
@@ -20,6 +25,7 @@ from ..errors import MissingDependency, StoreError
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 MIGRATION_LOCK_KEY = 0x6D74_0001
+_WRITE = "multiturn_write"
 
 
 def normalize_url(url: str) -> sa.URL:
@@ -48,16 +54,36 @@ def create_engine(url: str) -> AsyncEngine:
         raise MissingDependency(exc.name or str(exc), extra) from exc
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
     return engine
 
 
+def writer(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine and pool, for transactions that write (``BEGIN IMMEDIATE`` on SQLite)."""
+    return engine.execution_options(**{_WRITE: True})
+
+
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # no implicit BEGIN from the driver: _sqlite_begin emits it
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+
+
+def purge_fulltext(conn: Connection) -> None:
+    """Rewrite the full-text index without the entries deleted so far. FTS5 records a delete as
+    a tombstone in a new segment and keeps the old segment, words included, until a merge;
+    ``optimize`` merges now, so deleted text does not stay in ``memory_fts_data``. PostgreSQL's
+    tsvector is a column of the deleted row: nothing to do."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("INSERT INTO memory_fts(memory_fts) VALUES ('optimize')")
 
 
 def lock_for_migration(conn: Connection) -> None:

@@ -133,7 +133,28 @@ def m002_memory(conn: Connection) -> None:
         conn.exec_driver_sql("CREATE INDEX ix_memory_entries_tsv ON memory_entries USING GIN (text_tsv)")
 
 
+def m003_api_keys(conn: Connection) -> None:
+    """Gateway API keys, stored as the SHA-256 of the key, with the tenant they act for."""
+    md = sa.MetaData()
+    sa.Table(
+        "api_keys",
+        md,
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("tenant_id", sa.String(64), nullable=False),
+        sa.Column("name", sa.Text),
+        sa.Column("key_hash", sa.String(64), nullable=False),
+        sa.Column("prefix", sa.String(16), nullable=False),
+        sa.Column("policy", sa.String(32)),
+        sa.Column("created_at", sa.BigInteger, nullable=False),
+        sa.Column("revoked_at", sa.BigInteger),
+        sa.Index("ux_api_keys_hash", "key_hash", unique=True),
+        sa.Index("ix_api_keys_tenant", "tenant_id", "created_at"),
+    )
+    md.create_all(conn)
+
+
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("001_conversation_tree", m001_conversation_tree),
     ("002_memory", m002_memory),
+    ("003_api_keys", m003_api_keys),
 )

@@ -79,6 +79,20 @@ memory_entries = sa.Table(
 """The retrieval index's rows. Their full-text index is dialect-specific and not described
 here: ``memory_fts`` (FTS5, SQLite) or the generated ``text_tsv`` column (PostgreSQL)."""
 
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("name", sa.Text),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("policy", sa.String(32)),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("revoked_at", sa.BigInteger),
+)
+"""Gateway keys: the SHA-256 of each key (hex), never the key."""
+
 schema_migrations = sa.Table(
     "schema_migrations",
     metadata,

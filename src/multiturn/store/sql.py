@@ -3,6 +3,12 @@
 Queries are SQLAlchemy Core expressions (never formatted strings); dialect differences live in
 ``dialect.py``. The constructor only prepares an engine: no connection and no DDL happen until
 ``migrate()`` or the first query.
+
+Concurrency: every write transaction starts by locking the conversation's row (``SELECT ...
+FOR UPDATE`` on PostgreSQL; on SQLite, ``BEGIN IMMEDIATE`` already holds the database's one
+write lock) and reads the head inside that transaction, so appends to one conversation are
+serialized across tasks and processes: none is lost, none is written twice. Ids and times of
+an appended item are taken under the lock, so a parent is always older than its children.
 """
 
 from __future__ import annotations
@@ -21,8 +27,8 @@ from .. import codec
 from ..errors import NotFound, StoreError
 from ..ids import IdFactory, new_id, now_ms
 from ..records import ConversationRecord, IndexEntry, ItemRecord, NewItem, SummaryRecord
-from . import dialect
-from .base import DEFAULT_TENANT
+from . import api_keys, dialect, transfer
+from .base import DEFAULT_TENANT, HEAD, ApiKeyRecord, Parent
 from .migrations import MIGRATIONS
 from .schema import conversations, items, memory_entries, schema_migrations, summaries
 
@@ -36,6 +42,7 @@ class SQLStore:
         self.url = url
         self._ids = ids
         self._engine = dialect.create_engine(url)
+        self._writer = dialect.writer(self._engine)
 
     # -- schema ------------------------------------------------------------------------------
 
@@ -48,7 +55,7 @@ class SQLStore:
                 raise StoreError(f"cannot create the database directory {path.parent}: {exc.strerror}") from exc
         applied: list[str] = []
         try:
-            async with self._engine.begin() as conn:
+            async with self._writer.begin() as conn:
                 await conn.run_sync(dialect.lock_for_migration)
                 await conn.run_sync(lambda c: schema_migrations.create(c, checkfirst=True))
                 done = set((await conn.execute(sa.select(schema_migrations.c.name))).scalars())
@@ -141,43 +148,86 @@ class SQLStore:
             return await self._conversation(conn, conversation_id, tenant_id)
 
     async def delete_conversation(self, conversation_id: str, *, tenant_id: str = DEFAULT_TENANT) -> None:
+        """Delete the conversation; foreign keys cascade to its items, summaries and index
+        entries, and the full-text rows follow (SQLite: triggers, then the FTS5 segments are
+        merged so no deleted word stays in them; PostgreSQL: a generated column of the row).
+        Inline media live in the items' content, so they go with the items."""
         async with self._begin() as conn:
-            await self._conversation(conn, conversation_id, tenant_id)
+            await self._conversation(conn, conversation_id, tenant_id, lock=True)
             await conn.execute(items.delete().where(items.c.conversation_id == conversation_id))
             await conn.execute(conversations.delete().where(conversations.c.id == conversation_id))
+            await conn.run_sync(dialect.purge_fulltext)
+
+    async def prune(self, older_than_ms: int, *, tenant_id: str | None = DEFAULT_TENANT) -> list[str]:
+        """Delete the conversations with no activity since ``older_than_ms`` (of one tenant, or
+        of all with ``None``), as ``delete_conversation`` does; returns their ids. A conversation
+        written to while this runs is kept (the condition is checked by the delete itself)."""
+        stale = conversations.c.updated_at < older_than_ms
+        if tenant_id is not None:
+            stale = sa.and_(stale, conversations.c.tenant_id == tenant_id)
+        async with self._begin() as conn:
+            deleted = sorted(
+                (await conn.execute(conversations.delete().where(stale).returning(conversations.c.id))).scalars()
+            )
+            if deleted:
+                await conn.run_sync(dialect.purge_fulltext)
+            return deleted
+
+    async def import_conversation(
+        self, conversation: ConversationRecord, tree: Sequence[ItemRecord], *, tenant_id: str = DEFAULT_TENANT
+    ) -> ConversationRecord:
+        record, copies = transfer.renumber(conversation, tree, tenant_id=tenant_id, ids=self._ids)
+        async with self._begin() as conn:
+            await conn.execute(
+                conversations.insert().values(
+                    id=record.id,
+                    tenant_id=record.tenant_id,
+                    created_at=record.created_at,
+                    updated_at=record.updated_at,
+                    title=record.title,
+                    model=record.model,
+                    system_prompt=record.system_prompt,
+                    head_item_id=record.head_item_id,
+                    metadata=record.metadata,
+                )
+            )
+            for copy in copies:  # one by one, in order: a parent is written before its children
+                await conn.execute(items.insert().values(**_item_row(copy)))
+        return record
 
     # -- items -------------------------------------------------------------------------------
 
     async def append(
         self,
         conversation_id: str,
-        parent_id: str | None,
+        parent_id: Parent,
         item: NewItem,
         *,
         tenant_id: str = DEFAULT_TENANT,
         move_head: bool = True,
     ) -> ItemRecord:
-        record = ItemRecord(
-            id=self._ids("item"),
-            conversation_id=conversation_id,
-            parent_id=parent_id,
-            role=item.role,
-            content=item.content,
-            status=item.status,
-            created_at=now_ms(),
-            reasoning=item.reasoning,
-            tool_calls=item.tool_calls,
-            tool_call_id=item.tool_call_id,
-            model=item.model,
-            usage=item.usage,
-            finish_reason=item.finish_reason,
-            token_count=item.token_count,
-            context_report=item.context_report,
-        )
         async with self._begin() as conn:
-            await self._conversation(conn, conversation_id, tenant_id)
-            if parent_id is not None:
-                await self._item(conn, parent_id, tenant_id, conversation_id)
+            conversation = await self._conversation(conn, conversation_id, tenant_id, lock=True)
+            parent = conversation.head_item_id if parent_id is HEAD else parent_id
+            if parent is not None and parent_id is not HEAD:
+                await self._item(conn, parent, tenant_id, conversation_id)
+            record = ItemRecord(
+                id=item.id or self._ids("item"),
+                conversation_id=conversation_id,
+                parent_id=parent,
+                role=item.role,
+                content=item.content,
+                status=item.status,
+                created_at=now_ms(),
+                reasoning=item.reasoning,
+                tool_calls=item.tool_calls,
+                tool_call_id=item.tool_call_id,
+                model=item.model,
+                usage=item.usage,
+                finish_reason=item.finish_reason,
+                token_count=item.token_count,
+                context_report=item.context_report,
+            )
             await conn.execute(items.insert().values(**_item_row(record)))
             values: dict[str, Any] = {"updated_at": record.created_at}
             if move_head:
@@ -392,6 +442,41 @@ class SQLStore:
                 for row in (await conn.execute(query)).mappings()
             ]
 
+    # -- API keys ----------------------------------------------------------------------------
+
+    async def create_api_key(
+        self, *, tenant_id: str = DEFAULT_TENANT, name: str | None = None, policy: str | None = None
+    ) -> tuple[ApiKeyRecord, str]:
+        key = api_keys.new_key()
+        record = ApiKeyRecord(
+            id=self._ids("key"),
+            tenant_id=tenant_id,
+            name=name,
+            prefix=key[: api_keys.SHOWN_CHARS],
+            key_hash=api_keys.hash_key(key),
+            policy=policy,
+            created_at=now_ms(),
+        )
+        async with self._begin() as conn:
+            await api_keys.insert(conn, record)
+        return record, key
+
+    async def list_api_keys(self, *, tenant_id: str | None = None) -> list[ApiKeyRecord]:
+        async with self._connect() as conn:
+            return await api_keys.select(conn, tenant_id)
+
+    async def revoke_api_key(self, key_id: str, *, tenant_id: str | None = None) -> ApiKeyRecord:
+        async with self._begin() as conn:
+            return await api_keys.revoke(conn, key_id, tenant_id, now_ms())
+
+    async def api_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
+        async with self._connect() as conn:
+            return await api_keys.by_hash(conn, key_hash)
+
+    async def has_api_keys(self) -> bool:
+        async with self._connect() as conn:
+            return await api_keys.any_key(conn)
+
     async def close(self) -> None:
         await self._engine.dispose()
 
@@ -406,18 +491,17 @@ class SQLStore:
     def _begin(self) -> _Guard:
         return _Guard(self, begin=True)
 
-    async def _conversation(self, conn: AsyncConnection, conversation_id: str, tenant_id: str) -> ConversationRecord:
-        row = (
-            (
-                await conn.execute(
-                    sa.select(conversations).where(
-                        conversations.c.id == conversation_id, conversations.c.tenant_id == tenant_id
-                    )
-                )
-            )
-            .mappings()
-            .first()
+    async def _conversation(
+        self, conn: AsyncConnection, conversation_id: str, tenant_id: str, *, lock: bool = False
+    ) -> ConversationRecord:
+        """The conversation's row; ``lock`` holds it until the transaction ends (PostgreSQL's
+        ``FOR UPDATE``; SQLite's ``BEGIN IMMEDIATE`` has already locked the database)."""
+        query = sa.select(conversations).where(
+            conversations.c.id == conversation_id, conversations.c.tenant_id == tenant_id
         )
+        if lock:
+            query = query.with_for_update()
+        row = (await conn.execute(query)).mappings().first()
         if row is None:
             raise NotFound(f"conversation {conversation_id!r} not found")
         return _conversation_record(row)
@@ -448,8 +532,7 @@ class _Guard:
         self._cm: Any = None
 
     async def __aenter__(self) -> AsyncConnection:
-        engine = self._store._engine
-        self._cm = engine.begin() if self._begin else engine.connect()
+        self._cm = self._store._writer.begin() if self._begin else self._store._engine.connect()
         try:
             conn: AsyncConnection = await self._cm.__aenter__()
         except sa_exc.DBAPIError as exc:

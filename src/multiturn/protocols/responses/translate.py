@@ -33,6 +33,8 @@ from .wire import (
 )
 
 _M = TypeVar("_M", bound=BaseModel)
+_TAGS = frozenset(("str", "message", "input_text", "output_text", "input_image"))
+"""Union branch names pydantic puts in error locations; not part of the field's path."""
 MALFORMED_BODY = "Required body invalid, please check the request body format."
 REASONING_PREFIX = "rs_"
 ItemStatus = Literal["in_progress", "completed", "incomplete"]
@@ -145,16 +147,22 @@ def _invalid(exc: ValidationError) -> InvalidParameter:
     for err in errors:
         if err["type"] in ("json_invalid", "json_type") or (not err["loc"] and err["type"] == "model_type"):
             return InvalidParameter(MALFORMED_BODY, code="invalid_request_error")
-    err = min(errors, key=lambda e: len(e["loc"]))
-    loc = [str(p) for p in err["loc"] if not (isinstance(p, str) and (p.startswith("list[") or p == "str"))]
-    path = ".".join(loc).replace(".[", "[")
+    err = max(errors, key=lambda e: len(e["loc"]))  # the deepest is the most specific
+    path = "".join(
+        f"[{p}]" if isinstance(p, int) else f".{p}"
+        for p in err["loc"]
+        if not (isinstance(p, str) and (p.startswith(("list[", "function-")) or p in _TAGS))
+    ).lstrip(".")
     param = str(err["loc"][0]) if err["loc"] else None
     if err["type"] == "missing":
         return InvalidParameter(
             f"Missing required parameter: '{path}'.", param=param, code="missing_required_parameter"
         )
     if err["type"] in ("union_tag_invalid", "literal_error") and "type" in err["loc"][-1:]:
-        return InvalidParameter(f"{path}: unsupported item or part type {err.get('input')!r}", param=param)
+        kind = err.get("input")
+        return InvalidParameter(f"{path}: unsupported item or part type {kind!r} (messages only)", param=param)
+    if err["type"] == "union_tag_invalid":
+        return InvalidParameter(f"{path}: unsupported part type {err.get('input', {}).get('type')!r}", param=param)
     return InvalidParameter(f"{path}: {err['msg']}" if path else err["msg"], param=param)
 
 
