@@ -153,8 +153,43 @@ def m003_api_keys(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def m004_responses(conn: Connection) -> None:
+    """Responses API objects. Deleting a conversation, or the output item, deletes them."""
+    md = sa.MetaData()
+    sa.Table("conversations", md, sa.Column("id", sa.String(64), primary_key=True))
+    sa.Table("items", md, sa.Column("id", sa.String(64), primary_key=True))
+    sa.Table(
+        "responses",
+        md,
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("tenant_id", sa.String(64), nullable=False),
+        sa.Column(
+            "conversation_id",
+            sa.String(64),
+            sa.ForeignKey("conversations.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("previous_response_id", sa.String(64)),
+        sa.Column("input_item_ids", _json(), nullable=False),
+        sa.Column("output_item_id", sa.String(64), sa.ForeignKey("items.id", ondelete="CASCADE")),
+        sa.Column("model", sa.Text, nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("usage", _json()),
+        sa.Column("instructions", sa.Text),
+        sa.Column("metadata", _json(), nullable=False),
+        sa.Column("params", _json(), nullable=False),
+        sa.Column("error", _json()),
+        sa.Column("created_at", sa.BigInteger, nullable=False),
+        sa.Column("completed_at", sa.BigInteger),
+        sa.Index("ix_responses_conversation", "conversation_id"),
+        sa.Index("ix_responses_output_item", "output_item_id"),
+    )
+    md.create_all(conn)
+
+
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("001_conversation_tree", m001_conversation_tree),
     ("002_memory", m002_memory),
     ("003_api_keys", m003_api_keys),
+    ("004_responses", m004_responses),
 )

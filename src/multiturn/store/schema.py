@@ -93,6 +93,28 @@ api_keys = sa.Table(
 )
 """Gateway keys: the SHA-256 of each key (hex), never the key."""
 
+responses = sa.Table(
+    "responses",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("conversation_id", sa.String(64), sa.ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("previous_response_id", sa.String(64)),
+    sa.Column("input_item_ids", JSONType, nullable=False),
+    sa.Column("output_item_id", sa.String(64), sa.ForeignKey("items.id", ondelete="CASCADE")),
+    sa.Column("model", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("usage", JSONType),
+    sa.Column("instructions", sa.Text),
+    sa.Column("metadata", JSONType, nullable=False),
+    sa.Column("params", JSONType, nullable=False),
+    sa.Column("error", JSONType),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("completed_at", sa.BigInteger),
+)
+"""Responses API objects: one turn of a conversation (its input items, its output item), as
+``/v1/responses`` made it. The items themselves live in ``items``."""
+
 schema_migrations = sa.Table(
     "schema_migrations",
     metadata,

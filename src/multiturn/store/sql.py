@@ -27,7 +27,8 @@ from .. import codec
 from ..errors import NotFound, StoreError
 from ..ids import IdFactory, new_id, now_ms
 from ..records import ConversationRecord, IndexEntry, ItemRecord, NewItem, SummaryRecord
-from . import api_keys, dialect, transfer
+from ..types import Usage
+from . import api_keys, dialect, responses, transfer
 from .base import DEFAULT_TENANT, HEAD, ApiKeyRecord, Parent
 from .migrations import MIGRATIONS
 from .schema import conversations, items, memory_entries, schema_migrations, summaries
@@ -521,6 +522,55 @@ class SQLStore:
             where = f" in conversation {conversation_id!r}" if conversation_id else ""
             raise NotFound(f"item {item_id!r} not found{where}")
         return _item_record(row)
+
+    # -- responses (the stateful API: /v1/responses, /v1/conversations) --------------------------
+
+    async def create_response(self, record: responses.ResponseRecord) -> None:
+        async with self._begin() as conn:
+            await self._conversation(conn, record.conversation_id, record.tenant_id)
+            await responses.insert(conn, record)
+
+    async def finish_response(
+        self,
+        response_id: str,
+        *,
+        tenant_id: str = DEFAULT_TENANT,
+        status: responses.ResponseStatus,
+        output_item_id: str | None,
+        usage: Usage | None,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        values = {"status": status, "output_item_id": output_item_id, "usage": usage, "error": error}
+        async with self._begin() as conn:
+            await responses.finish(conn, response_id, tenant_id, {**values, "completed_at": now_ms()})
+
+    async def get_response(self, response_id: str, *, tenant_id: str = DEFAULT_TENANT) -> responses.ResponseRecord:
+        async with self._connect() as conn:
+            return await responses.select(conn, response_id, tenant_id)
+
+    async def delete_response(self, response_id: str, *, tenant_id: str = DEFAULT_TENANT) -> None:
+        async with self._begin() as conn:
+            await responses.delete(conn, response_id, tenant_id)
+
+    async def delete_item(
+        self, conversation_id: str, item_id: str, *, tenant_id: str = DEFAULT_TENANT
+    ) -> ConversationRecord:
+        async with self._begin() as conn:
+            conversation = await self._conversation(conn, conversation_id, tenant_id, lock=True)
+            head = await responses.delete_subtree(conn, conversation, item_id)
+            await conn.execute(
+                conversations.update()
+                .where(conversations.c.id == conversation_id)
+                .values(head_item_id=head, updated_at=now_ms())
+            )
+            return await self._conversation(conn, conversation_id, tenant_id)
+
+    async def conversations_page(
+        self, *, tenant_id: str = DEFAULT_TENANT, after: str | None = None, limit: int = 20, descending: bool = True
+    ) -> list[ConversationRecord]:
+        async with self._connect() as conn:
+            rows = await conn.execute(responses.page_query(tenant_id, after, limit, descending))
+            return [_conversation_record(row) for row in rows.mappings()]
 
 
 class _Guard:
