@@ -1,0 +1,173 @@
+"""The engine with the ``summary`` policy on the real embedded model, a small window and a real
+SQLite store: compaction inline and in the background, and a summarizer that fails for real
+(an upstream alias answering 500) while the user's turns complete."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from multiturn import Settings
+from multiturn.backends.registry import BackendRegistry
+from multiturn.engine import Engine
+from multiturn.memory.compaction import RollingSummary, build_compaction
+from multiturn.memory.summarizer import ExtractiveSummarizer, ModelSummarizer
+from multiturn.records import ItemRecord
+from multiturn.settings import ModelAlias
+from multiturn.store import SQLStore
+from multiturn.tokens import QwenTokenizer
+from multiturn.types import GenerationParams, Reply, TextPart
+from support.fake_upstream import FakeUpstream
+
+pytestmark = pytest.mark.model
+
+SYSTEM = "You are a concise concierge. Answer in one short sentence."
+GUESTS = ["Alice", "Bruno", "Chiara", "Dmitri", "Elena", "Farid", "Greta", "Hiro", "Ines", "Jonas", "Kemal", "Lena"]
+PARAMS = GenerationParams(max_tokens=8, temperature=0.0)
+TOKENS = QwenTokenizer()
+
+
+def note(k: int) -> str:
+    name = GUESTS[k]
+    return (
+        f"{name} arrives on {k + 1} March at {10 + k}:15, stays in room {100 + k} and wants a late checkout. "
+        f"{name} booked the spa for {k + 2} March at 09:{10 + k} and pays {200 + 15 * k} euros by card. "
+        "Please confirm."
+    )
+
+
+@pytest.fixture
+def small(model_settings: Settings) -> Settings:
+    """The real model with a 512-token window: the trigger (70 %) is reached within a few turns."""
+    return model_settings.model_copy(update={"n_ctx": 512})
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLStore]:
+    s = SQLStore(f"sqlite+aiosqlite:///{tmp_path / 'compaction.db'}")
+    await s.migrate()
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+async def registry(small: Settings) -> AsyncIterator[BackendRegistry]:
+    backends = BackendRegistry(small)
+    yield backends
+    await backends.aclose()
+
+
+async def turn(engine: Engine, conversation_id: str, text: str) -> Reply:
+    events = [e async for e in engine.send(conversation_id, (TextPart(text),), PARAMS, policy="summary")]
+    reply = events[-1]
+    assert isinstance(reply, Reply)
+    return reply
+
+
+def assistant(path: list[ItemRecord], reply: Reply) -> ItemRecord:
+    return next(item for item in path if item.id == reply.item_id)
+
+
+@pytest.mark.parametrize("background", [False, True], ids=["inline", "background"])
+async def test_the_summary_policy_compacts_and_the_report_says_what_it_covers(
+    small: Settings, store: SQLStore, registry: BackendRegistry, background: bool
+) -> None:
+    memory = RollingSummary(store, ExtractiveSummarizer(TOKENS), TOKENS)
+    engine = Engine(store, registry.get, default_model=small.model, compaction=memory, background_compaction=background)
+    conv = await engine.create(system_prompt=SYSTEM)
+    replies: list[Reply] = []
+    compacted_at: int | None = None
+    for k in range(10):
+        replies.append(await turn(engine, conv.id, note(k)))
+        assert replies[-1].status == "completed"
+        await engine.drain()
+        if compacted_at is None and await store.summaries(conv.id):
+            compacted_at = k
+        if compacted_at is not None and k >= compacted_at + 1:
+            break
+    assert compacted_at is not None, "no summary within 10 turns of a 512-token window"
+    assert compacted_at >= 2  # below 70 % of the window nothing was summarized
+
+    record = (await store.summaries(conv.id))[-1]  # the first summary (newest first)
+    path = await engine.history(conv.id)
+    ids = [item.id for item in path]
+    through = ids.index(record.through_item_id or "")
+    assert path[through].role == "assistant" and path[through + 1].role == "user"  # whole rounds
+    alice = note(0).split(". ")[:2]  # the first round's facts, kept verbatim
+    assert any(sentence in record.text for sentence in alice), record.text
+    assert record.model == "extractive" and record.token_count == TOKENS.count(record.text)
+
+    # The turn that compacted inline already used the summary; a background summary serves the
+    # next turn. Either way the report lists the covered items as summarized, not dropped.
+    used_at = compacted_at + 1 if background else compacted_at
+    report = assistant(path, replies[used_at]).context_report
+    assert report is not None
+    assert report["summarized"] == ids[: through + 1]
+    assert not set(report["summarized"]) & set(report["kept"])
+    assert report["tokens_by_part"]["summary"] > 0
+    assert report["tokens"] <= report["budget"]
+    if background:
+        before = assistant(path, replies[compacted_at]).context_report
+        assert before is not None and before["summarized"] == []
+    # earlier turns, under the trigger, summarized nothing
+    first = assistant(path, replies[0]).context_report
+    assert first is not None and first["summarized"] == [] and first["tokens_by_part"]["summary"] == 0
+
+
+@pytest.fixture
+def failing() -> Iterator[FakeUpstream]:
+    with FakeUpstream() as server:
+        server.fault = "error-500"
+        yield server
+
+
+@pytest.mark.parametrize("background", [False, True], ids=["inline", "background"])
+async def test_a_failing_summarizer_never_fails_the_turn(
+    small: Settings,
+    store: SQLStore,
+    failing: FakeUpstream,
+    background: bool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = small.model_copy(
+        update={
+            "models": {"summarizer": ModelAlias(backend="upstream", base_url=failing.base_url, model="qwen-plus")},
+            "summary_model": "summarizer",
+            "summary_trigger": 0.05,  # every turn with an earlier round compacts
+            "upstream_retries": 0,
+        }
+    )
+    backends = BackendRegistry(settings)
+    try:
+        memory = build_compaction(settings, store, backends.get, TOKENS)
+        assert isinstance(memory.summarizer, ModelSummarizer)
+        engine = Engine(
+            store, backends.get, default_model=settings.model, compaction=memory, background_compaction=background
+        )
+        conv = await engine.create(system_prompt=SYSTEM)
+        with caplog.at_level(logging.WARNING, logger="multiturn.engine"):
+            replies = [await turn(engine, conv.id, note(k)) for k in range(3)]
+            await engine.drain()
+    finally:
+        await backends.aclose()
+
+    assert [r.status for r in replies] == ["completed"] * 3
+    assert all(r.content for r in replies)
+    calls = failing.bodies()
+    assert calls and all(body["messages"][0]["content"].startswith("You keep the running summary") for body in calls)
+    assert len(calls) == 2  # the turns with an earlier round to fold in: 2 and 3 (inline) or after them
+    assert await store.summaries(conv.id) == []
+    assert any("summarize failed" in r.getMessage() for r in caplog.records)
+    path = await engine.history(conv.id)
+    assert [item.status for item in path] == ["completed"] * 6
+    last = path[-1].context_report
+    assert last is not None and last["summarized"] == []
+
+
+def test_build_compaction_is_extractive_by_default(small: Settings) -> None:
+    memory = build_compaction(small, None, BackendRegistry(small).get, TOKENS)  # type: ignore[arg-type]
+    assert isinstance(memory.summarizer, ExtractiveSummarizer)
+    assert memory.trigger == small.summary_trigger
