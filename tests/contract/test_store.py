@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from multiturn import Settings, ids
 from multiturn.errors import NotFound, StoreError
-from multiturn.ids import now_ms
+from multiturn.ids import new_id, now_ms
 from multiturn.store import NewItem, SQLStore
 from multiturn.store.migrations import MIGRATIONS
 from multiturn.store.schema import conversations, items
@@ -368,6 +368,7 @@ async def test_every_field_round_trips(store: SQLStore) -> None:
         finish_reason="length",
         token_count=42,
         context_report={"policy": "full", "kept": ["item_a", "item_b"], "dropped": [], "budget": None, "tokens": 7},
+        id=new_id("item"),  # an id named by the caller (an answer a stream announced) is kept
     )
     appended = await store.append(conv.id, parent.id, new)
     fetched = await store.get_item(appended.id)
