@@ -15,7 +15,7 @@ from multiturn import Settings
 from multiturn.store import NewItem, SQLStore
 from multiturn.types import TextPart, Usage
 
-from .conftest import Cli, conversations, dump, items, one_error_line, rows
+from .conftest import Cli, conversations, dump, items, one_error_line, read_until, rows
 
 ID = re.compile(r"\b(?:conv|item)_[0-9a-f]{24}\b")
 
@@ -166,3 +166,18 @@ def test_prune_deletes_conversations_idle_for_longer_than_asked(cli: Cli) -> Non
     assert "deleted 1 conversations" in everyone.stderr
     assert [c["id"] for c in conversations(cli.db)] == [fresh]
     assert {i["conversation_id"] for i in items(cli.db)} == {fresh}
+
+
+def test_serve_beyond_loopback_accepts_stored_keys_instead_of_static_ones(cli: Cli) -> None:
+    refused = cli.run("serve", "--host", "0.0.0.0", "--port", "0")
+    assert "exposes the gateway beyond this machine" in one_error_line(refused)
+    assert cli.run("keys", "create", "--tenant", "acme").returncode == 0
+    proc = cli.popen("serve", "--host", "0.0.0.0", "--port", "0")
+    try:
+        assert "listening on http://0.0.0.0:" in read_until(proc, r"listening on \S+")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()

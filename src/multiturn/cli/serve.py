@@ -1,11 +1,13 @@
 """``multiturn serve``: run the gateway on uvicorn.
 
-API keys are off by default on a loopback address and required on any other interface.
+API keys are off by default on a loopback address and required on any other interface: static
+ones (``--api-key``) or keys stored with ``multiturn keys create``.
 ``--port 0`` picks a free port; the line printed at start-up names the real one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import socket
@@ -14,6 +16,7 @@ from typing import Annotated
 import typer
 
 from ..errors import InvalidInput
+from ..store.sql import SQLStore
 from .models import ensure_pulled
 from .options import Db, ModelPath, settings
 
@@ -37,10 +40,10 @@ def serve(
     s = settings(db=db, model_path=model_path)
     overrides = {"host": host, "port": port, "api_keys": api_key or None}
     s = s.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    if not s.api_keys and not _is_loopback(s.host):
+    if not s.api_keys and not _is_loopback(s.host) and not asyncio.run(_stored_keys(s.database_url)):
         raise InvalidInput(
             f"binding to {s.host} exposes the gateway beyond this machine: give it API keys "
-            "(--api-key KEY or MULTITURN_API_KEYS='[\"KEY\"]')"
+            "(--api-key KEY, MULTITURN_API_KEYS='[\"KEY\"]' or `multiturn keys create`)"
         )
     if any(alias.backend == "embedded" for alias in s.models.values()):
         from rich.console import Console
@@ -65,6 +68,15 @@ def serve(
         timeout_graceful_shutdown=5,
     )
     uvicorn.Server(config).run(sockets=[sock])
+
+
+async def _stored_keys(url: str) -> bool:
+    store = SQLStore(url)
+    try:
+        await store.migrate()
+        return await store.has_api_keys()
+    finally:
+        await store.close()
 
 
 def _is_loopback(host: str) -> bool:
