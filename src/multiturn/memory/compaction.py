@@ -38,7 +38,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from typing import Protocol
+from typing import Protocol, TypeGuard
 
 from ..backends.base import Backend
 from ..context.rounds import Round, split_rounds
@@ -71,6 +71,18 @@ class SummaryStore(Protocol):
     async def summaries(self, conversation_id: str, *, tenant_id: str = DEFAULT_TENANT) -> list[SummaryRecord]: ...
 
     async def summary_by_prefix(self, prefix_hash: str, *, tenant_id: str = DEFAULT_TENANT) -> SummaryRecord | None: ...
+
+
+class PrefixBatchStore(SummaryStore, Protocol):
+    """A store that finds the summaries of many prefix hashes in one query."""
+
+    async def summaries_by_prefix(
+        self, prefix_hashes: Sequence[str], *, tenant_id: str = DEFAULT_TENANT
+    ) -> list[SummaryRecord]: ...
+
+
+def looks_up_many(store: SummaryStore) -> TypeGuard[PrefixBatchStore]:
+    return callable(getattr(store, "summaries_by_prefix", None))
 
 
 _Save = Callable[[str, str, int], Awaitable[SummaryRecord]]
@@ -160,21 +172,29 @@ class RollingSummary:
     # -- stateless paths ---------------------------------------------------------------------
 
     async def latest_prefix(self, path: Sequence[ItemRecord], *, tenant_id: str = DEFAULT_TENANT) -> Summary | None:
-        """The summary stored for the furthest round end of ``path`` (ids: a hash chain)."""
+        """The summary stored for the furthest round end of ``path`` (ids: a hash chain).
+
+        With a store that looks many hashes up at once (``PrefixBatchStore``) this is one
+        query; otherwise one lookup per round end, newest first, down to the first hit (or to
+        a hit this process remembers).
+        """
         usable = _usable_ends(path)
         ends = sorted(
             ((r.items[-1].id, usable[r.items[-1].id]) for r in split_rounds(path) if r.items[-1].id in usable),
             key=lambda pair: -pair[1],
         )  # round ends, newest first: summaries cover whole rounds
         cached = next(((at, s) for item_id, at in ends if (s := self._cached(tenant_id, item_id))), None)
-        for item_id, at in ends:
-            if cached is not None and at <= cached[0]:
-                break
-            record = await self.store.summary_by_prefix(item_id, tenant_id=tenant_id)
-            if record is not None:
-                summary = Summary(record.text, item_id, record.token_count)
-                self._remember(tenant_id, summary)
-                return summary
+        unknown = [item_id for item_id, at in ends if cached is None or at > cached[0]]
+        if unknown and looks_up_many(self.store):
+            found = {r.prefix_hash: r for r in await self.store.summaries_by_prefix(unknown, tenant_id=tenant_id)}
+            newest = next((item_id for item_id in unknown if item_id in found), None)
+            if newest is not None:
+                return self._hit(tenant_id, newest, found[newest])
+        else:
+            for item_id in unknown:
+                record = await self.store.summary_by_prefix(item_id, tenant_id=tenant_id)
+                if record is not None:
+                    return self._hit(tenant_id, item_id, record)
         return cached[1] if cached else None
 
     async def compact_prefix(
@@ -191,8 +211,8 @@ class RollingSummary:
             self._remember(tenant_id, Summary(record.text, through, record.token_count))
             return record
 
-        if not path:
-            return None
+        if not path or self.context_tokens(None, path, None) <= self.trigger * window_tokens:
+            return None  # the whole array fits under the trigger: no summary needed, none looked up
         async with self._lock(tenant_id, "prefix:" + path[0].id):
             latest = await self.latest_prefix(path, tenant_id=tenant_id)
             return await self._compact(None, path, latest, window_tokens, save)
@@ -261,6 +281,11 @@ class RollingSummary:
         if lock is None:
             lock = self._locks[(tenant_id, key)] = asyncio.Lock()
         return lock
+
+    def _hit(self, tenant_id: str, item_id: str, record: SummaryRecord) -> Summary:
+        summary = Summary(record.text, item_id, record.token_count)
+        self._remember(tenant_id, summary)
+        return summary
 
     def _cached(self, tenant_id: str, item_id: str) -> Summary | None:
         return self._prefixes.get((tenant_id, item_id))
