@@ -31,8 +31,9 @@ from starlette.routing import Route
 from ..engine import Engine, TurnStart
 from ..errors import InvalidInput, NotFound
 from ..ids import new_id, now_ms
+from ..protocols.openai_chat.errors import describe
 from ..protocols.responses import translate as wire
-from ..protocols.responses.stream import ResponseEventEncoder
+from ..protocols.responses.stream import ResponseEventEncoder, response_error_code
 from ..records import ItemRecord
 from ..store.responses import ORIGIN_KEY, ORIGIN_RESPONSES, ResponseRecord, ResponseStatus
 from ..types import ChatRequest, Message
@@ -106,7 +107,10 @@ async def _stored(request: Request, engine: Engine, ask: wire.ResponseCreate, po
         final: ResponseStatus = "cancelled" if status == "cancelled" else "failed" if error else "completed"
         if turn.reply is not None and turn.reply.finish_reason == "length":
             final = "incomplete"
-        failure = {"code": "server_error", "message": str(error)} if isinstance(error, Exception) else None
+        failure = None
+        if isinstance(error, Exception):
+            detail = describe(error)
+            failure = {"code": response_error_code(detail.status), "message": detail.message}
         await store.finish_response(
             state.id,
             tenant_id=engine.tenant_id,

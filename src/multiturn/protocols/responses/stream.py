@@ -36,6 +36,13 @@ from .translate import (
 )
 
 
+def response_error_code(status: int) -> str:
+    """``response.error.code`` is one of OpenAI's fixed codes: the closest for an HTTP status."""
+    if status == 429:
+        return "rate_limit_exceeded"
+    return "invalid_prompt" if 400 <= status < 500 else "server_error"
+
+
 class ResponseEventEncoder:
     """Renders one response's stream. ``start()`` once, ``delta(d)`` per delta, then
     ``finish(reason, usage)`` or ``error(exc)``. ``state`` is the response as created (status
@@ -98,7 +105,7 @@ class ResponseEventEncoder:
             self._state,
             status="failed",
             output=tuple(self._output),
-            error={"code": detail.code or "server_error", "message": detail.message},
+            error={"code": response_error_code(detail.status), "message": detail.message},
         )
         return out + self._event("response.failed", {"response": response_object(state)})
 
