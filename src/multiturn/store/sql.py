@@ -5,7 +5,7 @@ Queries are SQLAlchemy Core expressions (never formatted strings); dialect diffe
 ``migrate()`` or the first query.
 
 Concurrency: every write transaction starts by locking the conversation's row (``SELECT ...
-FOR UPDATE`` on PostgreSQL; on SQLite, ``BEGIN IMMEDIATE`` already holds the database's one
+FOR NO KEY UPDATE`` on PostgreSQL; on SQLite, ``BEGIN IMMEDIATE`` already holds the database's one
 write lock) and reads the head inside that transaction, so appends to one conversation are
 serialized across tasks and processes: none is lost, none is written twice. Ids and times of
 an appended item are taken under the lock, so a parent is always older than its children.
@@ -496,12 +496,13 @@ class SQLStore:
         self, conn: AsyncConnection, conversation_id: str, tenant_id: str, *, lock: bool = False
     ) -> ConversationRecord:
         """The conversation's row; ``lock`` holds it until the transaction ends (PostgreSQL's
-        ``FOR UPDATE``; SQLite's ``BEGIN IMMEDIATE`` has already locked the database)."""
+        ``FOR NO KEY UPDATE``: writers of the row wait, inserts that only reference it through a
+        foreign key do not; SQLite's ``BEGIN IMMEDIATE`` has already locked the database)."""
         query = sa.select(conversations).where(
             conversations.c.id == conversation_id, conversations.c.tenant_id == tenant_id
         )
         if lock:
-            query = query.with_for_update()
+            query = query.with_for_update(key_share=True)
         row = (await conn.execute(query)).mappings().first()
         if row is None:
             raise NotFound(f"conversation {conversation_id!r} not found")
