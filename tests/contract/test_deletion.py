@@ -45,6 +45,22 @@ async def _populated(store: SQLStore, *, tenant_id: str = "default", marker: str
     sibling = await store.append(
         conv.id, user.id, NewItem(role="assistant", content=(TextPart("another answer"),)), tenant_id=tenant_id
     )
+    extra: set[str] = set()
+    if hasattr(store, "create_response"):  # the Responses API's rows (migration 004_responses)
+        from multiturn.store.responses import ResponseRecord
+
+        response = ResponseRecord(
+            id=f"resp_{marker}",
+            tenant_id=tenant_id,
+            conversation_id=conv.id,
+            input_item_ids=(user.id,),
+            output_item_id=answer.id,
+            model="m",
+            status="completed",
+            created_at=now_ms(),
+        )
+        await store.create_response(response)
+        extra.add(response.id)
     summary = await store.add_summary(
         text=f"they talked about {marker}", conversation_id=conv.id, through_item_id=answer.id, tenant_id=tenant_id
     )
@@ -57,7 +73,7 @@ async def _populated(store: SQLStore, *, tenant_id: str = "default", marker: str
         tenant_id=tenant_id,
     )
     assert [hit for hit, _ in await store.search_entries(conv.id, marker, tenant_id=tenant_id)]
-    return conv.id, {conv.id, user.id, answer.id, sibling.id, summary.id}
+    return conv.id, {conv.id, user.id, answer.id, sibling.id, summary.id, *extra}
 
 
 def _next_millisecond() -> int:
@@ -104,7 +120,10 @@ async def _fts_hits(store: SQLStore, word: str) -> int:
 async def test_deleting_a_conversation_leaves_no_row_naming_it_in_any_table(store: SQLStore) -> None:
     doomed, ids = await _populated(store)
     kept, _ = await _populated(store, marker="keepme")
-    assert await _leftovers(store, ids)  # the check sees them while they exist
+    before = {table for table, _, _ in await _leftovers(store, ids)}  # the check sees them while they exist
+    assert {"conversations", "items", "summaries", "memory_entries"} <= before
+    if hasattr(store, "create_response"):
+        assert "responses" in before
     assert await _fts_hits(store, MARKER) == 2
 
     await store.delete_conversation(doomed)
