@@ -4,14 +4,15 @@ branches, conversations and their items, ``store: false``, stateful chat complet
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import openai
 import pytest
 from openai import OpenAI
 
-from .calls import sdk
-from .servers import Server
+from .calls import ANSWER, REASONING, sdk
+from .servers import RESET, STALL_LONG, Server
 
 pytestmark = pytest.mark.model
 MODEL = "qwen-plus"
@@ -242,3 +243,66 @@ def test_truncation_disabled_refuses_a_context_over_the_window(embedded: Server)
     with pytest.raises(openai.BadRequestError) as raised:
         ask(client, long, truncation="disabled")
     assert "Range of input length" in raised.value.message
+
+
+# --- through the fake upstream: reasoning, failures and disconnects on demand ---------------------
+
+
+def test_reasoning_streams_before_the_message_and_is_stored(gateway: Server) -> None:
+    client = sdk(gateway)
+    events = list(
+        client.responses.create(model="qwen-plus", input="hi there", stream=True, extra_body={"enable_thinking": True})
+    )
+    kinds = [e.type for e in events]
+    first_text = kinds.index("response.output_text.delta")
+    assert "response.reasoning_text.delta" in kinds[:first_text]
+    assert "response.reasoning_text.done" in kinds[:first_text]
+    reasoning = "".join(e.delta for e in events if e.type == "response.reasoning_text.delta")
+    assert reasoning == REASONING
+    done = events[-1].response
+    assert [o.type for o in done.output] == ["reasoning", "message"] and done.output_text == ANSWER
+    stored = client.responses.retrieve(done.id)
+    assert [o.type for o in stored.output] == ["reasoning", "message"]
+    assert stored.output[0].content[0].text == REASONING and stored.output_text == ANSWER
+
+
+def test_a_failure_mid_stream_is_reported_and_recorded(gateway: Server) -> None:
+    client = sdk(gateway)
+    events = list(client.responses.create(model=RESET, input="hi there", stream=True))
+    assert [e.type for e in events][-2:] == ["error", "response.failed"]
+    partial = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert partial and ANSWER.startswith(partial)
+    failed = client.responses.retrieve(events[-1].response.id)
+    assert failed.status == "failed" and failed.error is not None
+    assert failed.output_text == partial  # what the user saw is kept
+    # The failed turn can still be continued: its partial answer is part of the context.
+    after = client.responses.create(model="qwen-plus", input="hi there", previous_response_id=failed.id)
+    assert after.status == "completed" and after.output_text == ANSWER
+
+
+def test_a_client_that_leaves_mid_stream_leaves_a_cancelled_response(gateway: Server) -> None:
+    client = sdk(gateway)
+    stream = client.responses.create(model=STALL_LONG, input="hi there", stream=True)
+    response_id = None
+    for event in stream:
+        if event.type == "response.created":
+            response_id = event.response.id
+        if event.type == "response.output_text.delta":
+            break
+    stream.close()
+    assert response_id is not None
+    deadline = time.monotonic() + 10
+    while (kept := client.responses.retrieve(response_id)).status == "in_progress":
+        assert time.monotonic() < deadline, "the response was not closed after the client left"
+        time.sleep(0.05)  # polling the server, bounded by the deadline above
+    assert kept.status == "cancelled"
+    assert kept.output_text and ANSWER.startswith(kept.output_text)
+
+
+def test_the_sdk_stream_helper_accumulates_the_response(gateway: Server) -> None:
+    client = sdk(gateway)
+    with client.responses.stream(model="qwen-plus", input="hi there") as stream:
+        text = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+        final = stream.get_final_response()
+    assert text == final.output_text == ANSWER
+    assert client.responses.retrieve(final.id).output_text == ANSWER
