@@ -11,6 +11,7 @@ from pydantic.json_schema import models_json_schema
 from .. import __version__
 from ..protocols.dashscope import wire as native
 from ..protocols.openai_chat import wire as compat
+from ..protocols.responses import wire as stateful
 
 REF = "#/components/schemas/{model}"
 
@@ -76,6 +77,57 @@ def _generation(summary: str) -> dict[str, Any]:
     }
 
 
+def _op(summary: str, answer: type[BaseModel], body: type[BaseModel] | None = None) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "responses": {
+            "200": {"description": answer.__name__, "content": _json(answer)},
+            "default": {
+                "description": "An error (404 for an unknown id or another tenant's)",
+                "content": _json(compat.ErrorResponse),
+            },
+        },
+    }
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": _json(body)}
+    return op
+
+
+def _stateful_paths(prefix: str) -> dict[str, Any]:
+    """The Responses and Conversations APIs (``server/responses_routes.py``,
+    ``conversations_routes.py``)."""
+    create = _op("Create a response (a stored turn)", stateful.ResponseObject, stateful.ResponseCreateRequest)
+    create["responses"]["200"]["content"].update(_sse("event: <type> / data: <ResponseStreamEvent JSON>"))
+    return {
+        f"{prefix}/responses": {"post": create},
+        f"{prefix}/responses/{{id}}": {
+            "get": _op("Retrieve a response", stateful.ResponseObject),
+            "delete": _op("Delete a response", stateful.DeletedObject),
+        },
+        f"{prefix}/responses/{{id}}/input_items": {"get": _op("The items a response answered", stateful.ListPage)},
+        f"{prefix}/conversations": {
+            "post": _op("Create a conversation", stateful.ConversationObject, stateful.ConversationCreateRequest),
+            "get": _op("List the tenant's conversations (extension)", stateful.ListPage),
+        },
+        f"{prefix}/conversations/{{id}}": {
+            "get": _op("Retrieve a conversation", stateful.ConversationObject),
+            "post": _op("Update a conversation", stateful.ConversationObject, stateful.ConversationUpdateRequest),
+            "delete": _op("Delete a conversation", stateful.DeletedObject),
+        },
+        f"{prefix}/conversations/{{id}}/fork": {
+            "post": _op("Fork a conversation at an item (extension)", stateful.ConversationObject, stateful.ForkRequest)
+        },
+        f"{prefix}/conversations/{{id}}/items": {
+            "get": _op("List the items of the current branch", stateful.ListPage),
+            "post": _op("Add items at the head", stateful.ListPage, stateful.ItemsCreateRequest),
+        },
+        f"{prefix}/conversations/{{id}}/items/{{item_id}}": {
+            "get": _op("Retrieve an item", stateful.OutputMessage),
+            "delete": _op("Delete an item and its subtree", stateful.ConversationObject),
+        },
+    }
+
+
 def openapi_schema() -> dict[str, Any]:
     models: list[type[BaseModel]] = [
         compat.ChatCompletionRequest,
@@ -87,6 +139,16 @@ def openapi_schema() -> dict[str, Any]:
         native.GenerationResponse,
         native.StreamChunk,
         native.ErrorBody,
+        stateful.ResponseCreateRequest,
+        stateful.ConversationCreateRequest,
+        stateful.ConversationUpdateRequest,
+        stateful.ItemsCreateRequest,
+        stateful.ForkRequest,
+        stateful.ResponseObject,
+        stateful.ConversationObject,
+        stateful.OutputMessage,
+        stateful.ListPage,
+        stateful.DeletedObject,
     ]
     _, definitions = models_json_schema(
         [(m, "validation" if m.__name__.endswith("Request") else "serialization") for m in models],
@@ -96,6 +158,7 @@ def openapi_schema() -> dict[str, Any]:
     for prefix in ("/v1", "/compatible-mode/v1"):
         paths[f"{prefix}/chat/completions"] = _chat_completions()
         paths[f"{prefix}/models"] = _models()
+        paths.update(_stateful_paths(prefix))
     paths["/api/v1/services/aigc/text-generation/generation"] = _generation("Text generation (DashScope-native)")
     paths["/api/v1/services/aigc/multimodal-generation/generation"] = _generation(
         "Multimodal generation (DashScope-native)"

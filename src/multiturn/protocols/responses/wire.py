@@ -141,3 +141,9 @@ class ListPage(BaseModel):
     first_id: str | None
     last_id: str | None
     has_more: bool
+
+
+class DeletedObject(BaseModel):
+    id: str
+    object: Literal["response.deleted", "conversation.deleted"]
+    deleted: bool
