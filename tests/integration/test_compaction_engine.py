@@ -5,13 +5,14 @@ SQLite store: compaction inline and in the background, and a summarizer that fai
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from multiturn import Settings
 from multiturn.backends.registry import BackendRegistry
+from multiturn.context.summary import SUMMARY_PREFIX
 from multiturn.engine import Engine
 from multiturn.memory.compaction import RollingSummary, build_compaction
 from multiturn.memory.summarizer import ExtractiveSummarizer, ModelSummarizer
@@ -19,7 +20,7 @@ from multiturn.records import ItemRecord
 from multiturn.settings import ModelAlias
 from multiturn.store import SQLStore
 from multiturn.tokens import QwenTokenizer
-from multiturn.types import GenerationParams, Reply, TextPart
+from multiturn.types import ChatRequest, GenerationParams, Message, Reply, TextPart
 from support.fake_upstream import FakeUpstream
 
 pytestmark = pytest.mark.model
@@ -171,3 +172,53 @@ def test_build_compaction_is_extractive_by_default(small: Settings) -> None:
     memory = build_compaction(small, None, BackendRegistry(small).get, TOKENS)  # type: ignore[arg-type]
     assert isinstance(memory.summarizer, ExtractiveSummarizer)
     assert memory.trigger == small.summary_trigger
+
+
+class Counting(ExtractiveSummarizer):
+    """The real extractive summarizer, counting its calls."""
+
+    calls = 0
+
+    async def summarize(self, previous: str | None, items: Sequence[ItemRecord], *, target_tokens: int) -> str:
+        self.calls += 1
+        return await super().summarize(previous, items, target_tokens=target_tokens)
+
+
+async def test_a_growing_stateless_array_is_summarized_once_per_compaction(
+    small: Settings, store: SQLStore, registry: BackendRegistry
+) -> None:
+    """A client resending its whole array each turn (the gateway's opt-in policies): the summary is
+    made when the array passes the trigger, then found again by hash instead of being redone."""
+    summarizer = Counting(TOKENS)
+    engine = Engine(
+        store, registry.get, default_model=small.model, compaction=RollingSummary(store, summarizer, TOKENS)
+    )
+    messages = [Message.of("system", SYSTEM)]
+    summarized_at: int | None = None
+    for k in range(12):
+        messages.append(Message.of("user", note(k).split(". ")[0] + "."))  # ~30 tokens a turn
+        request = ChatRequest(model=small.model, messages=tuple(messages), params=PARAMS)
+        planned, report, ids = await engine.plan_stateless(request, "summary")
+        if report.summarized and summarized_at is None:
+            summarized_at = k
+            assert summarizer.calls == 1
+            assert planned.messages[0].text == SYSTEM
+            summary = planned.messages[1].text.removeprefix(SUMMARY_PREFIX)
+            assert planned.messages[1].text.startswith(SUMMARY_PREFIX)
+            covered = [m.text for m in messages[1 : ids.index(report.summarized[-1]) + 1]]
+            assert summary and all(line.removeprefix("user: ") in covered for line in summary.splitlines())
+            record = await store.summary_by_prefix(report.summarized[-1])
+            assert record is not None and record.conversation_id is None
+            assert report.summarized == tuple(ids[1 : ids.index(report.summarized[-1]) + 1])
+        elif summarized_at is not None:
+            assert report.summarized  # the stored summary, found by the hash of its prefix
+        if summarized_at is not None and k == summarized_at + 1:
+            break
+        messages.append(Message.of("assistant", f"Noted for {GUESTS[k]}."))
+    assert summarized_at is not None and summarized_at >= 2
+    assert summarizer.calls == 1  # the next request, over the same prefix and under the trigger: found, not redone
+    # the same array again, from another process (nothing cached): still no new summary
+    again = RollingSummary(store, summarizer, TOKENS)
+    engine = Engine(store, registry.get, default_model=small.model, compaction=again)
+    _, report, _ = await engine.plan_stateless(request, "summary")
+    assert report.summarized and summarizer.calls == 1
