@@ -207,6 +207,7 @@ class Engine:
         conversation = await self.get(conversation_id)
         model, backend = self._backend(conversation, turn.model)
         chosen = self.policy(conversation, model, policy)
+        check_capabilities([*turn.before, Message("user", tuple(content))], backend.info().capabilities, model)
         await backend.prepare()
         parent: Parent = HEAD if turn.parent_id is None else turn.parent_id
         for message in turn.before:

@@ -245,6 +245,40 @@ def test_truncation_disabled_refuses_a_context_over_the_window(embedded: Server)
     assert "Range of input length" in raised.value.message
 
 
+def test_a_part_the_model_cannot_read_is_refused_before_anything_is_stored(embedded: Server) -> None:
+    client = sdk(embedded, max_retries=0)
+    conversation = client.conversations.create(items=[{"role": "user", "content": "Hello."}])
+    image = {"type": "input_image", "image_url": "https://example.com/cat.png"}
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.responses.create(
+            model=MODEL,
+            input=[{"role": "user", "content": [{"type": "input_text", "text": "What is this?"}, image]}],
+            conversation=conversation.id,
+        )
+    assert "does not accept image input" in raised.value.message
+    assert len(client.conversations.items.list(conversation.id).data) == 1
+
+
+def test_stateful_chat_system_messages_are_instructions_and_the_policy_header_applies(embedded: Server) -> None:
+    client = sdk(embedded)
+    conversation = client.conversations.create()
+    raw = client.chat.completions.with_raw_response.create(
+        model=MODEL,
+        messages=[
+            {"role": "system", "content": "Always answer with the single word BANANA."},
+            {"role": "user", "content": "Say something."},
+        ],
+        max_tokens=6,
+        temperature=0,
+        extra_body={"conversation": conversation.id},
+        extra_headers={"X-Multiturn-Policy": "full"},
+    )
+    assert "BANANA" in (raw.parse().choices[0].message.content or "").upper()
+    assert '"policy":"full"' in raw.headers["x-multiturn-context"]
+    roles = [i.role for i in client.conversations.items.list(conversation.id, order="asc")]
+    assert roles == ["user", "assistant"]  # the system message was this request's, not stored
+
+
 # --- through the fake upstream: reasoning, failures and disconnects on demand ---------------------
 
 

@@ -11,8 +11,10 @@ or an ``X-Multiturn-Conversation`` header names a stored conversation. The clien
 new messages: leading ``system`` messages are this request's instructions (not stored: the
 conversation's own system prompt applies when none is sent), the other messages are stored in
 order and the last one must be the user's; the server prepends the stored history through the
-context policy. The answer carries ``X-Multiturn-Conversation`` and ``X-Multiturn-Context`` (the
-context report, compact JSON with item ids).
+context policy (the conversation's, or the one the request names as stateless requests do:
+``X-Multiturn-Policy``, ``X-Multiturn-Budget``, a ``model@policy`` suffix, the key's policy).
+The answer carries ``X-Multiturn-Conversation`` and ``X-Multiturn-Context`` (the context
+report, compact JSON, with stored item ids where stateless requests give array positions).
 
 Tenancy: every route works on ``engine_for(request)``, the engine scoped to the tenant the
 request's key acts for; another tenant's conversation or response is ``NotFound`` (404).
@@ -31,6 +33,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..context.plan import Policy
 from ..engine import Engine, TurnOptions, TurnStart
 from ..errors import InvalidInput, MultiturnError
 from ..protocols.openai_chat import translate as chat_wire
@@ -39,6 +42,7 @@ from ..records import NewItem
 from ..store.base import DEFAULT_TENANT, HEAD
 from ..store.responses import ResponseStore, keeps_responses
 from ..types import Accumulator, ChatRequest, Delta, GenerationParams, Message, Reply
+from .context import requested_policy
 from .errors import error_response
 from .gateway import Gateway, now, request_id
 from .streaming import EventStream, encode, prime
@@ -90,7 +94,7 @@ class StoredTurn:
     conversation_id: str
     inputs: tuple[Message, ...]
     params: GenerationParams
-    policy: str | None = None
+    policy: str | Policy | None = None
     parent_id: str | None = None
     instructions: str | None = None
     model: str | None = None
@@ -186,12 +190,13 @@ async def chat_completion(
         if options.n > 1:
             raise InvalidInput("n > 1 is not supported with a stored conversation")
         await engine.get(conversation_id)  # 404 before anything else
+        chat, policy = requested_policy(request, chat)
         turn = StoredTurn(
             engine,
             conversation_id,
             tuple(messages),
             chat.params,
-            policy=getattr(request.state, "key_policy", None),
+            policy=policy,
             instructions="\n\n".join(instructions) if instructions else None,
             model=chat.model,
         )
