@@ -279,6 +279,26 @@ def test_stateful_chat_system_messages_are_instructions_and_the_policy_header_ap
     assert roles == ["user", "assistant"]  # the system message was this request's, not stored
 
 
+def test_conversation_listing_and_fork_extensions(embedded: Server) -> None:
+    client = sdk(embedded)
+    made = [client.conversations.create(metadata={"n": str(n)}) for n in range(3)]
+    page = client.get("/conversations", options={"params": {"limit": 2}}, cast_to=object)
+    assert isinstance(page, dict) and page["object"] == "list" and page["has_more"] is True
+    assert [c["id"] for c in page["data"]] == [made[2].id, made[1].id]  # newest first
+    rest = client.get("/conversations", options={"params": {"after": page["last_id"]}}, cast_to=object)
+    assert isinstance(rest, dict) and rest["data"][0]["id"] == made[0].id
+
+    source = client.conversations.create(
+        items=[{"role": "user", "content": f"line {n}"} for n in range(4)], metadata={"from": "source"}
+    )
+    at = client.conversations.items.list(source.id, order="asc").data[1].id
+    fork = client.post(f"/conversations/{source.id}/fork", body={"item_id": at}, cast_to=object)
+    assert isinstance(fork, dict) and fork["id"] != source.id and fork["metadata"] == {"from": "source"}
+    texts = [i.content[0].text for i in client.conversations.items.list(fork["id"], order="asc")]
+    assert texts == ["line 0", "line 1"]
+    assert len(client.conversations.items.list(source.id).data) == 4  # the source is untouched
+
+
 # --- through the fake upstream: reasoning, failures and disconnects on demand ---------------------
 
 
