@@ -12,7 +12,7 @@ import pytest
 from openai import OpenAI
 
 from .calls import ANSWER, REASONING, sdk
-from .servers import RESET, STALL_LONG, Server
+from .servers import CONTEXT_TOO_LONG, RESET, STALL_LONG, Server
 
 pytestmark = pytest.mark.model
 MODEL = "qwen-plus"
@@ -360,3 +360,11 @@ def test_the_sdk_stream_helper_accumulates_the_response(gateway: Server) -> None
         final = stream.get_final_response()
     assert text == final.output_text == ANSWER
     assert client.responses.retrieve(final.id).output_text == ANSWER
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_upstream_refusal_before_the_first_token_is_an_http_error(gateway: Server, stream: bool) -> None:
+    client = sdk(gateway, max_retries=0)
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.responses.create(model=CONTEXT_TOO_LONG, input="hi there", stream=stream)
+    assert "Range of input length should be [1, 1024]" in raised.value.message
