@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -84,7 +85,8 @@ async def test_the_gateway_stores_nothing_for_stateless_requests(gateway: tuple[
     assert completion.choices[0].message.content
     assert completion.usage is not None and completion.usage.prompt_tokens_details is not None
     assert isinstance(completion.usage.prompt_tokens_details.cached_tokens, int)
-    assert not (gateway[1] / "gateway.db").exists()  # no database was even created
+    with sqlite3.connect(gateway[1] / "gateway.db") as db:  # migrated at start-up, and left empty
+        assert [db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("conversations", "items")] == [0, 0]
     await client.close()
 
 
