@@ -150,20 +150,20 @@ async def test_a_failing_summarizer_never_fails_the_turn(
         )
         conv = await engine.create(system_prompt=SYSTEM)
         with caplog.at_level(logging.WARNING, logger="multiturn.engine"):
-            replies = [await turn(engine, conv.id, note(k)) for k in range(3)]
+            replies = [await turn(engine, conv.id, note(k)) for k in range(2)]
             await engine.drain()
     finally:
         await backends.aclose()
 
-    assert [r.status for r in replies] == ["completed"] * 3
+    assert [r.status for r in replies] == ["completed"] * 2
     assert all(r.content for r in replies)
     calls = failing.bodies()
     assert calls and all(body["messages"][0]["content"].startswith("You keep the running summary") for body in calls)
-    assert len(calls) == 2  # the turns with an earlier round to fold in: 2 and 3 (inline) or after them
+    assert len(calls) == 1  # the second turn has an earlier round to fold in (before it, or after it)
     assert await store.summaries(conv.id) == []
     assert any("summarize failed" in r.getMessage() for r in caplog.records)
     path = await engine.history(conv.id)
-    assert [item.status for item in path] == ["completed"] * 6
+    assert [item.status for item in path] == ["completed"] * 4
     last = path[-1].context_report
     assert last is not None and last["summarized"] == []
 

@@ -22,10 +22,13 @@ the same rounds.
 
 Stateless requests (the gateway's opt-in policies) have no stored conversation: the gateway
 gives each message an id that hashes its content and its parent's id, so a resent array has the
-same ids. ``latest_prefix`` / ``compact_prefix`` do the same as above for such a path, storing
-the summary under ``prefix_hash`` = the id of the last item it covers, and finding it again with
-``summary_by_prefix`` (newest round ends first, a per-process cache of hits in front), so a
-resent array is not summarized again.
+same ids. ``latest_prefix`` / ``compact_prefix`` do the same as above for such a path (its
+system messages are items of it), storing the summary under ``prefix_hash`` = the id of the last
+item it covers and finding it again by the ids of the path's round ends, so a resent array is not
+summarized again. An array under the trigger is not looked up at all. The lookup is one query
+with a store that has ``summaries_by_prefix`` (``PrefixBatchStore``), else one
+``summary_by_prefix`` per round end, newest first, down to the first hit or to a hit this process
+remembers (measured: ~8 ms against 270-540 ms for a 100-round array with no summary).
 
 ``build_compaction`` makes the configured one: extractive unless ``summary_model`` names a model.
 """
