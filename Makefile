@@ -13,7 +13,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml scripts/llama-wheel
 	$(BIN)/python -m pip install --quiet --find-links "$$(scripts/llama-wheel $(BIN)/python $(WHEELS))" \
-		--only-binary llama-cpp-python -e '.[embedded,postgres,qwen,dev]'
+		--only-binary llama-cpp-python -e '.[embedded,postgres,qwen,memory,bench,dev]'
 	touch $@
 
 setup: $(VENV)/.installed
