@@ -1,0 +1,141 @@
+"""How recalled turns are ranked: pure functions over a path's turns and two raw rankings.
+
+1. Units: each user or assistant item of the path is a unit, with the tool results that answer
+   an assistant item's calls (recalled together, as the planner keeps tool pairs whole).
+2. Fusion: the lexical scores (BM25) and the dense ones (cosine) are each min-max normalized
+   and mixed, ``lexical_weight`` of the first and the rest of the second (``fusion="weighted"``),
+   or summed as reciprocal ranks (``fusion="rrf"``).
+3. Neighbours: a unit ``d`` turns away from a hit inherits ``neighbour ** d`` of its score, up
+   to ``reach`` turns: the answer after a question, the question before an answer, the rest of
+   the exchange a fact was told in.
+4. Cost: the score handed to the planner is divided by ``cost ** length_exponent``; the planner
+   keeps the best-scored units that fit, so the exponent trades matches for tokens.
+
+The defaults are the best of a measurement on LoCoMo (``bench/memory_tuning.py``,
+``bench/results/memory.md``): weighted fusion beat RRF; neighbours added the most; a small
+negative exponent (long turns carry more facts) beat dividing by length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from ..context.retrieval import Recalled, render_items
+from ..records import ItemRecord
+
+Unit = tuple[tuple[str, ...], list[ItemRecord]]
+"""A recall unit: its item ids (path order) and its items."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tuning:
+    """The ranking's knobs; the defaults are the measured best (see the module docstring)."""
+
+    fusion: Literal["weighted", "rrf"] = "weighted"
+    lexical_weight: float = 0.7
+    rrf_k: int = 60
+    neighbour: float = 0.8
+    reach: int = 5
+    spread: Literal["max", "sum"] = "max"
+    length_exponent: float = -0.25
+    context_weight: float = 0.5
+    """Weight of the previous turn's vector in the dense query, when the input leans on it."""
+    lexical_limit: int = 200
+    max_candidates: int = 400
+    candidate_tokens: int = 12_000
+    """Stop handing over candidates past this many tokens of them (the planner reads them all)."""
+
+
+def units(path: Sequence[ItemRecord]) -> list[Unit]:
+    """The recall units of ``path`` (failed items left out; a tool item without its call is a
+    unit of its own)."""
+    out: list[Unit] = []
+    open_calls: set[str] = set()
+    for item in path:
+        if item.status == "failed":
+            continue
+        if item.role == "tool" and out and item.tool_call_id in open_calls:
+            ids, items = out[-1]
+            out[-1] = ((*ids, item.id), [*items, item])
+            continue
+        open_calls = {call.id for call in item.tool_calls}
+        out.append(((item.id,), [item]))
+    return out
+
+
+def unit_text(unit: Unit) -> str:
+    """The text a unit is indexed and quoted under (the planner's own rendering)."""
+    return render_items(unit[1])
+
+
+def rank(units: Sequence[Unit], lexical: dict[str, float], dense: dict[str, float], tuning: Tuning) -> list[Recalled]:
+    """The units worth recalling, best first: fused, spread to neighbours, cost-weighted; at most
+    ``max_candidates`` and about ``candidate_tokens`` tokens of them. Both rankings are keyed by
+    a unit's first item id."""
+    fused = fuse(lexical, dense, tuning)
+    if not fused:
+        return []
+    scores = [fused.get(ids[0], 0.0) for ids, _ in units]
+    if tuning.neighbour > 0 and tuning.reach > 0:
+        scores = _spread(scores, tuning)
+    weighted = [scores[n] / _cost(items) ** tuning.length_exponent for n, (_, items) in enumerate(units)]
+    order = sorted((n for n in range(len(units)) if scores[n] > 0), key=lambda n: -weighted[n])
+    ranked: list[Recalled] = []
+    total = 0
+    for n in order[: tuning.max_candidates]:
+        ranked.append(Recalled(item_ids=units[n][0], score=weighted[n]))
+        total += _cost(units[n][1])
+        if total > tuning.candidate_tokens:
+            break
+    return ranked
+
+
+def _spread(scores: list[float], tuning: Tuning) -> list[float]:
+    """Each unit's score raised by its neighbours': the best inherited one (``max``), or all of
+    them added (``sum``: a unit inside a run of hits rises above a lone hit)."""
+    spread = list(scores)
+    for n, score in enumerate(scores):
+        if score <= 0:
+            continue
+        for distance in range(1, tuning.reach + 1):
+            inherited = score * tuning.neighbour**distance
+            for m in (n - distance, n + distance):
+                if 0 <= m < len(spread):
+                    if tuning.spread == "sum":
+                        spread[m] += inherited
+                    elif spread[m] < inherited:
+                        spread[m] = inherited
+    return spread
+
+
+def fuse(lexical: dict[str, float], dense: dict[str, float], tuning: Tuning) -> dict[str, float]:
+    """One score per id from the two rankings (an id missing from one scores 0 there)."""
+    if tuning.fusion == "rrf":
+        fused: dict[str, float] = {}
+        for weight, ranking in ((tuning.lexical_weight, lexical), (1 - tuning.lexical_weight, dense)):
+            for place, key in enumerate(sorted(ranking, key=lambda k: -ranking[k])):
+                fused[key] = fused.get(key, 0.0) + weight / (tuning.rrf_k + place + 1)
+        return fused
+    lex, den = _normalized(lexical), _normalized(dense)
+    w = tuning.lexical_weight if dense else 1.0
+    if not lexical:
+        w = 0.0
+    return {k: w * lex.get(k, 0.0) + (1 - w) * den.get(k, 0.0) for k in lex.keys() | den.keys()}
+
+
+def _normalized(scores: dict[str, float]) -> dict[str, float]:
+    if not scores:
+        return {}
+    low, high = min(scores.values()), max(scores.values())
+    span = high - low
+    return {k: (v - low) / span if span > 0 else 1.0 for k, v in scores.items()}
+
+
+def _cost(items: Sequence[ItemRecord]) -> int:
+    """Tokens a unit costs when quoted: the stored counts, else an estimate (4 bytes a token)."""
+    return sum(
+        (item.token_count if item.token_count is not None else len(render_items([item]).encode()) // 4) + 4
+        for item in items
+    )

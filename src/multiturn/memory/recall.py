@@ -1,0 +1,260 @@
+"""The retrieval index: every completed turn indexed as it is written, recalled by fusion.
+
+Indexing (``index_round``, after each completed answer): each unit of the round (an item, with
+the tool results of its calls) becomes one entry of ``memory_entries`` under its first item's
+id, its text exactly as the planner quotes it (``render_items``). With an embedder the entry also
+holds its vector (float32 bytes) and the embedder's name; vectors of another embedder are
+ignored, never compared.
+
+Recall (``recall``, before a turn is planned): the query (``query.build_query``: the new input,
+plus the previous turn when the input leans on it) is searched lexically by the store's
+full-text index (BM25 on SQLite, ``ts_rank_cd`` on PostgreSQL) and densely by exact cosine over
+the conversation's vectors, which are held in memory per conversation: loaded once, extended by
+``index_round``, reloaded when the path holds an item this process has not seen (another process
+indexed it). ``ranking.rank`` fuses the two. Only units on the request's path and outside its
+newest round are returned; the planner skips those already in the window.
+
+``recall_unstored`` ranks a path that is not stored (a stateless request's array) the same way,
+in memory: BM25 over its turns (``lexical.BM25``) and their vectors, kept in a bounded cache by
+text so a resent array is not embedded again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from ..context.retrieval import Recalled
+from ..context.rounds import split_rounds
+from ..embeddings import Embedder
+from ..records import IndexEntry, ItemRecord
+from .lexical import BM25
+from .query import Query, build_query
+from .ranking import Tuning, Unit, rank, unit_text, units
+
+if TYPE_CHECKING:
+    from ..embeddings import Vectors
+
+log = logging.getLogger(__name__)
+
+
+class MemoryStore(Protocol):
+    """What recall needs of a store (``SQLStore`` has it)."""
+
+    async def index_entries(self, conversation_id: str, entries: Sequence[IndexEntry], *, tenant_id: str) -> None: ...
+
+    async def search_entries(
+        self, conversation_id: str, query: str, *, limit: int = 50, tenant_id: str
+    ) -> list[tuple[str, float]]: ...
+
+    async def entries(self, conversation_id: str, *, tenant_id: str, with_vectors: bool = True) -> list[IndexEntry]: ...
+
+
+@dataclass
+class _Vectors:
+    """One conversation's vectors in memory, rows in ``ids`` order."""
+
+    ids: list[str] = field(default_factory=list)
+    rows: list[Vectors] = field(default_factory=list)
+    matrix: Vectors | None = None
+    seen: set[str] = field(default_factory=set)
+    """Every item id this cache knows of, indexed or not (a path item outside it: reload)."""
+
+    def add(self, item_id: str, row: Vectors) -> None:
+        self.ids.append(item_id)
+        self.rows.append(row)
+        self.seen.add(item_id)
+        self.matrix = None
+
+    def stack(self) -> Vectors | None:
+        if self.matrix is None and self.rows:
+            import numpy as np
+
+            self.matrix = np.vstack(self.rows)
+        return self.matrix
+
+
+class IndexRecall:
+    """``Recall`` over the store's retrieval index, lexical + dense (see the module docstring).
+
+    Args:
+        store: a store with the retrieval index (``SQLStore``).
+        embedder: ``None`` for lexical recall only.
+        tuning: the ranking's knobs (benchmarks sweep them).
+        cache_conversations: how many conversations' vectors to keep in memory.
+        cache_texts: how many unstored turns' vectors to keep (``recall_unstored``).
+    """
+
+    def __init__(
+        self,
+        store: MemoryStore,
+        embedder: Embedder | None,
+        *,
+        tuning: Tuning | None = None,
+        cache_conversations: int = 256,
+        cache_texts: int = 50_000,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.tuning = tuning or Tuning()
+        self._vectors: OrderedDict[tuple[str, str], _Vectors] = OrderedDict()
+        self._cache_conversations = cache_conversations
+        self._texts: OrderedDict[bytes, Vectors] = OrderedDict()
+        self._cache_texts = cache_texts
+
+    # -- indexing ----------------------------------------------------------------------------
+
+    async def index_round(self, conversation_id: str, items: Sequence[ItemRecord], *, tenant_id: str) -> None:
+        await self.index_path(conversation_id, items, tenant_id=tenant_id)
+
+    async def index_path(self, conversation_id: str, path: Sequence[ItemRecord], *, tenant_id: str) -> None:
+        """Index every unit of ``path`` (a round, or a whole path at once: a replay, a fork);
+        an item indexed again is replaced."""
+        found = [(unit[0], text) for unit in units(path) if (text := unit_text(unit)).strip()]
+        if not found:
+            return
+        vectors = await self.embedder.embed([text for _, text in found]) if self.embedder is not None else None
+        name = self.embedder.name if self.embedder is not None else None
+        entries = [
+            IndexEntry(
+                item_id=ids[0],
+                text=text,
+                vector=vectors[n].tobytes() if vectors is not None else None,
+                vector_model=name,
+            )
+            for n, (ids, text) in enumerate(found)
+        ]
+        await self.store.index_entries(conversation_id, entries, tenant_id=tenant_id)
+        cached = self._vectors.get((tenant_id, conversation_id))
+        if cached is not None and vectors is not None:
+            for n, (ids, _) in enumerate(found):
+                if ids[0] not in cached.seen:
+                    cached.add(ids[0], vectors[n])
+            cached.seen.update(item.id for item in path)
+
+    # -- recall ------------------------------------------------------------------------------
+
+    async def recall(self, conversation_id: str, path: Sequence[ItemRecord], *, tenant_id: str) -> list[Recalled]:
+        split = _history(path)
+        if split is None:
+            return []
+        history, query = split
+        candidates = units(history)
+        if not candidates:
+            return []
+        lexical = await self._lexical(conversation_id, query, tenant_id)
+        dense = await self._dense(conversation_id, query, history, tenant_id)
+        return rank(candidates, lexical, dense, self.tuning)
+
+    async def recall_unstored(self, path: Sequence[ItemRecord]) -> list[Recalled]:
+        split = _history(path)
+        if split is None:
+            return []
+        history, query = split
+        candidates = units(history)
+        if not candidates:
+            return []
+        texts = [unit_text(unit) for unit in candidates]
+        bm25 = BM25(texts).scores(f"{query.text}\n{query.previous}")
+        lexical = {candidates[n][0][0]: score for n, score in bm25.items()}
+        dense: dict[str, float] = {}
+        if self.embedder is not None:
+            matrix = await self._embed_cached(texts)
+            q = await self._query_vector(query)
+            if q is not None and matrix.shape[1] == q.shape[0]:
+                sims = matrix @ q
+                dense = {unit[0][0]: float(s) for unit, s in zip(candidates, sims, strict=True)}
+        return rank(candidates, lexical, dense, self.tuning)
+
+    async def _lexical(self, conversation_id: str, query: Query, tenant_id: str) -> dict[str, float]:
+        words = query.lexical
+        if not words:
+            return {}
+        hits = await self.store.search_entries(
+            conversation_id, words, limit=self.tuning.lexical_limit, tenant_id=tenant_id
+        )
+        return dict(hits)
+
+    async def _dense(
+        self, conversation_id: str, query: Query, history: Sequence[ItemRecord], tenant_id: str
+    ) -> dict[str, float]:
+        if self.embedder is None:
+            return {}
+        cached = await self._conversation_vectors(conversation_id, history, tenant_id)
+        matrix = cached.stack()
+        if matrix is None:
+            return {}
+        q = await self._query_vector(query)
+        if q is None or q.shape[0] != matrix.shape[1]:
+            return {}
+        sims = matrix @ q
+        return {item_id: float(s) for item_id, s in zip(cached.ids, sims, strict=True)}
+
+    async def _query_vector(self, query: Query) -> Vectors | None:
+        import numpy as np
+
+        assert self.embedder is not None
+        texts = [query.text, query.previous] if query.previous else [query.text]
+        rows = await self.embedder.embed(texts)
+        q = rows[0] + self.tuning.context_weight * rows[1] if query.previous else rows[0]
+        norm = float(np.linalg.norm(q))
+        return q / norm if norm > 0 else None
+
+    async def _conversation_vectors(
+        self, conversation_id: str, history: Sequence[ItemRecord], tenant_id: str
+    ) -> _Vectors:
+        """The conversation's vectors, from memory unless the path holds items not seen here."""
+        import numpy as np
+
+        assert self.embedder is not None
+        key = (tenant_id, conversation_id)
+        cached = self._vectors.get(key)
+        if cached is not None and all(item.id in cached.seen for item in history):
+            self._vectors.move_to_end(key)
+            return cached
+        cached = _Vectors()
+        for entry in await self.store.entries(conversation_id, tenant_id=tenant_id):
+            if entry.vector is None or entry.vector_model != self.embedder.name:
+                continue
+            row = np.frombuffer(entry.vector, dtype=np.float32)
+            if not cached.rows or row.shape == cached.rows[0].shape:
+                cached.add(entry.item_id, row)
+        cached.seen.update(item.id for item in history)
+        self._vectors[key] = cached
+        self._vectors.move_to_end(key)
+        while len(self._vectors) > self._cache_conversations:
+            self._vectors.popitem(last=False)
+        return cached
+
+    async def _embed_cached(self, texts: Sequence[str]) -> Vectors:
+        """Vectors of ``texts``, embedding only those not embedded recently."""
+        import numpy as np
+
+        assert self.embedder is not None
+        keys = [hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=16).digest() for t in texts]
+        missing = list(dict.fromkeys(k for k in keys if k not in self._texts))
+        if missing:
+            text_of = dict(zip(keys, texts, strict=True))
+            fresh = await self.embedder.embed([text_of[k] for k in missing])
+            for k, row in zip(missing, fresh, strict=True):
+                self._texts[k] = row
+            while len(self._texts) > self._cache_texts:
+                self._texts.popitem(last=False)
+        return np.vstack([self._texts[k] for k in keys])
+
+
+def _history(path: Sequence[ItemRecord]) -> tuple[list[ItemRecord], Query] | None:
+    """The path before its newest round, and the query built from that round."""
+    rounds = split_rounds(path)
+    if len(rounds) < 2:
+        return None
+    newest = rounds[-1].items
+    history = list(path[: len(path) - len(newest)])
+    return history, build_query(newest, history)
+
+
+__all__ = ["IndexRecall", "MemoryStore", "Tuning", "Unit"]

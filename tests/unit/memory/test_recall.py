@@ -1,0 +1,109 @@
+"""``IndexRecall`` on small real stores (SQLite and PostgreSQL) with the real WordLlama embedder."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+from multiturn.embeddings import WordLlamaEmbedder
+from multiturn.memory.recall import IndexRecall
+from multiturn.records import ItemRecord
+from multiturn.store import NewItem, SQLStore
+from multiturn.types import TextPart
+
+TENANT = "default"
+ROUNDS = [
+    ("We adopted a beagle puppy and named him Biscuit.", "Biscuit is a great name for a beagle!"),
+    ("My flight to Montreal leaves on March 3rd.", "Have a safe trip to Montreal."),
+    ("I started learning the cello last week.", "The cello has a beautiful deep sound."),
+    ("Our team switched the database to PostgreSQL.", "PostgreSQL is a solid choice."),
+    ("I baked sourdough bread with rye flour.", "Rye sourdough sounds delicious."),
+    ("The garden tomatoes finally turned red.", "Enjoy the fresh tomatoes."),
+]
+
+
+async def _replay(
+    store: SQLStore, recall: IndexRecall, rounds: Sequence[tuple[str, str]]
+) -> tuple[str, list[ItemRecord]]:
+    conv = await store.create_conversation()
+    parent = None
+    for question, answer in rounds:
+        user = await store.append(conv.id, parent, NewItem(role="user", content=(TextPart(question),)))
+        reply = await store.append(conv.id, user.id, NewItem(role="assistant", content=(TextPart(answer),)))
+        parent = reply.id
+        await recall.index_round(conv.id, [user, reply], tenant_id=TENANT)
+    return conv.id, await store.path(conv.id, parent)
+
+
+def _ask(path: Sequence[ItemRecord], text: str) -> list[ItemRecord]:
+    pending = ItemRecord(
+        id="item_pending",
+        conversation_id=path[0].conversation_id,
+        parent_id=path[-1].id,
+        role="user",
+        content=(TextPart(text),),
+        status="completed",
+        created_at=0,
+    )
+    return [*path, pending]
+
+
+async def test_the_matching_turn_ranks_first_and_its_answer_next(store: SQLStore) -> None:
+    recall = IndexRecall(store, WordLlamaEmbedder())
+    conv, path = await _replay(store, recall, ROUNDS)
+    ranked = await recall.recall(conv, _ask(path, "What did we name the beagle puppy?"), tenant_id=TENANT)
+    order = [r.item_ids[0] for r in ranked]
+    assert order[:2] == [path[0].id, path[1].id]
+    assert all(a.score >= b.score for a, b in itertools.pairwise(ranked))
+    cello = await recall.recall(conv, _ask(path, "Which musical instrument do I play?"), tenant_id=TENANT)
+    assert cello[0].item_ids[0] in (path[4].id, path[5].id)  # no shared word: the vectors find it
+
+
+async def test_only_the_requests_path_outside_its_newest_round_is_recalled(store: SQLStore) -> None:
+    recall = IndexRecall(store, WordLlamaEmbedder())
+    conv, path = await _replay(store, recall, ROUNDS[:3])
+    # another branch from the first answer: its items are indexed but not on the new path
+    branch = await store.append(conv, path[1].id, NewItem(role="user", content=(TextPart("beagle Biscuit again"),)))
+    answer = await store.append(conv, branch.id, NewItem(role="assistant", content=(TextPart("Biscuit beagle!"),)))
+    await recall.index_round(conv, [branch, answer], tenant_id=TENANT)
+    ranked = await recall.recall(conv, _ask(path, "beagle Biscuit"), tenant_id=TENANT)
+    returned = {i for r in ranked for i in r.item_ids}
+    assert returned and returned <= {item.id for item in path}
+    newest = await recall.recall(conv, path[:5], tenant_id=TENANT)  # the third round's user item is new
+    assert path[4].id not in {i for r in newest for i in r.item_ids}
+
+
+async def test_vectors_indexed_by_another_process_are_loaded(store: SQLStore) -> None:
+    first = IndexRecall(store, WordLlamaEmbedder())
+    conv, path = await _replay(store, first, ROUNDS[:2])
+    await first.recall(conv, _ask(path, "cello"), tenant_id=TENANT)  # caches two rounds
+    other = IndexRecall(store, WordLlamaEmbedder())
+    user = await store.append(conv, path[-1].id, NewItem(role="user", content=(TextPart(ROUNDS[2][0]),)))
+    reply = await store.append(conv, user.id, NewItem(role="assistant", content=(TextPart(ROUNDS[2][1]),)))
+    await other.index_round(conv, [user, reply], tenant_id=TENANT)
+    longer = await store.path(conv, reply.id)
+    ranked = await first.recall(conv, _ask(longer, "Which instrument am I learning?"), tenant_id=TENANT)
+    assert ranked[0].item_ids == (user.id,)
+    assert user.id in first._vectors[(TENANT, conv)].ids
+
+
+async def test_lexical_only_without_an_embedder_and_foreign_vectors_ignored(store: SQLStore) -> None:
+    lexical = IndexRecall(store, None)
+    conv, path = await _replay(store, lexical, ROUNDS)
+    assert all(e.vector is None for e in await store.entries(conv))
+    ranked = await lexical.recall(conv, _ask(path, "When does my Montreal flight leave?"), tenant_id=TENANT)
+    assert ranked[0].item_ids == (path[2].id,)
+    dense = IndexRecall(store, WordLlamaEmbedder())  # the index holds no vectors of its model
+    assert (await dense.recall(conv, _ask(path, "Montreal flight"), tenant_id=TENANT))[0].item_ids == (path[2].id,)
+    assert await dense.recall(conv, _ask(path, "Which musical instrument?"), tenant_id=TENANT) == []
+
+
+async def test_an_unstored_path_is_ranked_in_memory_like_a_stored_one(store: SQLStore) -> None:
+    recall = IndexRecall(store, WordLlamaEmbedder())
+    conv, path = await _replay(store, recall, ROUNDS)
+    asked = _ask(path, "What did we name the beagle puppy?")
+    stored = await recall.recall(conv, asked, tenant_id=TENANT)
+    unstored = await recall.recall_unstored(asked)
+    assert [r.item_ids for r in unstored[:2]] == [r.item_ids for r in stored[:2]] == [(path[0].id,), (path[1].id,)]
+    again = await recall.recall_unstored(asked)  # vectors from the text cache this time
+    assert again == unstored
