@@ -12,7 +12,7 @@ import typer
 from pydantic import ValidationError
 
 from ..errors import MultiturnError
-from . import chat, conversations, keys, models, serve
+from . import bench, chat, conversations, keys, models, serve
 from .render import one_line
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app.command("chat")(chat.chat)
 app.command("serve")(serve.serve)
 app.add_typer(conversations.app, name="conversations")
 app.add_typer(models.app, name="models")
+app.add_typer(bench.app, name="bench")
 app.add_typer(keys.app, name="keys")
 
 

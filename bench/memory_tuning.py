@@ -1,0 +1,153 @@
+"""Choose the retrieval ranking's weights by measurement: evidence recall on LoCoMo per Tuning.
+
+Every conversation is replayed once into a temporary SQLite store and indexed (as
+``multiturn bench memory`` does). For each question the two raw signals (the store's full-text
+scores and the embedder's cosines, as ``IndexRecall`` computes them) are gathered once; then
+each configuration ranks them with ``memory.recall.rank`` and the planner is simulated: the
+window part is ``plan_context``'s own (planned once per conversation and budget), the recalled
+rounds are taken best first while they fit what the window leaves, as ``_select_recalled`` does.
+The numbers are the share of evidence turns in (window + recalled); ``multiturn bench memory``
+confirms the chosen configuration end to end.
+
+    .venv/bin/python bench/memory_tuning.py [--data FILE] [--budget 4000] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import pickle
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from multiturn.bench import memory as harness
+from multiturn.bench.memory_data import load
+from multiturn.context.plan import plan_context, preset
+from multiturn.context.retrieval import render_items
+from multiturn.embeddings import load_embedder
+from multiturn.engine import Engine
+from multiturn.memory.query import build_query
+from multiturn.memory.ranking import Tuning, rank, units
+from multiturn.memory.recall import IndexRecall
+from multiturn.records import ItemRecord
+from multiturn.settings import Settings
+from multiturn.store import SQLStore
+from multiturn.tokens import QwenTokenizer, message_tokens
+from multiturn.types import Message, TextPart
+
+LOCOMO = Path("/work/shared/data/locomo/locomo10.json")
+
+
+@dataclass
+class Case:
+    units: list[Any]
+    lexical: dict[str, float]
+    dense: dict[str, float]
+    evidence: list[str]
+    window: dict[tuple[float, int], tuple[set[str], int]]
+    costs: dict[str, int]
+
+
+async def gather(data: Path, shares: list[float], budgets: list[int]) -> list[Case]:
+    tokenizer = QwenTokenizer()
+    cases: list[Case] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings.load(db=str(Path(tmp) / "t.db"), data_dir=Path(tmp), n_ctx=65536)
+        store = SQLStore(settings.database_url)
+        await store.migrate()
+        recall = IndexRecall(store, load_embedder(settings))
+        engine = Engine(store, lambda name: None, default_model="none", recall=recall)  # type: ignore[arg-type,return-value]
+        for conversation in load(data):
+            cid, _, _ = await harness._replay(engine, recall, conversation, False)
+            path = await engine.history(cid)
+            ids = {turn.key: item.id for turn, item in zip(conversation.turns, path, strict=True)}
+            found = units(path)
+            costs = {u[0][0]: tokenizer.count(render_items(u[1])) + 1 for u in found}
+            windows: dict[tuple[float, int], tuple[set[str], int]] = {}
+            probe = [*path, _pending(cid, conversation.questions[0].text)]
+            for share in shares:
+                for budget in budgets:
+                    policy = replace(preset("retrieval"), recent_share=share, budget=budget)
+                    _, report = plan_context(
+                        None, probe, policy=policy, window_tokens=65536, reserved_output=64, tokenizer=tokenizer
+                    )
+                    header = message_tokens(Message.of("system", "Earlier in this conversation (recalled):"), tokenizer)
+                    windows[(share, budget)] = (set(report.kept), report.budget - report.tokens - header)
+            for question in conversation.questions:
+                query = build_query([_pending(cid, question.text)], path)
+                lexical = await recall._lexical(cid, query, "default")
+                dense = await recall._dense(cid, query, path, "default")
+                cases.append(Case(found, lexical, dense, [ids[k] for k in question.evidence], windows, costs))
+        await store.close()
+    return cases
+
+
+def _pending(cid: str, text: str) -> ItemRecord:
+    return ItemRecord(
+        id="item_pending",
+        conversation_id=cid,
+        parent_id=None,
+        role="user",
+        content=(TextPart(text),),
+        status="completed",
+        created_at=0,
+    )
+
+
+def evaluate(cases: list[Case], tuning: Tuning, share: float, budget: int) -> float:
+    total = 0.0
+    for case in cases:
+        kept, room = case.window[(share, budget)]
+        chosen = set(kept)
+        used = 0
+        for entry in rank(case.units, case.lexical, case.dense, tuning):
+            first = entry.item_ids[0]
+            if first in kept:
+                continue
+            cost = case.costs[first]
+            if used + cost <= room:
+                chosen.add(first)
+                used += cost
+        total += sum(e in chosen for e in case.evidence) / len(case.evidence)
+    return total / len(cases)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=LOCOMO)
+    parser.add_argument("--budget", type=int, action="append")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    budgets = args.budget or [4000]
+    shares = [0.4, 0.25]
+    started = time.perf_counter()
+    cache = Path(f"/tmp/memory_tuning_{'-'.join(map(str, budgets))}.pickle")
+    if cache.exists():
+        cases = pickle.loads(cache.read_bytes())
+    else:
+        cases = asyncio.run(gather(args.data, shares, budgets))
+        cache.write_bytes(pickle.dumps(cases))
+    print(f"{len(cases)} questions gathered in {time.perf_counter() - started:.0f} s")
+    base = Tuning()
+    configs: list[tuple[str, Tuning]] = [("default", base)]
+    for nb in (0.2, 0.35, 0.5):
+        for reach in (2, 4):
+            name = f"sum nb {nb} reach {reach}"
+            configs.append((name, replace(base, spread="sum", neighbour=nb, reach=reach)))
+    rows = []
+    for name, tuning in configs:
+        for budget in budgets:
+            for share in shares:
+                value = evaluate(cases, tuning, share, budget)
+                rows.append({"config": name, "budget": budget, "recent_share": share, "recall": round(value, 4)})
+                print(f"{name:40s} budget {budget:5d} share {share:.2f}  recall {value:.3f}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,283 @@
+"""The memory benchmark: how much of what a question needs each policy keeps, per token sent.
+
+Each conversation of a LoCoMo or LongMemEval file (``memory_data``) is replayed into a store
+through the real store and retrieval index (items appended directly, indexed by ``IndexRecall``;
+no model is called). Then, for every question and every policy x budget, ``Engine.preview``
+builds the context a turn asking that question would send, and we measure:
+
+- **evidence recall**: the share of the question's evidence turns whose text is present,
+  verbatim, in the assembled messages (the question itself and a summary do not count);
+- **tokens sent**: the plan's prompt tokens (the Qwen tokenizer);
+- **assembly latency**: the whole ``preview`` call (path read, recall, planning), p50 and p95.
+
+With ``answer_model`` set, each context is also sent to that model and the answer scored by
+token F1 against the gold answer (SQuAD-style normalization). That is meaningful with a strong
+upstream model only: the embedded 0.5B model is too weak for answer accuracy to mean much.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+import string
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ..backends.registry import BackendRegistry
+from ..context.plan import preset
+from ..context.summary import SUMMARY_PREFIX
+from ..embeddings import load_embedder
+from ..engine import Engine
+from ..errors import InvalidInput
+from ..memory.recall import IndexRecall, Tuning
+from ..records import NewItem
+from ..settings import Settings
+from ..store import SQLStore
+from ..tokens import QwenTokenizer
+from ..types import Accumulator, GenerationParams, Message, TextPart
+from .memory_data import Conversation, Question, load
+
+POLICY_CHOICES = ("window", "retrieval", "auto", "summary", "full")
+DEFAULT_POLICIES = ("window", "retrieval", "auto")
+DEFAULT_BUDGETS = (1000, 2000, 4000, 8000)
+ANSWER_PROMPT = "Answer the last question from the conversation above in a few words."
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    data: Path
+    policies: tuple[str, ...] = DEFAULT_POLICIES
+    budgets: tuple[int, ...] = DEFAULT_BUDGETS
+    conversations: int | None = None
+    questions: int | None = None
+    """At most this many questions per conversation."""
+    categories: frozenset[str] | None = None
+    db: str | None = None
+    """Store URL or SQLite path; default a temporary SQLite file."""
+    embedder: str = "wordllama"
+    tuning: Tuning = field(default_factory=Tuning)
+    answer_model: str | None = None
+    max_tokens: int = 64
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.policies if p not in POLICY_CHOICES]
+        if unknown or not self.policies:
+            raise InvalidInput(f"unknown policy {', '.join(unknown) or '(none)'}: use {', '.join(POLICY_CHOICES)}")
+        if not self.budgets or any(b < 100 for b in self.budgets):
+            raise InvalidInput("budgets must be token counts of at least 100")
+
+
+@dataclass
+class Cell:
+    """One policy x budget: a value per question."""
+
+    policy: str
+    budget: int
+    recall: list[float] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)
+    latency_ms: list[float] = field(default_factory=list)
+    f1: list[float] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy,
+            "budget": self.budget,
+            "questions": len(self.recall),
+            "recall": _mean(self.recall),
+            "tokens": _mean(self.tokens),
+            "p50_ms": _percentile(self.latency_ms, 50),
+            "p95_ms": _percentile(self.latency_ms, 95),
+            "f1": _mean(self.f1) if self.f1 else None,
+        }
+
+
+@dataclass
+class Result:
+    data: str
+    conversations: int
+    questions: int
+    history_tokens: list[int]
+    cells: list[Cell]
+    embedder: str | None
+    answer_model: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "data": self.data,
+            "conversations": self.conversations,
+            "questions": self.questions,
+            "history_tokens_median": statistics.median(self.history_tokens) if self.history_tokens else 0,
+            "embedder": self.embedder,
+            "answer_model": self.answer_model,
+            "cells": [cell.summary() for cell in self.cells],
+        }
+
+
+Progress = Callable[[int, int], None]
+"""Called with (done, total) evaluations."""
+
+
+async def run(options: Options, *, progress: Progress | None = None) -> Result:
+    """Replay, then evaluate every question under every policy x budget."""
+    conversations = load(options.data, categories=options.categories)[: options.conversations]
+    conversations = [replace(c, questions=c.questions[: options.questions]) for c in conversations]
+    if not conversations:
+        raise InvalidInput(f"no question with evidence in {str(options.data)!r}")
+    with tempfile.TemporaryDirectory(prefix="multiturn-bench-") as tmp:
+        return await _run(options, conversations, Path(tmp), progress)
+
+
+async def _run(options: Options, conversations: list[Conversation], tmp: Path, progress: Progress | None) -> Result:
+    answering = options.answer_model is not None
+    window = max(options.budgets) + options.max_tokens
+    settings = Settings.load(
+        db=options.db or str(tmp / "memory.db"),
+        data_dir=tmp,
+        embedder=options.embedder,
+        n_ctx=window if answering else 4 * window,
+        max_tokens=options.max_tokens,
+    )
+    model = options.answer_model or settings.model
+    store = SQLStore(settings.database_url)
+    registry = BackendRegistry(settings)
+    try:
+        await store.migrate()
+        embedder = load_embedder(settings)
+        recall = IndexRecall(store, embedder, tuning=options.tuning)
+        engine = Engine(store, registry.get, default_model=model, recall=recall, tokenizer=QwenTokenizer())
+        cells = {(p, b): Cell(p, b) for p in options.policies for b in options.budgets}
+        total = sum(len(c.questions) for c in conversations) * len(cells)
+        done = 0
+        history: list[int] = []
+        for conversation in conversations:
+            conversation_id, texts, tokens = await _replay(engine, recall, conversation, answering)
+            history.append(tokens)
+            for question in conversation.questions:
+                for (policy, budget), cell in cells.items():
+                    await _evaluate(
+                        engine, conversation_id, conversation, texts, question, policy, budget, cell, options
+                    )
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
+        return Result(
+            data=str(options.data),
+            conversations=len(conversations),
+            questions=sum(len(c.questions) for c in conversations),
+            history_tokens=history,
+            cells=list(cells.values()),
+            embedder=embedder.name if embedder is not None else None,
+            answer_model=options.answer_model,
+        )
+    finally:
+        await registry.aclose()
+        await store.close()
+
+
+async def _replay(
+    engine: Engine, recall: IndexRecall, conversation: Conversation, answering: bool
+) -> tuple[str, dict[str, str], int]:
+    """Write the conversation's turns as items and index them; returns its id, each turn's
+    text by key, and the history's tokens."""
+    tokenizer = QwenTokenizer()
+    record = await engine.create(title=conversation.name, system_prompt=ANSWER_PROMPT if answering else None)
+    parent: str | None = None
+    total = 0
+    for turn in conversation.turns:
+        count = tokenizer.count(turn.text)
+        total += count + 4
+        item = NewItem(role=turn.role, content=(TextPart(turn.text),), token_count=count)
+        stored = await engine.store.append(record.id, parent, item, tenant_id=engine.tenant_id)
+        parent = stored.id
+    await recall.index_path(record.id, await engine.history(record.id), tenant_id=engine.tenant_id)
+    return record.id, {turn.key: turn.text for turn in conversation.turns}, total
+
+
+async def _evaluate(
+    engine: Engine,
+    conversation_id: str,
+    conversation: Conversation,
+    texts: dict[str, str],
+    question: Question,
+    policy: str,
+    budget: int,
+    cell: Cell,
+    options: Options,
+) -> None:
+    chosen = replace(preset(policy), budget=budget)
+    started = time.perf_counter()
+    messages, report = await engine.preview(
+        conversation_id, [TextPart(question.text)], policy=chosen, max_tokens=options.max_tokens
+    )
+    cell.latency_ms.append((time.perf_counter() - started) * 1000)
+    cell.tokens.append(report.tokens)
+    cell.recall.append(evidence_recall(messages, conversation, texts, question))
+    if options.answer_model is not None:
+        answer = await _answer(engine, messages, options)
+        cell.f1.append(token_f1(answer, question.answer))
+
+
+def evidence_recall(
+    messages: Sequence[Message], conversation: Conversation, texts: dict[str, str], question: Question
+) -> float:
+    """The share of the question's evidence present verbatim in ``messages`` (the last message,
+    the question, and summary messages excluded)."""
+    context = "\n".join(
+        part.text
+        for message in messages[:-1]
+        for part in message.content
+        if isinstance(part, TextPart) and not (message.role == "system" and part.text.startswith(SUMMARY_PREFIX))
+    )
+    if question.level == "session":
+        found = {t.group for t in conversation.turns if t.group in question.evidence and t.text in context}
+        return len(found) / len(question.evidence)
+    return sum(texts[key] in context for key in question.evidence) / len(question.evidence)
+
+
+async def _answer(engine: Engine, messages: Sequence[Message], options: Options) -> str:
+    assert options.answer_model is not None
+    backend = engine._backend_for(options.answer_model)
+    await backend.prepare()
+    answer = Accumulator()
+    params = GenerationParams(max_tokens=options.max_tokens, temperature=0.0)
+    async with aclosing(backend.generate(list(messages), params)) as deltas:
+        async for delta in deltas:
+            answer.add(delta)
+    return answer.completion().content
+
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
+def _normal_words(text: str) -> list[str]:
+    return _ARTICLES.sub(" ", text.lower().translate(_PUNCTUATION)).split()
+
+
+def token_f1(prediction: str, gold: str) -> float:
+    """SQuAD's token F1: overlap of normalized words (lower case, no punctuation or articles)."""
+    predicted, expected = _normal_words(prediction), _normal_words(gold)
+    common = sum((Counter(predicted) & Counter(expected)).values())
+    if not predicted or not expected or common == 0:
+        return float(predicted == expected)
+    precision, recall = common / len(predicted), common / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
+    return ordered[rank]

@@ -1,0 +1,94 @@
+"""``multiturn bench memory`` end to end on tiny synthetic LoCoMo- and LongMemEval-format files.
+
+The LoCoMo fixture is one conversation of two sessions (56 turns, ~1,500 tokens) with two
+questions: one whose evidence is the third turn, one whose evidence is the second-to-last turn
+(a category-5 question and one without evidence are left out). At 300 tokens the window can
+only hold the end, so it recalls half; retrieval finds the early turn too. At 2,000 tokens
+everything fits.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .conftest import Cli, one_error_line
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+LOCOMO = FIXTURES / "memory_tiny_locomo.json"
+LONGMEMEVAL = FIXTURES / "memory_tiny_longmemeval.json"
+
+
+def _cells(stdout: str) -> dict[tuple[str, int], dict[str, float]]:
+    return {(c["policy"], c["budget"]): c for c in json.loads(stdout)["cells"]}
+
+
+def test_retrieval_recalls_the_early_evidence_the_window_cannot_hold(cli: Cli, tmp_path: Path) -> None:
+    plot, report = tmp_path / "memory.png", tmp_path / "memory.md"
+    args = ["--budgets", "300,2k", "--policies", "window,retrieval", "--plot", str(plot), "--out", str(report)]
+    result = cli.run("bench", "memory", "--data", str(LOCOMO), *args, "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["conversations"], summary["questions"]) == (1, 2)
+    cells = _cells(result.stdout)
+    assert cells[("window", 300)]["recall"] == 0.5
+    assert cells[("retrieval", 300)]["recall"] == 1.0
+    assert cells[("window", 2000)]["recall"] == cells[("retrieval", 2000)]["recall"] == 1.0
+    for (_, budget), cell in cells.items():
+        assert 0 < cell["tokens"] <= budget
+        assert 0 < cell["p50_ms"] <= cell["p95_ms"]
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    markdown = report.read_text()
+    assert f"multiturn bench memory --data {LOCOMO} {' '.join(args)} --json" in markdown
+    assert "| retrieval | 300 | 2 | 1.000 |" in markdown and "| window | 300 | 2 | 0.500 |" in markdown
+
+
+def test_longmemeval_turn_and_session_level_evidence(cli: Cli) -> None:
+    result = cli.run(
+        "bench", "memory", "--data", str(LONGMEMEVAL), "--budgets", "300", "--policies", "window,retrieval", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    cells = _cells(result.stdout)
+    # q-1: a has_answer turn of the first session (early); q-2: any turn of the last session
+    assert cells[("window", 300)]["recall"] == 0.5
+    assert cells[("retrieval", 300)]["recall"] == 1.0
+
+
+def test_the_table_prints_without_json(cli: Cli) -> None:
+    result = cli.run(
+        "bench", "memory", "--data", str(LOCOMO), "--budgets", "300", "--policies", "retrieval", "--embedder", "none"
+    )
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if "retrieval" in line)
+    assert row.split("│")[1:5] == [" retrieval ", "    300 ", "         2 ", "  1.000 "]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--policies", "window,bogus"], "unknown policy bogus"),
+        (["--budgets", "1k,lots"], "bad budgets '1k,lots'"),
+        (["--answer"], "--answer needs --model ALIAS"),
+        (["--embedder", "qwen-plus"], "unknown embedder 'qwen-plus'"),
+    ],
+)
+def test_bad_options_are_one_line(cli: Cli, args: list[str], message: str) -> None:
+    assert message in one_error_line(cli.run("bench", "memory", "--data", str(LOCOMO), *args))
+
+
+def test_a_file_that_is_not_a_data_set_is_one_line(cli: Cli, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"not": "a list"}')
+    assert "is not a list of LoCoMo samples" in one_error_line(cli.run("bench", "memory", "--data", str(bad)))
+
+
+@pytest.mark.model
+def test_answer_mode_scores_the_embedded_models_answer(cli: Cli, model_pulled: None) -> None:
+    args = ["--budgets", "300", "--policies", "retrieval", "--questions", "1", "--answer", "--max-tokens", "8"]
+    result = cli.run("bench", "memory", "--data", str(LOCOMO), *args, "--model", "qwen2.5-coder-0.5b", "--json")
+    assert result.returncode == 0, result.stderr
+    cell = _cells(result.stdout)[("retrieval", 300)]
+    assert cell["questions"] == 1 and cell["recall"] == 1.0
+    assert isinstance(cell["f1"], float) and 0.0 <= cell["f1"] <= 1.0
