@@ -123,7 +123,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     budgets = args.budget or [4000]
-    shares = [0.4, 0.25]
+    shares = [0.6, 0.4, 0.25, 0.1]
     started = time.perf_counter()
     cache = Path(f"/tmp/memory_tuning_{'-'.join(map(str, budgets))}.pickle")
     if cache.exists():
@@ -133,11 +133,21 @@ def main() -> None:
         cache.write_bytes(pickle.dumps(cases))
     print(f"{len(cases)} questions gathered in {time.perf_counter() - started:.0f} s")
     base = Tuning()
-    configs: list[tuple[str, Tuning]] = [("default", base)]
-    for nb in (0.2, 0.35, 0.5):
-        for reach in (2, 4):
-            name = f"sum nb {nb} reach {reach}"
-            configs.append((name, replace(base, spread="sum", neighbour=nb, reach=reach)))
+    flat = replace(base, neighbour=0.0, length_exponent=0.0)
+    configs: list[tuple[str, Tuning]] = [
+        ("lexical only", replace(flat, lexical_weight=1.0)),
+        ("dense only", replace(flat, lexical_weight=0.0)),
+        ("rrf 0.5", replace(flat, fusion="rrf", lexical_weight=0.5)),
+        *((f"weighted {w}", replace(flat, lexical_weight=w)) for w in (0.3, 0.5, 0.7)),
+        (
+            "weighted 0.6 + max neighbour 0.5 reach 1",
+            replace(flat, lexical_weight=0.6, neighbour=0.5, spread="max", reach=1),
+        ),
+        ("weighted 0.7 + max neighbour 0.8 reach 5", replace(flat, neighbour=0.8, spread="max", reach=5)),
+        ("weighted 0.7 + sum neighbour 0.5 reach 4", replace(flat, neighbour=0.5, reach=4)),
+        *((f"default, length ** {a}", replace(base, length_exponent=a)) for a in (0.5, 0.0)),
+        ("default", base),
+    ]
     rows = []
     for name, tuning in configs:
         for budget in budgets:

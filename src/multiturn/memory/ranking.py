@@ -5,15 +5,17 @@
 2. Fusion: the lexical scores (BM25) and the dense ones (cosine) are each min-max normalized
    and mixed, ``lexical_weight`` of the first and the rest of the second (``fusion="weighted"``),
    or summed as reciprocal ranks (``fusion="rrf"``).
-3. Neighbours: a unit ``d`` turns away from a hit inherits ``neighbour ** d`` of its score, up
-   to ``reach`` turns: the answer after a question, the question before an answer, the rest of
-   the exchange a fact was told in.
+3. Neighbours: a unit ``d`` turns away from a hit gains ``neighbour ** d`` of its score, up to
+   ``reach`` turns, summed over hits (``spread="sum"``: a turn inside a run of hits rises above
+   a lone hit) or only the best (``"max"``). This recalls the exchange a fact was told in: the
+   answer after a question, the question before an answer.
 4. Cost: the score handed to the planner is divided by ``cost ** length_exponent``; the planner
    keeps the best-scored units that fit, so the exponent trades matches for tokens.
 
-The defaults are the best of a measurement on LoCoMo (``bench/memory_tuning.py``,
-``bench/results/memory.md``): weighted fusion beat RRF; neighbours added the most; a small
-negative exponent (long turns carry more facts) beat dividing by length.
+The defaults are the best of a measurement on LoCoMo at 4k tokens (``bench/memory_tuning.py``,
+``bench/results/memory.md``): weighted fusion beat RRF and either signal alone; neighbours added
+the most (summed beat the best one); a small negative exponent (long turns carry more facts)
+beat dividing by length.
 """
 
 from __future__ import annotations
@@ -36,9 +38,9 @@ class Tuning:
     fusion: Literal["weighted", "rrf"] = "weighted"
     lexical_weight: float = 0.7
     rrf_k: int = 60
-    neighbour: float = 0.8
-    reach: int = 5
-    spread: Literal["max", "sum"] = "max"
+    neighbour: float = 0.5
+    reach: int = 4
+    spread: Literal["max", "sum"] = "sum"
     length_exponent: float = -0.25
     context_weight: float = 0.5
     """Weight of the previous turn's vector in the dense query, when the input leans on it."""

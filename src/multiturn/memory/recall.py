@@ -21,6 +21,7 @@ text so a resent array is not embedded again.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections import OrderedDict
@@ -146,8 +147,9 @@ class IndexRecall:
         candidates = units(history)
         if not candidates:
             return []
-        lexical = await self._lexical(conversation_id, query, tenant_id)
-        dense = await self._dense(conversation_id, query, history, tenant_id)
+        lexical, dense = await asyncio.gather(
+            self._lexical(conversation_id, query, tenant_id), self._dense(conversation_id, query, history, tenant_id)
+        )
         return rank(candidates, lexical, dense, self.tuning)
 
     async def recall_unstored(self, path: Sequence[ItemRecord]) -> list[Recalled]:
