@@ -16,14 +16,15 @@ from .backends.registry import BackendRegistry
 from .context.plan import Policy, preset
 from .engine import Engine
 from .errors import MultiturnError
+from .memory.compaction import build_compaction
 from .records import ConversationRecord, ItemRecord
 from .settings import Settings
-from .store.base import Store
 from .store.sql import SQLStore
+from .tokens import default_tokenizer
 from .types import Delta, GenerationParams, Part, Reply, text_parts
 
 
-def build_engine(settings: Settings, store: Store, backends: BackendRegistry) -> Engine:
+def build_engine(settings: Settings, store: SQLStore, backends: BackendRegistry) -> Engine:
     """The engine every face (library, CLI, gateway) runs: settings' policies and model
     aliases applied."""
 
@@ -39,6 +40,7 @@ def build_engine(settings: Settings, store: Store, backends: BackendRegistry) ->
             policy = replace(policy, keep_images_rounds=settings.keep_media_rounds)
         return policy
 
+    tokenizer = default_tokenizer()
     return Engine(
         store,
         backends.get,
@@ -46,6 +48,9 @@ def build_engine(settings: Settings, store: Store, backends: BackendRegistry) ->
         default_policy=settings.context_policy,
         policy_for_model=alias_policy,
         tune_policy=tune,
+        tokenizer=tokenizer,
+        compaction=build_compaction(settings, store, backends.get, tokenizer),
+        background_compaction=settings.summary_mode == "background",
     )
 
 

@@ -29,12 +29,12 @@ from .context.plan import Policy, plan_context, preset
 from .context.retrieval import Recalled
 from .context.rounds import split_rounds
 from .context.summary import Summary
-from .errors import ContextTooLong, InvalidInput, MissingDependency, MultiturnError, UnsupportedContent
+from .errors import ContextTooLong, InvalidInput, MultiturnError, UnsupportedContent
 from .ids import new_id
 from .memory.base import Compaction, Recall
 from .records import ConversationRecord, ItemRecord, NewItem
 from .store.base import DEFAULT_TENANT, HEAD, Parent, Store
-from .tokens import REPLY_PRIMER, EstimateTokenizer, QwenTokenizer, Tokenizer
+from .tokens import REPLY_PRIMER, Tokenizer, default_tokenizer
 from .types import (
     Accumulator,
     AudioPart,
@@ -117,7 +117,7 @@ class Engine:
         self.default_policy = default_policy
         self._policy_for_model = policy_for_model
         self._tune_policy = tune_policy
-        self._tokenizer = tokenizer
+        self.tokenizer = tokenizer or default_tokenizer()
 
     def for_tenant(self, tenant_id: str) -> Engine:
         """This engine scoped to another tenant: same store, backends, memory and settings."""
@@ -313,7 +313,7 @@ class Engine:
             if status != "completed":
                 log.info("stored %s answer %s in %s", status, stored.id, conversation.id)
             else:
-                await asyncio.shield(self._remember(conversation, [*path, stored], backend, policy))
+                await asyncio.shield(self._remember(conversation, [*path, stored], backend, params, policy))
         yield Reply(
             conversation_id=conversation.id,
             item_id=stored.id,
@@ -378,17 +378,15 @@ class Engine:
     ) -> tuple[list[Message], ContextReport]:
         """Gather the memory the policy uses (best effort) and plan the request."""
         info = backend.info()
+        reserved = reserved_output(info.context_window, info.max_output_tokens, params)
+        budget = prompt_budget(info.context_window, reserved, policy)
         summary: Summary | None = None
         recalled: list[Recalled] = []
         if policy.uses_summary and self.compaction is not None:
             summary = await self._best_effort(
                 "summarize",
                 self.compaction.compact(
-                    conversation.id,
-                    conversation.system_prompt,
-                    path,
-                    window_tokens=info.context_window,
-                    tenant_id=self.tenant_id,
+                    conversation.id, conversation.system_prompt, path, window_tokens=budget, tenant_id=self.tenant_id
                 )
                 if compact and not self._background_compaction
                 else self.compaction.latest(conversation.id, path, tenant_id=self.tenant_id),
@@ -403,15 +401,20 @@ class Engine:
             path,
             policy=policy,
             window_tokens=info.context_window,
-            reserved_output=min(params.max_tokens or info.max_output_tokens, info.context_window // 2),
-            tokenizer=self._tokens(),
+            reserved_output=reserved,
+            tokenizer=self.tokenizer,
             summary=summary,
             recalled=recalled,
             overhead=measured_overhead(path),
         )
 
     async def _remember(
-        self, conversation: ConversationRecord, path: Sequence[ItemRecord], backend: Backend, policy: Policy
+        self,
+        conversation: ConversationRecord,
+        path: Sequence[ItemRecord],
+        backend: Backend,
+        params: GenerationParams,
+        policy: Policy,
     ) -> None:
         """After a completed answer: index its round; compact in the background if so set."""
         if self.recall is not None:
@@ -421,12 +424,12 @@ class Engine:
                     "index", self.recall.index_round(conversation.id, rounds[-1].items, tenant_id=self.tenant_id)
                 )
         if self.compaction is not None and policy.uses_summary and self._background_compaction:
+            info = backend.info()
+            budget = prompt_budget(
+                info.context_window, reserved_output(info.context_window, info.max_output_tokens, params), policy
+            )
             job = self.compaction.compact(
-                conversation.id,
-                conversation.system_prompt,
-                path,
-                window_tokens=backend.info().context_window,
-                tenant_id=self.tenant_id,
+                conversation.id, conversation.system_prompt, path, window_tokens=budget, tenant_id=self.tenant_id
             )
             task = asyncio.get_running_loop().create_task(self._best_effort("summarize", job))
             self._tasks.add(task)
@@ -445,16 +448,6 @@ class Engine:
         except Exception:
             log.warning("%s failed; the turn goes on without it", what, exc_info=True)
             return None
-
-    def _tokens(self) -> Tokenizer:
-        if self._tokenizer is None:
-            try:
-                self._tokenizer = QwenTokenizer()
-                self._tokenizer.count("")
-            except MissingDependency:
-                log.info("the qwen extra is not installed: estimating token counts")
-                self._tokenizer = EstimateTokenizer()
-        return self._tokenizer
 
     # -- stateless ---------------------------------------------------------------------------
 
@@ -496,11 +489,12 @@ class Engine:
         ids = message_ids(request.messages)
         path = [_stateless_item(i, m) for i, m in zip(ids, request.messages, strict=True)]
         info = backend.info()
+        reserved = reserved_output(info.context_window, info.max_output_tokens, request.params)
         summary: Summary | None = None
         if chosen.uses_summary and self.compaction is not None:
+            budget = prompt_budget(info.context_window, reserved, chosen)
             summary = await self._best_effort(
-                "summarize",
-                self.compaction.compact_prefix(path, window_tokens=info.context_window, tenant_id=self.tenant_id),
+                "summarize", self.compaction.compact_prefix(path, window_tokens=budget, tenant_id=self.tenant_id)
             )
         recalled: list[Recalled] = []
         if chosen.uses_recall and self.recall is not None:
@@ -510,8 +504,8 @@ class Engine:
             path,
             policy=chosen,
             window_tokens=info.context_window,
-            reserved_output=min(request.params.max_tokens or info.max_output_tokens, info.context_window // 2),
-            tokenizer=self._tokens(),
+            reserved_output=reserved,
+            tokenizer=self.tokenizer,
             summary=summary,
             recalled=recalled,
         )
@@ -530,6 +524,18 @@ class Engine:
         check_capabilities(request.messages, backend.info().capabilities, request.model)
         await backend.prepare()
         return backend
+
+
+def reserved_output(window: int, max_output: int, params: GenerationParams) -> int:
+    """Tokens kept free for the answer: the request's ``max_tokens`` (else the model's longest
+    answer), at most half the window."""
+    return min(params.max_tokens or max_output, window // 2)
+
+
+def prompt_budget(window: int, reserved: int, policy: Policy) -> int:
+    """What a prompt may take: the window less the reserved output, under the policy's budget."""
+    budget = max(0, window - reserved)
+    return budget if policy.budget is None else min(budget, policy.budget)
 
 
 OVERHEAD_STEP = 32

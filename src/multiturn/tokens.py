@@ -21,6 +21,7 @@ import base64
 import binascii
 import hashlib
 import importlib.util
+import logging
 import math
 import struct
 import threading
@@ -32,6 +33,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from .errors import MissingDependency, ModelUnavailable
 from .types import AudioPart, ImagePart, Message, Part, TextPart, VideoPart
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import tiktoken
@@ -225,6 +228,17 @@ PCM_BYTES_PER_SECOND = 32_000
 """Raw PCM without a readable header: 16 kHz, 16-bit, mono (what Qwen-Audio resamples to)."""
 AUDIO_DEFAULT_SECONDS = 30
 """Audio given only by URL: assumed 30 s."""
+
+
+def default_tokenizer() -> Tokenizer:
+    """Qwen's vocabulary when the ``qwen`` extra is installed, else the estimate (logged)."""
+    try:
+        tokenizer = QwenTokenizer()
+        tokenizer.count("")
+        return tokenizer
+    except MissingDependency:
+        log.info("the qwen extra is not installed: estimating token counts")
+        return EstimateTokenizer()
 
 
 def _data_url_bytes(url: str, limit: int | None = None) -> bytes | None:

@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from multiturn.context.rounds import split_rounds
-from multiturn.memory.compaction import RollingSummary, looks_up_many
+from multiturn.memory.compaction import RollingSummary
 from multiturn.memory.summarizer import ExtractiveSummarizer
-from multiturn.records import ConversationRecord, ItemRecord, NewItem, SummaryRecord
-from multiturn.settings import Settings
+from multiturn.records import ConversationRecord, ItemRecord, NewItem
 from multiturn.store import SQLStore
 from multiturn.tokens import QwenTokenizer
 from multiturn.types import Role, TextPart
@@ -225,34 +224,3 @@ async def test_latest_is_none_without_summaries(store: SQLStore) -> None:
     path = await add_rounds(store, conv, None, NAMES[:2])
     assert await RollingSummary(store, ExtractiveSummarizer(TOKENS), TOKENS).latest(conv.id, path) is None
     assert await RollingSummary(store, ExtractiveSummarizer(TOKENS), TOKENS).latest_prefix(path) is None
-
-
-class BatchStore(SQLStore):
-    """The real store plus the many-hashes lookup ``PrefixBatchStore`` names (counted)."""
-
-    batches: int = 0
-
-    async def summaries_by_prefix(
-        self, prefix_hashes: Sequence[str], *, tenant_id: str = "default"
-    ) -> list[SummaryRecord]:
-        self.batches += 1
-        found = [await self.summary_by_prefix(h, tenant_id=tenant_id) for h in prefix_hashes]
-        return [record for record in found if record is not None]
-
-
-async def test_a_store_that_looks_up_many_hashes_is_asked_once(db_url: str) -> None:
-    store = BatchStore(Settings(db=db_url).database_url)
-    await store.migrate()
-    try:
-        assert looks_up_many(store) and not looks_up_many(SQLStore(Settings(db=db_url).database_url))
-        path = hashed_path(NAMES[:10])
-        memory = RollingSummary(store, ExtractiveSummarizer(TOKENS), TOKENS, min_summary_tokens=400)
-        window = window_between(memory.context_tokens(None, path, None), over=True)
-        first = await memory.compact_prefix(path, window_tokens=window)
-        assert first is not None and store.batches == 1  # nothing stored yet: one query for every round end
-        fresh = RollingSummary(store, ExtractiveSummarizer(TOKENS), TOKENS)
-        assert await fresh.latest_prefix(hashed_path(NAMES[:11])) == first
-        assert store.batches == 2
-        assert await fresh.latest_prefix(hashed_path(NAMES[:4])) is None  # a shorter array: its prefix has none
-    finally:
-        await store.close()

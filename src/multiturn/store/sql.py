@@ -349,6 +349,18 @@ class SQLStore:
         async with self._connect() as conn:
             return await self._summary_by_prefix(conn, prefix_hash, tenant_id)
 
+    async def summaries_by_prefix(
+        self, prefix_hashes: Sequence[str], *, tenant_id: str = DEFAULT_TENANT
+    ) -> list[SummaryRecord]:
+        """The stored summaries of any of these prefix hashes (one query, in no set order)."""
+        if not prefix_hashes:
+            return []
+        query = sa.select(summaries).where(
+            summaries.c.tenant_id == tenant_id, summaries.c.prefix_hash.in_(list(prefix_hashes))
+        )
+        async with self._connect() as conn:
+            return [_summary_record(row) for row in (await conn.execute(query)).mappings()]
+
     async def _summary_by_prefix(self, conn: AsyncConnection, prefix_hash: str, tenant_id: str) -> SummaryRecord | None:
         query = sa.select(summaries).where(summaries.c.tenant_id == tenant_id, summaries.c.prefix_hash == prefix_hash)
         row = (await conn.execute(query)).mappings().first()
