@@ -15,41 +15,38 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import hashlib
-import json
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import asdict, dataclass, replace
 from typing import Any, TypeVar
 
-from . import codec
 from .backends.base import Backend, completes
+from .backends.capabilities import check_capabilities
+from .context.budget import measured_overhead, prompt_budget, reserved_output
 from .context.plan import Policy, plan_context, preset
 from .context.retrieval import Recalled
 from .context.rounds import split_rounds
 from .context.summary import Summary
-from .errors import ContextTooLong, InvalidInput, MultiturnError, UnsupportedContent
+from .context.unstored import unstored_path
+from .errors import ContextTooLong, InvalidInput, MultiturnError
 from .ids import new_id
 from .memory.base import Compaction, Recall
 from .records import ConversationRecord, ItemRecord, NewItem
 from .store.base import DEFAULT_TENANT, HEAD, Parent, Store
-from .tokens import REPLY_PRIMER, Tokenizer, default_tokenizer
+from .tokens import Tokenizer, default_tokenizer
 from .types import (
     Accumulator,
-    AudioPart,
     ChatRequest,
     Completion,
     ContextReport,
     Delta,
     GenerationParams,
-    ImagePart,
     Message,
     Part,
     Reply,
     Status,
     TextPart,
-    VideoPart,
 )
 
 log = logging.getLogger(__name__)
@@ -486,8 +483,7 @@ class Engine:
         """
         chosen = policy if isinstance(policy, Policy) else self._tune_policy(request.model, preset(policy))
         backend = self._backend_for(request.model)
-        ids = message_ids(request.messages)
-        path = [_stateless_item(i, m) for i, m in zip(ids, request.messages, strict=True)]
+        ids, path = unstored_path(request.messages)
         info = backend.info()
         reserved = reserved_output(info.context_window, info.max_output_tokens, request.params)
         summary: Summary | None = None
@@ -524,82 +520,6 @@ class Engine:
         check_capabilities(request.messages, backend.info().capabilities, request.model)
         await backend.prepare()
         return backend
-
-
-def reserved_output(window: int, max_output: int, params: GenerationParams) -> int:
-    """Tokens kept free for the answer: the request's ``max_tokens`` (else the model's longest
-    answer), at most half the window."""
-    return min(params.max_tokens or max_output, window // 2)
-
-
-def prompt_budget(window: int, reserved: int, policy: Policy) -> int:
-    """What a prompt may take: the window less the reserved output, under the policy's budget."""
-    budget = max(0, window - reserved)
-    return budget if policy.budget is None else min(budget, policy.budget)
-
-
-OVERHEAD_STEP = 32
-"""Measured overheads are rounded up to this many tokens, so a wobble between calls does not
-move the budget (and with it the window's cut point and the cached prefix)."""
-
-
-def measured_overhead(path: Sequence[ItemRecord]) -> int:
-    """Prompt tokens the backend counted beyond our plan on the path's latest answer: the
-    chat template's additions we cannot see (Qwen's default system prompt is 21 tokens) or
-    another vocabulary's surplus. Rounded up to ``OVERHEAD_STEP``; 0 when nothing says."""
-    for item in reversed(path):
-        if item.role != "assistant" or item.usage is None or not item.context_report:
-            continue
-        report = item.context_report
-        planned, parts = report.get("tokens"), report.get("tokens_by_part") or {}
-        if isinstance(planned, int) and item.usage.prompt_tokens > 0:
-            counted = planned - max(
-                0, int(parts.get("template", REPLY_PRIMER)) - REPLY_PRIMER
-            )  # without the last overhead
-            surplus = item.usage.prompt_tokens - counted
-            return -(-surplus // OVERHEAD_STEP) * OVERHEAD_STEP if surplus > 0 else 0
-    return 0
-
-
-def message_ids(messages: Sequence[Message]) -> list[str]:
-    """Content-addressed ids of an unstored array: each chains its message's canonical JSON
-    with the previous id, so equal prefixes have equal ids."""
-    ids: list[str] = []
-    previous = ""
-    for message in messages:
-        canonical = json.dumps(codec.encode_message(message), sort_keys=True, separators=(",", ":"))
-        previous = "msg_" + hashlib.sha256(f"{previous}\n{canonical}".encode()).hexdigest()[:32]
-        ids.append(previous)
-    return ids
-
-
-def _stateless_item(item_id: str, message: Message) -> ItemRecord:
-    return ItemRecord(
-        id=item_id,
-        conversation_id="",
-        parent_id=None,
-        role=message.role,
-        content=message.content,
-        status="completed",
-        created_at=0,
-        reasoning=message.reasoning,
-        tool_calls=message.tool_calls,
-        tool_call_id=message.tool_call_id,
-    )
-
-
-def check_capabilities(messages: Sequence[Message], capabilities: frozenset[str], model: str) -> None:
-    """Refuse parts the model cannot read, naming the first one found."""
-    for message in messages:
-        for part in message.content:
-            needed = _CAPABILITY.get(type(part))
-            if needed is not None and needed not in capabilities:
-                raise UnsupportedContent(
-                    f"the model {model!r} does not accept {part.type} input; use a model with {needed} support"
-                )
-
-
-_CAPABILITY: dict[type, str] = {ImagePart: "vision", AudioPart: "audio", VideoPart: "video"}
 
 
 def _has_input(content: Sequence[Part]) -> bool:

@@ -16,8 +16,9 @@ from multiturn.backends.base import BackendInfo
 from multiturn.backends.registry import BackendRegistry
 from multiturn.backends.thinking import ThinkSplitter
 from multiturn.client import build_engine
+from multiturn.context.budget import measured_overhead
 from multiturn.context.plan import Policy
-from multiturn.engine import Engine, measured_overhead
+from multiturn.engine import Engine
 from multiturn.errors import BackendError, InvalidInput
 from multiturn.records import ConversationRecord, ItemRecord
 from multiturn.settings import ModelAlias, Settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from multiturn.engine import message_ids
+from multiturn.context.unstored import message_ids
 from multiturn.server.context import _ranges, report_header
 from multiturn.types import ContextReport, Message
 
