@@ -282,7 +282,8 @@ def test_recalled_rounds_are_chronological_marked_and_within_budget() -> None:
         Recalled(("i22", "i23"), score=9.0),  # in the window already: skipped
         Recalled(("nope",), score=9.0),  # not on this path: skipped
     ]
-    messages, report = _plan(builder.items, PRESETS["retrieval"], window_tokens=700, recalled=recalled)
+    sixty = Policy("retrieval", recent_share=0.6)
+    messages, report = _plan(builder.items, sixty, window_tokens=700, recalled=recalled)
     assert report.recalled == ("i4", "i5", "i6", "i7")
     assert report.recalled_scores == {"i4": 2.5, "i5": 2.5, "i6": 0.9, "i7": 0.9}
     block = messages[1]
@@ -291,7 +292,7 @@ def test_recalled_rounds_are_chronological_marked_and_within_budget() -> None:
     assert "user: question 2" in block.text and "assistant: answer 3" in block.text
     assert report.budget is not None and report.tokens <= report.budget
     # With little room only the best-scored round is recalled.
-    _, tight = _plan(builder.items, replace(PRESETS["retrieval"], budget=230), recalled=recalled)
+    _, tight = _plan(builder.items, replace(sixty, budget=230), recalled=recalled)
     assert tight.recalled == ("i4", "i5")
     # The window policy never recalls.
     assert _plan(builder.items, PRESETS["window"], window_tokens=700, recalled=recalled)[1].recalled == ()
@@ -365,7 +366,7 @@ def test_calibration_scales_every_count() -> None:
 
 def test_policies_are_validated_and_presets_named() -> None:
     assert set(PRESETS) == {"full", "window", "summary", "retrieval", "auto"}
-    assert preset("auto").recent_share == 0.6 and preset("window").recent_share == 1.0
+    assert preset("auto").recent_share == 0.25 and preset("window").recent_share == 1.0
     with pytest.raises(InvalidInput, match="unknown context policy"):
         preset("everything")
     for bad in (
