@@ -10,6 +10,9 @@ builds the context a turn asking that question would send, and we measure:
 - **tokens sent**: the plan's prompt tokens (the Qwen tokenizer);
 - **assembly latency**: the whole ``preview`` call (path read, recall, planning), p50 and p95.
 
+The replay writes no rolling summaries (no compaction runs), so ``summary`` plans as ``window``
+and ``auto`` as ``retrieval`` here; the report says so.
+
 With ``answer_model`` set, each context is also sent to that model and the answer scored by
 token F1 against the gold answer (SQuAD-style normalization). That is meaningful with a strong
 upstream model only: the embedded 0.5B model is too weak for answer accuracy to mean much.
@@ -30,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..backends.base import Backend
 from ..backends.registry import BackendRegistry
 from ..context.plan import preset
 from ..context.summary import SUMMARY_PREFIX
@@ -152,6 +156,7 @@ async def _run(options: Options, conversations: list[Conversation], tmp: Path, p
         embedder = load_embedder(settings)
         recall = IndexRecall(store, embedder, tuning=options.tuning)
         engine = Engine(store, registry.get, default_model=model, recall=recall, tokenizer=QwenTokenizer())
+        answerer = registry.get(options.answer_model) if options.answer_model else None
         cells = {(p, b): Cell(p, b) for p in options.policies for b in options.budgets}
         total = sum(len(c.questions) for c in conversations) * len(cells)
         done = 0
@@ -162,7 +167,7 @@ async def _run(options: Options, conversations: list[Conversation], tmp: Path, p
             for question in conversation.questions:
                 for (policy, budget), cell in cells.items():
                     await _evaluate(
-                        engine, conversation_id, conversation, texts, question, policy, budget, cell, options
+                        engine, conversation_id, conversation, texts, question, policy, budget, cell, options, answerer
                     )
                     done += 1
                     if progress is not None:
@@ -210,6 +215,7 @@ async def _evaluate(
     budget: int,
     cell: Cell,
     options: Options,
+    answerer: Backend | None,
 ) -> None:
     chosen = replace(preset(policy), budget=budget)
     started = time.perf_counter()
@@ -219,8 +225,8 @@ async def _evaluate(
     cell.latency_ms.append((time.perf_counter() - started) * 1000)
     cell.tokens.append(report.tokens)
     cell.recall.append(evidence_recall(messages, conversation, texts, question))
-    if options.answer_model is not None:
-        answer = await _answer(engine, messages, options)
+    if answerer is not None:
+        answer = await _answer(answerer, messages, options)
         cell.f1.append(token_f1(answer, question.answer))
 
 
@@ -241,9 +247,7 @@ def evidence_recall(
     return sum(texts[key] in context for key in question.evidence) / len(question.evidence)
 
 
-async def _answer(engine: Engine, messages: Sequence[Message], options: Options) -> str:
-    assert options.answer_model is not None
-    backend = engine._backend_for(options.answer_model)
+async def _answer(backend: Backend, messages: Sequence[Message], options: Options) -> str:
     await backend.prepare()
     answer = Accumulator()
     params = GenerationParams(max_tokens=options.max_tokens, temperature=0.0)

@@ -82,13 +82,15 @@ def rank(units: Sequence[Unit], lexical: dict[str, float], dense: dict[str, floa
     scores = [fused.get(ids[0], 0.0) for ids, _ in units]
     if tuning.neighbour > 0 and tuning.reach > 0:
         scores = _spread(scores, tuning)
-    weighted = [scores[n] / _cost(items) ** tuning.length_exponent for n, (_, items) in enumerate(units)]
-    order = sorted((n for n in range(len(units)) if scores[n] > 0), key=lambda n: -weighted[n])
+    costs = [_cost(items) for _, items in units]
+    exponent = tuning.length_exponent
+    weighted = [score / cost**exponent if score > 0 else 0.0 for score, cost in zip(scores, costs, strict=True)]
+    order = sorted((n for n in range(len(units)) if scores[n] > 0), key=weighted.__getitem__, reverse=True)
     ranked: list[Recalled] = []
     total = 0
     for n in order[: tuning.max_candidates]:
         ranked.append(Recalled(item_ids=units[n][0], score=weighted[n]))
-        total += _cost(units[n][1])
+        total += costs[n]
         if total > tuning.candidate_tokens:
             break
     return ranked
@@ -98,14 +100,16 @@ def _spread(scores: list[float], tuning: Tuning) -> list[float]:
     """Each unit's score raised by its neighbours': the best inherited one (``max``), or all of
     them added (``sum``: a unit inside a run of hits rises above a lone hit)."""
     spread = list(scores)
+    size, summed = len(scores), tuning.spread == "sum"
+    factors = [(distance, tuning.neighbour**distance) for distance in range(1, tuning.reach + 1)]
     for n, score in enumerate(scores):
         if score <= 0:
             continue
-        for distance in range(1, tuning.reach + 1):
-            inherited = score * tuning.neighbour**distance
+        for distance, factor in factors:
+            inherited = score * factor
             for m in (n - distance, n + distance):
-                if 0 <= m < len(spread):
-                    if tuning.spread == "sum":
+                if 0 <= m < size:
+                    if summed:
                         spread[m] += inherited
                     elif spread[m] < inherited:
                         spread[m] = inherited
