@@ -45,6 +45,20 @@ def test_retrieval_recalls_the_early_evidence_the_window_cannot_hold(cli: Cli, t
     assert "| retrieval | 300 | 2 | 1.000 |" in markdown and "| window | 300 | 2 | 0.500 |" in markdown
 
 
+def test_summarized_turns_do_not_count_as_recalled(cli: Cli) -> None:
+    """At 2,000 tokens the replay compacts (the history passes 70 % of the budget): under
+    ``summary`` the early evidence survives only inside the summary, which does not count;
+    ``auto`` recalls it verbatim."""
+    args = ["--budgets", "2000", "--policies", "window,summary,auto", "--json"]
+    result = cli.run("bench", "memory", "--data", str(LOCOMO), *args)
+    assert result.returncode == 0, result.stderr
+    cells = _cells(result.stdout)
+    assert cells[("window", 2000)]["recall"] == 1.0
+    assert cells[("summary", 2000)]["recall"] == 0.5
+    assert cells[("auto", 2000)]["recall"] == 1.0
+    assert cells[("summary", 2000)]["tokens"] < cells[("window", 2000)]["tokens"]
+
+
 def test_longmemeval_turn_and_session_level_evidence(cli: Cli) -> None:
     result = cli.run(
         "bench", "memory", "--data", str(LONGMEMEVAL), "--budgets", "300", "--policies", "window,retrieval", "--json"

@@ -10,8 +10,9 @@ builds the context a turn asking that question would send, and we measure:
 - **tokens sent**: the plan's prompt tokens (the Qwen tokenizer);
 - **assembly latency**: the whole ``preview`` call (path read, recall, planning), p50 and p95.
 
-The replay writes no rolling summaries (no compaction runs), so ``summary`` plans as ``window``
-and ``auto`` as ``retrieval`` here; the report says so.
+For ``summary`` and ``auto`` the conversation is replayed once more per budget with the
+configured rolling summary (extractive unless ``summary_model`` is set) run before each user
+turn against that budget, as the engine runs it; their previews read that replay.
 
 With ``answer_model`` set, each context is also sent to that model and the answer scored by
 token F1 against the gold answer (SQuAD-style normalization). That is meaningful with a strong
@@ -40,8 +41,10 @@ from ..context.summary import SUMMARY_PREFIX
 from ..embeddings import load_embedder
 from ..engine import Engine
 from ..errors import InvalidInput
+from ..memory.base import Compaction
+from ..memory.compaction import build_compaction
 from ..memory.recall import IndexRecall, Tuning
-from ..records import NewItem
+from ..records import ItemRecord, NewItem
 from ..settings import Settings
 from ..store import SQLStore
 from ..tokens import QwenTokenizer
@@ -155,7 +158,12 @@ async def _run(options: Options, conversations: list[Conversation], tmp: Path, p
         await store.migrate()
         embedder = load_embedder(settings)
         recall = IndexRecall(store, embedder, tuning=options.tuning)
-        engine = Engine(store, registry.get, default_model=model, recall=recall, tokenizer=QwenTokenizer())
+        tokenizer = QwenTokenizer()
+        summarizing = any(preset(p).uses_summary for p in options.policies)
+        compaction = build_compaction(settings, store, registry.get, tokenizer) if summarizing else None
+        engine = Engine(
+            store, registry.get, default_model=model, recall=recall, compaction=compaction, tokenizer=tokenizer
+        )
         answerer = registry.get(options.answer_model) if options.answer_model else None
         cells = {(p, b): Cell(p, b) for p in options.policies for b in options.budgets}
         total = sum(len(c.questions) for c in conversations) * len(cells)
@@ -164,10 +172,17 @@ async def _run(options: Options, conversations: list[Conversation], tmp: Path, p
         for conversation in conversations:
             conversation_id, texts, tokens = await _replay(engine, recall, conversation, answering)
             history.append(tokens)
+            # the engine compacts against the prompt budget: one summarized replay per budget
+            summarized = {
+                b: (await _replay(engine, recall, conversation, answering, compaction=compaction, budget=b))[0]
+                for b in options.budgets
+                if compaction is not None
+            }
             for question in conversation.questions:
                 for (policy, budget), cell in cells.items():
+                    target = summarized[budget] if preset(policy).uses_summary and summarized else conversation_id
                     await _evaluate(
-                        engine, conversation_id, conversation, texts, question, policy, budget, cell, options, answerer
+                        engine, target, conversation, texts, question, policy, budget, cell, options, answerer
                     )
                     done += 1
                     if progress is not None:
@@ -187,20 +202,32 @@ async def _run(options: Options, conversations: list[Conversation], tmp: Path, p
 
 
 async def _replay(
-    engine: Engine, recall: IndexRecall, conversation: Conversation, answering: bool
+    engine: Engine,
+    recall: IndexRecall,
+    conversation: Conversation,
+    answering: bool,
+    *,
+    compaction: Compaction | None = None,
+    budget: int = 0,
 ) -> tuple[str, dict[str, str], int]:
     """Write the conversation's turns as items and index them; returns its id, each turn's
-    text by key, and the history's tokens."""
+    text by key, and the history's tokens. With ``compaction``, the rolling summary runs as the
+    engine runs it before each user turn, against ``budget``."""
     tokenizer = QwenTokenizer()
-    record = await engine.create(title=conversation.name, system_prompt=ANSWER_PROMPT if answering else None)
+    system_prompt = ANSWER_PROMPT if answering else None
+    record = await engine.create(title=conversation.name, system_prompt=system_prompt)
     parent: str | None = None
     total = 0
+    path: list[ItemRecord] = []
     for turn in conversation.turns:
         count = tokenizer.count(turn.text)
         total += count + 4
         item = NewItem(role=turn.role, content=(TextPart(turn.text),), token_count=count)
         stored = await engine.store.append(record.id, parent, item, tenant_id=engine.tenant_id)
         parent = stored.id
+        path.append(stored)
+        if compaction is not None and stored.role == "user":
+            await compaction.compact(record.id, system_prompt, path, window_tokens=budget, tenant_id=engine.tenant_id)
     await recall.index_path(record.id, await engine.history(record.id), tenant_id=engine.tenant_id)
     return record.id, {turn.key: turn.text for turn in conversation.turns}, total
 

@@ -9,7 +9,6 @@ from typing import Any
 from ..errors import MissingDependency
 from .memory import Result
 
-NO_SUMMARY = "The replay writes no summaries, so `summary` plans as `window` and `auto` as `retrieval` here."
 COLUMNS = ("policy", "budget", "questions", "recall", "tokens", "p50 ms", "p95 ms")
 
 
@@ -48,7 +47,6 @@ def to_markdown(result: Result, command: str) -> str:
             f"Data: `{result.data}`: {result.conversations} conversations, {result.questions} questions, "
             f"history {summary['history_tokens_median']:,.0f} tokens (median).",
             f"Embedder: {result.embedder or 'none (lexical only)'}.",
-            *([NO_SUMMARY] if {c.policy for c in result.cells} & {"summary", "auto"} else []),
             "",
             "```",
             command,

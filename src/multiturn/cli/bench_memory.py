@@ -113,6 +113,4 @@ def memory(
         table.add_column(column, justify="left" if column == "policy" else "right")
     for row in memory_report.rows(result):
         table.add_row(*row)
-    if set(options.policies) & {"summary", "auto"}:
-        table.caption = memory_report.NO_SUMMARY
     Console().print(table)
