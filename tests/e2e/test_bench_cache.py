@@ -74,9 +74,18 @@ def test_window_keeps_the_cache_that_a_sliding_window_loses(cli: Cli) -> None:
 
     window_full = runs["window"]["turns"][full_from - 1 :]
     sliding_full = runs["sliding"]["turns"][runs["sliding"]["full_from"] - 1 :]
-    # The sliding window drops one more round every turn and recomputes nearly the whole prompt.
-    assert [t["rounds_left_out"] for t in sliding_full] == list(range(1, len(sliding_full) + 1))
-    assert all(t["cached_tokens"] * 2 < t["prompt_tokens"] for t in sliding_full)
+    for full in (window_full, sliding_full):
+        left_out = [t["rounds_left_out"] for t in full]
+        assert left_out == sorted(left_out)  # the cut never moves back
+    # The sliding window drops a round from the front (almost) every turn, and each such turn
+    # evaluates nearly the whole prompt again.
+    moved = [
+        t
+        for t, before in zip(sliding_full[1:], sliding_full, strict=False)
+        if t["rounds_left_out"] > before["rounds_left_out"]
+    ]
+    assert len(moved) >= len(sliding_full) - 2
+    assert all(t["cached_tokens"] * 2 < t["prompt_tokens"] for t in [sliding_full[0], *moved])
     # The window's cut stays put between drops, and those turns reuse almost all of the prompt.
     assert len({t["rounds_left_out"] for t in window_full}) < len(window_full)
     steady = [
