@@ -36,12 +36,12 @@ def cache(
     model: Model = None,
     model_path: ModelPath = None,
 ) -> None:
-    """Cached prompt tokens per context policy over a long scripted conversation on the model.
+    """Cached prompt tokens per context policy over a long scripted conversation.
 
-    ``sliding`` is a naive window that drops one round per turn; ``window`` drops rounds in
-    blocks so the prompt's prefix stays cached. Each policy runs in a fresh conversation of a
-    temporary database, one after another. "Once full" counts from the first turn whose
-    request left an earlier round out.
+    sliding is a naive window that drops one round per turn; window drops rounds
+    in blocks so the prompt's prefix stays cached. Each policy runs in a fresh
+    conversation of a temporary database, one after another. "Once full" counts
+    from the first turn whose request left an earlier round out.
     """
     config = harness.BenchConfig(
         turns=turns,
