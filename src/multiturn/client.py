@@ -14,9 +14,11 @@ from typing import Any
 from .backends.base import Backend
 from .backends.registry import BackendRegistry
 from .context.plan import Policy, preset
+from .embeddings import load_embedder
 from .engine import Engine
 from .errors import MultiturnError
 from .memory.compaction import build_compaction
+from .memory.recall import IndexRecall
 from .records import ConversationRecord, ItemRecord
 from .settings import Settings
 from .store.sql import SQLStore
@@ -49,6 +51,7 @@ def build_engine(settings: Settings, store: SQLStore, backends: BackendRegistry)
         policy_for_model=alias_policy,
         tune_policy=tune,
         tokenizer=tokenizer,
+        recall=IndexRecall(store, load_embedder(settings)),
         compaction=build_compaction(settings, store, backends.get, tokenizer),
         background_compaction=settings.summary_mode == "background",
     )

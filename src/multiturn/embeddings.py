@@ -17,6 +17,7 @@ lexical only. numpy is imported only by the embedders themselves, never by ``imp
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import threading
@@ -146,7 +147,8 @@ def _normalize(vectors: Vectors) -> Vectors:
 def load_embedder(settings: Settings) -> Embedder | None:
     """The embedder ``settings.embedder`` names, or ``None`` (lexical recall only).
 
-    ``wordllama`` without the ``memory`` extra is logged and gives ``None``.
+    ``wordllama`` without the ``memory`` extra is logged and gives ``None``; with it, the
+    weights load on the first embedding (a process that never recalls never loads them).
 
     Raises:
         InvalidInput: a name that is neither ``wordllama``, ``none`` nor an upstream alias.
@@ -155,13 +157,10 @@ def load_embedder(settings: Settings) -> Embedder | None:
     if choice == NONE:
         return None
     if choice == WORDLLAMA:
-        embedder = WordLlamaEmbedder()
-        try:
-            embedder.ensure()
-        except MissingDependency as exc:
-            log.warning("%s; recall is lexical only", exc.message)
+        if importlib.util.find_spec("wordllama") is None:  # found now, loaded on first use
+            log.warning("%s; recall is lexical only", MissingDependency("wordllama", "memory").message)
             return None
-        return embedder
+        return WordLlamaEmbedder()
     alias = settings.models.get(choice)
     if alias is None or alias.backend != "upstream" or not alias.base_url:
         raise InvalidInput(f"unknown embedder {choice!r}: use wordllama, none, or an upstream model alias")

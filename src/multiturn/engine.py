@@ -177,9 +177,13 @@ class Engine:
             metadata={**source.metadata, "forked_from": conversation_id, "forked_at": leaf},
         )
         parent: str | None = None
+        copies: list[ItemRecord] = []
         for item in path:
-            copy = await self.store.append(fork.id, parent, _copy(item), tenant_id=self.tenant_id)
-            parent = copy.id
+            copies.append(await self.store.append(fork.id, parent, _copy(item), tenant_id=self.tenant_id))
+            parent = copies[-1].id
+        if self.recall is not None:  # the fork recalls its copied rounds as the source does
+            for done in split_rounds(copies):
+                await self._best_effort("index", self.recall.index_round(fork.id, done.items, tenant_id=self.tenant_id))
         return await self.get(fork.id)
 
     # -- turns -------------------------------------------------------------------------------
