@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -20,21 +19,11 @@ from .conftest import Cli
 
 pytestmark = [pytest.mark.model, pytest.mark.usefixtures("model_pulled")]
 
-# The command function run by Typer directly, as the `multiturn` entry point would run it.
-COMMAND = [sys.executable, "-c", "import typer; from multiturn.cli.bench_cache import cache; typer.run(cache)"]
 TURNS, N_CTX, MAX_TOKENS = 14, 512, 8
 
 
 def _bench(cli: Cli, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*COMMAND, *args],
-        env=cli.env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    return cli.run("bench", "cache", *args, timeout=900)
 
 
 @pytest.mark.timeout(900)
