@@ -435,3 +435,27 @@ async def test_items_oldest_first_within_one_millisecond(store: SQLStore, monkey
         appended.append(record.id)
         parent = record.id
     assert [i.id for i in await store.items(conv.id)] == appended
+
+
+async def test_cached_paths_follow_growth_and_deletion_in_any_process(db_url: str) -> None:
+    url = Settings(db=db_url).database_url
+    one, two = SQLStore(url), SQLStore(url)  # two processes' stores: two path caches
+    await one.migrate()
+    try:
+        conv = await one.create_conversation()
+        a = await one.append(conv.id, None, _text("user", "a"))
+        b = await one.append(conv.id, a.id, _text("assistant", "b"))
+        assert [i.id for i in await one.path(conv.id, b.id)] == [a.id, b.id]
+        c = await two.append(conv.id, b.id, _text("user", "c"))  # written elsewhere
+        assert [i.id for i in await one.path(conv.id, c.id)] == [a.id, b.id, c.id]  # the cached path, one row added
+        assert [i.id for i in await one.path(conv.id, b.id)] == [a.id, b.id]
+        await two.delete_item(conv.id, b.id)  # deletes b and c
+        for gone in (b.id, c.id):
+            with pytest.raises(NotFound):
+                await one.path(conv.id, gone)
+        assert [i.id for i in await one.path(conv.id, a.id)] == [a.id]
+        with pytest.raises(NotFound):
+            await one.path(conv.id, a.id, tenant_id="someone-else")  # a cached path is still scoped
+    finally:
+        await one.close()
+        await two.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,6 +45,7 @@ class SQLStore:
         self._ids = ids
         self._engine = dialect.create_engine(url)
         self._writer = dialect.writer(self._engine)
+        self._paths = PathCache()
 
     # -- schema ------------------------------------------------------------------------------
 
@@ -243,11 +245,39 @@ class SQLStore:
     async def path(
         self, conversation_id: str, leaf_id: str | None, *, tenant_id: str = DEFAULT_TENANT
     ) -> list[ItemRecord]:
+        """The items from the root down to ``leaf_id``.
+
+        Items are never rewritten and a parent's deletion cascades to its children, so while
+        the leaf exists its path is unchanged: paths are cached per process (bounded), and a
+        read costs one indexed lookup of the leaf; a leaf whose parent's path is cached (the
+        next turn of a conversation) costs one row.
+        """
         if leaf_id is None:
             return []
+        leaf = (
+            sa.select(items.c.parent_id)
+            .join(conversations, conversations.c.id == items.c.conversation_id)
+            .where(items.c.id == leaf_id, items.c.conversation_id == conversation_id)
+            .where(conversations.c.tenant_id == tenant_id)
+        )
+        async with self._connect() as conn:
+            found = (await conn.execute(leaf)).first()
+            if found is None:
+                raise NotFound(f"item {leaf_id!r} not found in conversation {conversation_id!r}")
+            cached = self._paths.get(leaf_id)
+            if cached is None:
+                above = self._paths.get(found.parent_id) if found.parent_id is not None else ()
+                if above is not None:
+                    cached = (*above, await self._item(conn, leaf_id, tenant_id, conversation_id))
+                else:
+                    cached = tuple(await self._walk(conn, leaf_id))
+                self._paths.put(leaf_id, cached)
+        return list(cached)
+
+    async def _walk(self, conn: AsyncConnection, leaf_id: str) -> list[ItemRecord]:
         walk = (
             sa.select(items.c.id, items.c.parent_id, sa.literal(0).label("depth"))
-            .where(items.c.id == leaf_id, items.c.conversation_id == conversation_id)
+            .where(items.c.id == leaf_id)
             .cte("walk", recursive=True)
         )
         walk = walk.union_all(
@@ -255,18 +285,8 @@ class SQLStore:
                 walk, items.c.id == walk.c.parent_id
             )
         )
-        query = (
-            sa.select(items)
-            .join(walk, items.c.id == walk.c.id)
-            .join(conversations, conversations.c.id == items.c.conversation_id)
-            .where(conversations.c.tenant_id == tenant_id)
-            .order_by(walk.c.depth.desc())
-        )
-        async with self._connect() as conn:
-            rows = [_item_record(row) for row in (await conn.execute(query)).mappings()]
-        if not rows:
-            raise NotFound(f"item {leaf_id!r} not found in conversation {conversation_id!r}")
-        return rows
+        query = sa.select(items).join(walk, items.c.id == walk.c.id).order_by(walk.c.depth.desc())
+        return [_item_record(row) for row in (await conn.execute(query)).mappings()]
 
     async def items(self, conversation_id: str, *, tenant_id: str = DEFAULT_TENANT) -> list[ItemRecord]:
         async with self._connect() as conn:
@@ -584,6 +604,27 @@ class SQLStore:
         async with self._connect() as conn:
             rows = await conn.execute(responses.page_query(tenant_id, after, limit, descending))
             return [_conversation_record(row) for row in rows.mappings()]
+
+
+class PathCache:
+    """Paths by leaf id, least recently used out first. Paths share their item records, so the
+    bound (in paths) costs a pointer per item per path, not a copy of the items."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._paths: OrderedDict[str, tuple[ItemRecord, ...]] = OrderedDict()
+
+    def get(self, leaf_id: str) -> tuple[ItemRecord, ...] | None:
+        path = self._paths.get(leaf_id)
+        if path is not None:
+            self._paths.move_to_end(leaf_id)
+        return path
+
+    def put(self, leaf_id: str, path: tuple[ItemRecord, ...]) -> None:
+        self._paths[leaf_id] = path
+        self._paths.move_to_end(leaf_id)
+        while len(self._paths) > self._size:
+            self._paths.popitem(last=False)
 
 
 class _Guard:
