@@ -23,6 +23,8 @@ never drops, so it reports the overflow instead).
 from __future__ import annotations
 
 import math
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
@@ -204,6 +206,45 @@ def _block(items: Sequence[ItemRecord], *, replay_reasoning: bool, omit_media: b
     return _Block(tuple(messages), tuple(kept), tuple(dropped), sum(costs), costs[0] if opened_by_user else sum(costs))
 
 
+class _Counts:
+    """Token counts of recent messages for one tokenizer (a conversation's history is counted
+    again every turn; a message's hash is cheap next to counting it)."""
+
+    def __init__(self, size: int = 65_536) -> None:
+        self._size = size
+        self._counts: OrderedDict[Message, int] = OrderedDict()
+
+    def get(self, message: Message) -> int | None:
+        try:
+            n = self._counts.get(message)
+        except TypeError:  # an unhashable part: count it every time
+            return None
+        if n is not None:
+            self._counts.move_to_end(message)
+        return n
+
+    def put(self, message: Message, n: int) -> None:
+        try:
+            self._counts[message] = n
+        except TypeError:
+            return
+        if len(self._counts) > self._size:
+            self._counts.popitem(last=False)
+
+
+_MEMOS: weakref.WeakKeyDictionary[Tokenizer, _Counts] = weakref.WeakKeyDictionary()
+
+
+def _memo_for(tokenizer: Tokenizer) -> _Counts | None:
+    try:
+        memo = _MEMOS.get(tokenizer)
+        if memo is None:
+            memo = _MEMOS[tokenizer] = _Counts()
+        return memo
+    except TypeError:  # a tokenizer that cannot be weakly referenced: no memo
+        return None
+
+
 def _media_boundary(last_round: int, keep: int | None) -> int:
     """Rounds before this index lose their media. It moves in steps of ``keep`` rounds (every
     ``keep`` turns, not every turn, so old rounds keep their bytes between steps) and always
@@ -282,9 +323,15 @@ def plan_context(
     """
 
     scale = calibration or Calibration()
+    memo = _memo_for(tokenizer)
 
     def count(message: Message) -> int:
-        return scale.apply(message_tokens(message, tokenizer))
+        n = memo.get(message) if memo is not None else None
+        if n is None:
+            n = message_tokens(message, tokenizer)
+            if memo is not None:
+                memo.put(message, n)
+        return scale.apply(n)
 
     budget = max(0, window_tokens - reserved_output)
     if policy.budget is not None:
