@@ -24,10 +24,9 @@ from ..engine import Engine
 from ..errors import NotFound
 from ..protocols.responses import translate as wire
 from ..records import ConversationRecord, ItemRecord
-from .errors import error_response
-from .gateway import gateway_of, request_id
+from .gateway import gateway_of
 from .responses_routes import page, query_page
-from .stateful import append_messages, engine_for, responses_of
+from .stateful import append_messages, responses_of, tenant_route
 
 JSON = "application/json"
 CLIENT_METADATA = "client_metadata"
@@ -46,125 +45,89 @@ def _json(body: Any) -> Response:
     return Response(wire.dumps(body), media_type=JSON)
 
 
-async def _engine(request: Request) -> Engine:
-    gateway = gateway_of(request)
-    await gateway.authorize(request)
-    return engine_for(gateway, request)
+@tenant_route
+async def create(request: Request, engine: Engine) -> Response:
+    change = wire.parse_conversation_create(await gateway_of(request).read_body(request))
+    metadata: dict[str, Any] = {CLIENT_METADATA: change.metadata or {}}
+    if change.policy is not None:
+        preset(change.policy)  # an unknown name is a 400 now, not at the first turn
+        metadata["policy"] = change.policy
+    conversation = await engine.create(metadata=metadata)
+    await append_messages(engine, conversation.id, change.items)
+    return _json(_conversation(conversation))
 
 
-async def create(request: Request) -> Response:
-    try:
-        engine = await _engine(request)
-        change = wire.parse_conversation_create(await gateway_of(request).read_body(request))
-        metadata: dict[str, Any] = {CLIENT_METADATA: change.metadata or {}}
-        if change.policy is not None:
-            preset(change.policy)  # an unknown name is a 400 now, not at the first turn
-            metadata["policy"] = change.policy
-        conversation = await engine.create(metadata=metadata)
-        await append_messages(engine, conversation.id, change.items)
-        return _json(_conversation(conversation))
-    except Exception as exc:
-        return error_response(request.url.path, exc, request_id(request))
+@tenant_route
+async def listing(request: Request, engine: Engine) -> Response:
+    order, after, limit = query_page(request, "desc")
+    found = await responses_of(engine).conversations_page(
+        tenant_id=engine.tenant_id, after=after, limit=limit + 1, descending=order == "desc"
+    )
+    return _json(wire.list_page([_conversation(c) for c in found[:limit]], has_more=len(found) > limit))
 
 
-async def listing(request: Request) -> Response:
-    try:
-        engine = await _engine(request)
-        order, after, limit = query_page(request, "desc")
-        found = await responses_of(engine).conversations_page(
-            tenant_id=engine.tenant_id, after=after, limit=limit + 1, descending=order == "desc"
-        )
-        return _json(wire.list_page([_conversation(c) for c in found[:limit]], has_more=len(found) > limit))
-    except Exception as exc:
-        return error_response(request.url.path, exc, request_id(request))
+@tenant_route
+async def retrieve(request: Request, engine: Engine) -> Response:
+    return _json(_conversation(await engine.get(request.path_params["id"])))
 
 
-async def retrieve(request: Request) -> Response:
-    try:
-        engine = await _engine(request)
-        return _json(_conversation(await engine.get(request.path_params["id"])))
-    except Exception as exc:
-        return error_response(request.url.path, exc, request_id(request))
+@tenant_route
+async def update(request: Request, engine: Engine) -> Response:
+    conversation = await engine.get(request.path_params["id"])
+    change = wire.parse_conversation_update(await gateway_of(request).read_body(request))
+    metadata = dict(conversation.metadata)
+    if change.metadata is not None:
+        metadata[CLIENT_METADATA] = change.metadata
+    if change.policy is not None:
+        preset(change.policy)
+        metadata["policy"] = change.policy
+    return _json(_conversation(await engine.update(conversation.id, metadata=metadata)))
 
 
-async def update(request: Request) -> Response:
-    try:
-        engine = await _engine(request)
-        conversation = await engine.get(request.path_params["id"])
-        change = wire.parse_conversation_update(await gateway_of(request).read_body(request))
-        metadata = dict(conversation.metadata)
-        if change.metadata is not None:
-            metadata[CLIENT_METADATA] = change.metadata
-        if change.policy is not None:
-            preset(change.policy)
-            metadata["policy"] = change.policy
-        return _json(_conversation(await engine.update(conversation.id, metadata=metadata)))
-    except Exception as exc:
-        return error_response(request.url.path, exc, request_id(request))
+@tenant_route
+async def delete(request: Request, engine: Engine) -> Response:
+    conversation_id = request.path_params["id"]
+    await engine.store.delete_conversation(conversation_id, tenant_id=engine.tenant_id)
+    return _json({"id": conversation_id, "object": "conversation.deleted", "deleted": True})
 
 
-async def delete(request: Request) -> Response:
-    try:
-        engine = await _engine(request)
-        conversation_id = request.path_params["id"]
-        await engine.store.delete_conversation(conversation_id, tenant_id=engine.tenant_id)
-        return _json({"id": conversation_id, "object": "conversation.deleted", "deleted": True})
-    except Exception as exc:
-        return error_response(request.url.path, exc, request_id(request))
+@tenant_route
+async def fork(request: Request, engine: Engine) -> Response:
+    body = await gateway_of(request).read_body(request)
+    at = wire.parse_fork(body)
+    return _json(_conversation(await engine.fork(request.path_params["id"], at)))
 
 
-async def fork(request: Request) -> Response:
-    try:
-        engine = await _engine(request)
-        body = await gateway_of(request).read_body(request)
-        at = wire.parse_fork(body)
-        return _json(_conversation(await engine.fork(request.path_params["id"], at)))
-    except Exception as exc:
-        return error_response(request.url.path, exc, request_id(request))
+@tenant_route
+async def list_items(request: Request, engine: Engine) -> Response:
+    path = await engine.history(request.path_params["id"])
+    return _json(page(request, [_item(i) for i in path], default_order="desc"))
 
 
-async def list_items(request: Request) -> Response:
-    try:
-        engine = await _engine(request)
-        path = await engine.history(request.path_params["id"])
-        return _json(page(request, [_item(i) for i in path], default_order="desc"))
-    except Exception as exc:
-        return error_response(request.url.path, exc, request_id(request))
+@tenant_route
+async def create_items(request: Request, engine: Engine) -> Response:
+    conversation = await engine.get(request.path_params["id"])
+    messages = wire.parse_items(await gateway_of(request).read_body(request))
+    ids = set(await append_messages(engine, conversation.id, messages))
+    added = [_item(i) for i in await engine.history(conversation.id) if i.id in ids]
+    return _json(wire.list_page(added, has_more=False))
 
 
-async def create_items(request: Request) -> Response:
-    try:
-        engine = await _engine(request)
-        conversation = await engine.get(request.path_params["id"])
-        messages = wire.parse_items(await gateway_of(request).read_body(request))
-        ids = set(await append_messages(engine, conversation.id, messages))
-        added = [_item(i) for i in await engine.history(conversation.id) if i.id in ids]
-        return _json(wire.list_page(added, has_more=False))
-    except Exception as exc:
-        return error_response(request.url.path, exc, request_id(request))
+@tenant_route
+async def retrieve_item(request: Request, engine: Engine) -> Response:
+    conversation = await engine.get(request.path_params["id"])
+    item = await engine.store.get_item(request.path_params["item_id"], tenant_id=engine.tenant_id)
+    if item.conversation_id != conversation.id:
+        raise NotFound(f"item {item.id!r} not found in conversation {conversation.id!r}")
+    return _json(_item(item))
 
 
-async def retrieve_item(request: Request) -> Response:
-    try:
-        engine = await _engine(request)
-        conversation = await engine.get(request.path_params["id"])
-        item = await engine.store.get_item(request.path_params["item_id"], tenant_id=engine.tenant_id)
-        if item.conversation_id != conversation.id:
-            raise NotFound(f"item {item.id!r} not found in conversation {conversation.id!r}")
-        return _json(_item(item))
-    except Exception as exc:
-        return error_response(request.url.path, exc, request_id(request))
-
-
-async def delete_item(request: Request) -> Response:
-    try:
-        engine = await _engine(request)
-        conversation = await responses_of(engine).delete_item(
-            request.path_params["id"], request.path_params["item_id"], tenant_id=engine.tenant_id
-        )
-        return _json(_conversation(conversation))
-    except Exception as exc:
-        return error_response(request.url.path, exc, request_id(request))
+@tenant_route
+async def delete_item(request: Request, engine: Engine) -> Response:
+    conversation = await responses_of(engine).delete_item(
+        request.path_params["id"], request.path_params["item_id"], tenant_id=engine.tenant_id
+    )
+    return _json(_conversation(conversation))
 
 
 routes = [

@@ -39,7 +39,7 @@ from ..store.responses import ORIGIN_KEY, ORIGIN_RESPONSES, ResponseRecord, Resp
 from ..types import ChatRequest, Message
 from .errors import error_response
 from .gateway import gateway_of, request_id
-from .stateful import REPORT_HEADER, StoredTurn, engine_for, report_header, responses_of
+from .stateful import REPORT_HEADER, StoredTurn, engine_for, report_header, responses_of, tenant_route
 from .streaming import EventStream, encode, prime
 
 JSON = "application/json"
@@ -240,41 +240,26 @@ async def _object(engine: Engine, record: ResponseRecord) -> dict[str, object]:
     return wire.response_object(state)
 
 
-async def retrieve(request: Request) -> Response:
-    gateway = gateway_of(request)
-    try:
-        await gateway.authorize(request)
-        engine = engine_for(gateway, request)
-        record = await responses_of(engine).get_response(request.path_params["id"], tenant_id=engine.tenant_id)
-        return Response(wire.dumps(await _object(engine, record)), media_type=JSON)
-    except Exception as exc:
-        return error_response(request.url.path, exc, request_id(request))
+@tenant_route
+async def retrieve(request: Request, engine: Engine) -> Response:
+    record = await responses_of(engine).get_response(request.path_params["id"], tenant_id=engine.tenant_id)
+    return Response(wire.dumps(await _object(engine, record)), media_type=JSON)
 
 
-async def delete(request: Request) -> Response:
-    gateway = gateway_of(request)
-    try:
-        await gateway.authorize(request)
-        engine = engine_for(gateway, request)
-        response_id = request.path_params["id"]
-        await responses_of(engine).delete_response(response_id, tenant_id=engine.tenant_id)
-        body = {"id": response_id, "object": "response.deleted", "deleted": True}
-        return Response(wire.dumps(body), media_type=JSON)
-    except Exception as exc:
-        return error_response(request.url.path, exc, request_id(request))
+@tenant_route
+async def delete(request: Request, engine: Engine) -> Response:
+    response_id = request.path_params["id"]
+    await responses_of(engine).delete_response(response_id, tenant_id=engine.tenant_id)
+    body = {"id": response_id, "object": "response.deleted", "deleted": True}
+    return Response(wire.dumps(body), media_type=JSON)
 
 
-async def input_items(request: Request) -> Response:
-    gateway = gateway_of(request)
-    try:
-        await gateway.authorize(request)
-        engine = engine_for(gateway, request)
-        record = await responses_of(engine).get_response(request.path_params["id"], tenant_id=engine.tenant_id)
-        path = await engine.store.path(record.conversation_id, record.input_item_ids[-1], tenant_id=engine.tenant_id)
-        objects = [wire.item_object(i.id, i.role, i.content, i.status) for i in path]
-        return Response(wire.dumps(page(request, objects, default_order="desc")), media_type=JSON)
-    except Exception as exc:
-        return error_response(request.url.path, exc, request_id(request))
+@tenant_route
+async def input_items(request: Request, engine: Engine) -> Response:
+    record = await responses_of(engine).get_response(request.path_params["id"], tenant_id=engine.tenant_id)
+    path = await engine.store.path(record.conversation_id, record.input_item_ids[-1], tenant_id=engine.tenant_id)
+    objects = [wire.item_object(i.id, i.role, i.content, i.status) for i in path]
+    return Response(wire.dumps(page(request, objects, default_order="desc")), media_type=JSON)
 
 
 def page(request: Request, objects: list[dict[str, object]], *, default_order: str) -> dict[str, object]:

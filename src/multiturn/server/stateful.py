@@ -23,6 +23,7 @@ request's key acts for; another tenant's conversation or response is ``NotFound`
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
@@ -44,7 +45,7 @@ from ..store.responses import ResponseStore, keeps_responses
 from ..types import Accumulator, ChatRequest, Delta, GenerationParams, Message, Reply
 from .context import requested_policy
 from .errors import error_response
-from .gateway import Gateway, now, request_id
+from .gateway import Gateway, gateway_of, now, request_id
 from .streaming import EventStream, encode, prime
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,25 @@ CONVERSATION_HEADER = "x-multiturn-conversation"
 REPORT_HEADER = "x-multiturn-context"
 CONVERSATION_FIELD = "conversation"
 JSON = "application/json"
+
+
+TenantHandler = Callable[[Request, Engine], Awaitable[Response]]
+
+
+def tenant_route(handler: TenantHandler) -> Callable[[Request], Awaitable[Response]]:
+    """A route of the stateful API: authenticate, scope the engine to the caller's tenant, and
+    answer any error in the OpenAI shape."""
+
+    @functools.wraps(handler)
+    async def route(request: Request) -> Response:
+        try:
+            gateway = gateway_of(request)
+            await gateway.authorize(request)
+            return await handler(request, engine_for(gateway, request))
+        except Exception as exc:
+            return error_response(request.url.path, exc, request_id(request))
+
+    return route
 
 
 def engine_for(gateway: Gateway, request: Request) -> Engine:
