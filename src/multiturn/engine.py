@@ -270,13 +270,7 @@ class Engine:
         completed = False
         error: BaseException | None = None
         try:
-            if report.over_budget:
-                raise ContextTooLong(
-                    f"Range of input length should be [1, {report.budget}]: the newest message alone "
-                    f"needs {report.tokens} tokens",
-                    prompt_tokens=report.tokens,
-                    limit=report.budget or 0,
-                )
+            refuse_over_budget(report)
             if on_start is not None:
                 answer_id = new_id("item")  # named now, after its parent: ids stay in creation order
                 await on_start(TurnStart(conversation.id, tuple(i.id for i in path), answer_id, report))
@@ -509,13 +503,7 @@ class Engine:
             summary=summary,
             recalled=recalled,
         )
-        if report.over_budget:
-            raise ContextTooLong(
-                f"Range of input length should be [1, {report.budget}]: the newest message alone "
-                f"needs {report.tokens} tokens",
-                prompt_tokens=report.tokens,
-                limit=report.budget or 0,
-            )
+        refuse_over_budget(report)
         return replace(request, messages=tuple(messages)), report, ids
 
     async def _stateless_backend(self, request: ChatRequest) -> Backend:
@@ -524,6 +512,18 @@ class Engine:
         check_capabilities(request.messages, backend.info().capabilities, request.model)
         await backend.prepare()
         return backend
+
+
+def refuse_over_budget(report: ContextReport) -> None:
+    """Raise ``ContextTooLong`` (Model Studio's message) when even the newest round alone did
+    not fit the plan's budget."""
+    if report.over_budget:
+        raise ContextTooLong(
+            f"Range of input length should be [1, {report.budget}]: the newest message alone "
+            f"needs {report.tokens} tokens",
+            prompt_tokens=report.tokens,
+            limit=report.budget or 0,
+        )
 
 
 def _has_input(content: Sequence[Part]) -> bool:
