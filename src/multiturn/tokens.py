@@ -233,9 +233,10 @@ AUDIO_DEFAULT_SECONDS = 30
 def default_tokenizer() -> Tokenizer:
     """Qwen's vocabulary when the ``qwen`` extra is installed, else the estimate (logged)."""
     try:
-        tokenizer = QwenTokenizer()
-        tokenizer.count("")
-        return tokenizer
+        qwen_vocabulary_path()  # finds the packages without importing or parsing anything
+        if importlib.util.find_spec("tiktoken") is None:
+            raise MissingDependency("tiktoken", "qwen")
+        return QwenTokenizer()
     except MissingDependency:
         log.info("the qwen extra is not installed: estimating token counts")
         return EstimateTokenizer()
