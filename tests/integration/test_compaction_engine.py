@@ -202,9 +202,9 @@ async def test_a_growing_stateless_array_is_summarized_once_per_compaction(
         if report.summarized and summarized_at is None:
             summarized_at = k
             assert summarizer.calls == 1
-            assert planned.messages[0].text == SYSTEM
-            summary = planned.messages[1].text.removeprefix(SUMMARY_PREFIX)
-            assert planned.messages[1].text.startswith(SUMMARY_PREFIX)
+            assert planned.messages[0].text.startswith(f"{SYSTEM}\n\n{SUMMARY_PREFIX}")  # one system message
+            assert planned.messages[1].role == "user"
+            summary = planned.messages[0].text.removeprefix(f"{SYSTEM}\n\n{SUMMARY_PREFIX}")
             covered = [m.text for m in messages[1 : ids.index(report.summarized[-1]) + 1]]
             assert summary and all(line.removeprefix("user: ") in covered for line in summary.splitlines())
             record = await store.summary_by_prefix(report.summarized[-1])

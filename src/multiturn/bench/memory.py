@@ -37,7 +37,8 @@ from typing import Any
 from ..backends.base import Backend
 from ..backends.registry import BackendRegistry
 from ..context.plan import preset
-from ..context.summary import SUMMARY_PREFIX
+from ..context.retrieval import recalled_part
+from ..context.summary import without_summary
 from ..embeddings import load_embedder
 from ..engine import Engine
 from ..errors import InvalidInput
@@ -260,13 +261,11 @@ async def _evaluate(
 def evidence_recall(
     messages: Sequence[Message], conversation: Conversation, texts: dict[str, str], question: Question
 ) -> float:
-    """The share of the question's evidence present verbatim in ``messages`` (the last message,
-    the question, and summary messages excluded)."""
+    """The share of the question's evidence present verbatim in ``messages``: the last message
+    (the question) counts only for the recalled rounds quoted in it, a summary not at all."""
     context = "\n".join(
-        part.text
-        for message in messages[:-1]
-        for part in message.content
-        if isinstance(part, TextPart) and not (message.role == "system" and part.text.startswith(SUMMARY_PREFIX))
+        [without_summary(m.text) if m.role == "system" else m.text for m in messages[:-1]]
+        + [recalled_part(messages[-1].text)]
     )
     if question.level == "session":
         found = {t.group for t in conversation.turns if t.group in question.evidence and t.text in context}

@@ -4,13 +4,16 @@
 path in order. ``plan_context`` is the general planner: under a ``Policy`` and a token budget it
 composes, in this order,
 
-    system prompt · pinned system items · summary · recalled rounds · window rounds · new input
+    system prompt · pinned system items + summary · window rounds · recalled rounds + new input
 
 where the window keeps the newest whole rounds, dropping them in blocks (``window.first_kept``)
-so the prompt's prefix stays byte-identical for many turns; the summary (placed right after the
-system prompt, changed only at compaction) stands for the rounds it covers; recalled rounds
-(chronological, quoted in one system message) fill what the window leaves, at least the memory
-share. Everything here is deterministic for the same inputs and does no I/O.
+so the prompt's prefix stays byte-identical for many turns; the summary (appended to the last
+leading system message, changed only at compaction) stands for the rounds it covers; recalled
+rounds (chronological, quoted at the start of the new input) fill what the window leaves, at
+least the memory share. The planner adds no message of its own where a system message would be
+needed: recalled rounds change with every question, so they go last, after the cached prefix,
+and current chat templates reject a system message that is not first. Everything here is
+deterministic for the same inputs and does no I/O.
 
 Invariants of both: reasoning is never replayed unless asked (the Model Studio rule: only
 ``content`` goes back); failed items are skipped; an ``incomplete`` answer is replayed as far as
@@ -34,9 +37,9 @@ from ..errors import InvalidInput
 from ..records import ItemRecord
 from ..tokens import REPLY_PRIMER, Calibration, Tokenizer, message_tokens
 from ..types import AudioPart, ContextReport, ImagePart, Message, TextPart, VideoPart
-from .retrieval import Recalled, recalled_message, render_items
+from .retrieval import Recalled, render_items, with_recalled
 from .rounds import split_rounds
-from .summary import Summary, summary_message
+from .summary import Summary, with_summary
 from .window import DEFAULT_LOW_WATER, first_kept
 
 _Count: TypeAlias = Callable[[Message], int]
@@ -261,26 +264,30 @@ def _select_recalled(
     excluded: set[str],
     room: int,
     count: _Count,
+    anchor: Message,
 ) -> tuple[Message | None, list[Recalled]]:
-    """The best-scored recalled rounds that fit ``room`` tokens, in chronological order."""
+    """The best-scored recalled rounds that fit ``room`` tokens, quoted in chronological order
+    at the start of ``anchor`` (the new input): the anchor so extended, and the rounds chosen."""
+    base = count(anchor)
     chosen: list[tuple[Recalled, str]] = []
     taken: set[str] = set()
-    used = count(recalled_message(()))
+    used = count(with_recalled(anchor, ())) - base
+    empty = count(Message.of("user", ""))
     for entry in sorted(recalled, key=lambda r: (-r.score, min((positions.get(i, 0) for i in r.item_ids), default=0))):
         ids = set(entry.item_ids)
         if not ids or not ids <= positions.keys() or ids & (excluded | taken):
             continue
         text = entry.text if entry.text is not None else render_items([path[positions[i]] for i in entry.item_ids])
-        cost = count(Message.of("system", text)) - count(Message.of("system", "")) + 1  # + the "\n\n" before it
+        cost = count(Message.of("user", text)) - empty + 1  # + the "\n\n" before it
         if not text.strip() or used + cost > room:
             continue
         chosen.append((entry, text))
         taken |= ids
         used += cost
     chosen.sort(key=lambda pair: min(positions[i] for i in pair[0].item_ids))
-    while chosen:  # the estimate summed blocks; make sure the joined message fits too
-        message = recalled_message([text for _, text in chosen])
-        if count(message) <= room:
+    while chosen:  # the estimate summed blocks; make sure the joined quotation fits too
+        message = with_recalled(anchor, [text for _, text in chosen])
+        if count(message) - base <= room:
             return message, [entry for entry, _ in chosen]
         chosen.remove(min(chosen, key=lambda pair: pair[0].score))
     return None, []
@@ -301,8 +308,9 @@ def plan_context(
 ) -> tuple[list[Message], ContextReport]:
     """The messages of one request under ``policy``, and the report of what went in.
 
-    Order: system prompt, pinned system items (system items before the first user item),
-    summary, recalled rounds, window rounds, the newest round last. The budget is
+    Order: system prompt, pinned system items (system items before the first user item) with
+    the summary appended to the last of them, window rounds, the newest round last with the
+    recalled rounds quoted at the start of its user message. The budget is
     ``min(policy.budget, window_tokens - reserved_output)``.
 
     Args:
@@ -351,8 +359,9 @@ def plan_context(
 
     head = ([Message.of("system", system_prompt)] if system_prompt else []) + [item.to_message() for item in pinned]
     head_tokens = sum(count(m) for m in head)
-    summary_part = [summary_message(used_summary)] if used_summary else []
-    summary_tokens = sum(count(m) for m in summary_part)
+    if used_summary:
+        head = with_summary(head, used_summary)
+    summary_tokens = sum(count(m) for m in head) - head_tokens
 
     boundary = _media_boundary(rounds[-1].index if rounds else 0, policy.keep_images_rounds)
     blocks = [
@@ -384,18 +393,22 @@ def plan_context(
     input_tokens = window[-1].tokens if window else 0
     kept = [item.id for item in pinned] + [i for b in window for i in b.kept]
 
-    recalled_part: list[Message] = []
+    newest = list(window[-1].messages) if window else []
+    recalled_tokens = 0
     recalled_entries: list[Recalled] = []
-    if policy.uses_recall and recalled:
+    if policy.uses_recall and recalled and newest:
         room = available - summary_tokens - history_tokens - input_tokens
+        opened_by_user = newest[0].role == "user"
+        anchor = newest[0] if opened_by_user else Message(role="user")
         message, recalled_entries = _select_recalled(
-            recalled, path, positions, set(kept) | {i for b in window for i in b.dropped}, room, count
+            recalled, path, positions, set(kept) | {i for b in window for i in b.dropped}, room, count, anchor
         )
-        recalled_part = [message] if message else []
-    recalled_tokens = sum(count(m) for m in recalled_part)
+        if message is not None:
+            recalled_tokens = count(message) - (count(anchor) if opened_by_user else 0)
+            newest[:1] = [message] if opened_by_user else [message, newest[0]]
     recalled_ids = [i for entry in recalled_entries for i in entry.item_ids]
 
-    messages = head + summary_part + recalled_part + [m for b in window for m in b.messages]
+    messages = head + [m for b in window[:-1] for m in b.messages] + newest
     by_part = {
         "system": head_tokens,
         "summary": summary_tokens,

@@ -2,21 +2,28 @@
 
 A retriever (lexical + dense ranking over the conversation's indexed rounds) picks rounds outside
 the window that match the new input and hands them over as ``Recalled`` values with their
-scores. The planner keeps the best that fit, puts them back in chronological order, and sends
-them as one system message headed ``RECALLED_HEADER``, each round rendered as plain
-``role: text`` lines (``render_items``), so they read as quotations of the past, not as turns to
-continue. ``render_items`` is also the text a round is indexed under.
+scores. The planner keeps the best that fit, puts them back in chronological order, and quotes
+them at the start of the new input (``with_recalled``): headed ``RECALLED_HEADER``, each round
+rendered as plain ``role: text`` lines (``render_items``), closed by ``RECALLED_END``, so they read
+as quotations of the past, not as turns to continue. ``render_items`` is also the text a round
+is indexed under.
+
+Why in the new input and not in a system message before the window: recalled rounds change with
+almost every question, and everything after the first changed token must be evaluated again (the
+backend's prefix cache); placed last they leave the window's prefix cached. And current chat
+templates (Qwen3.5 and later, among others) reject a system message anywhere but first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..records import ItemRecord
 from ..types import AudioPart, ImagePart, Message, TextPart, VideoPart
 
 RECALLED_HEADER = "Earlier in this conversation (recalled):"
+RECALLED_END = "(End of the recalled rounds. The new message follows.)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +54,19 @@ def render_items(items: Sequence[ItemRecord]) -> str:
     return "\n".join(lines)
 
 
-def recalled_message(blocks: Sequence[str]) -> Message:
-    """One system message quoting the recalled rounds (already in chronological order)."""
-    return Message.of("system", "\n\n".join((RECALLED_HEADER, *blocks)))
+def with_recalled(message: Message, blocks: Sequence[str]) -> Message:
+    """``message`` (the new input) with the recalled rounds (already in chronological order)
+    quoted before its own text; an input that opens with media gets the quotation as a text
+    part of its own in front."""
+    quoted = "\n\n".join((RECALLED_HEADER, *blocks, RECALLED_END))
+    first = message.content[0] if message.content else None
+    if isinstance(first, TextPart):
+        return replace(message, content=(TextPart(f"{quoted}\n\n{first.text}"), *message.content[1:]))
+    return replace(message, content=(TextPart(quoted), *message.content))
+
+
+def recalled_part(text: str) -> str:
+    """The quotation ``with_recalled`` put at the start of ``text``, or ``""``."""
+    if not text.startswith(RECALLED_HEADER) or RECALLED_END not in text:
+        return ""
+    return text[: text.index(RECALLED_END) + len(RECALLED_END)]

@@ -1,17 +1,19 @@
 """A rolling summary as the planner receives it, and how it is placed in a request.
 
-The summary covers a prefix of the path, up to and including ``through_item_id``; it sits in a
-system message right after the system prompt and changes only when the conversation is compacted
-again, so the prompt's prefix stays cacheable between compactions. Writing summaries (the
+The summary covers a prefix of the path, up to and including ``through_item_id``; it is appended
+to the system prompt (``with_summary``: one system message, first, as current chat templates
+demand) and changes only when the conversation is compacted again, so the prompt's prefix stays
+cacheable between compactions. Writing summaries (the
 trigger, the prompt, the model call, persistence) lives elsewhere; this module only holds the
 value and its rendering.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
-from ..types import Message
+from ..types import Message, TextPart
 
 SUMMARY_PREFIX = "Summary of the earlier conversation: "
 
@@ -29,5 +31,17 @@ class Summary:
     token_count: int | None = None
 
 
-def summary_message(summary: Summary) -> Message:
-    return Message.of("system", SUMMARY_PREFIX + summary.text)
+def with_summary(head: Sequence[Message], summary: Summary) -> list[Message]:
+    """The request's leading system messages with ``summary`` appended to the last of them, or
+    the summary as the only system message when there is none."""
+    text = SUMMARY_PREFIX + summary.text
+    last = head[-1] if head else None
+    if last is None or last.role != "system" or not all(isinstance(p, TextPart) for p in last.content):
+        return [*head, Message.of("system", text)]
+    return [*head[:-1], replace(last, content=(TextPart(f"{last.text}\n\n{text}"),))]
+
+
+def without_summary(text: str) -> str:
+    """A system message's text with the summary ``with_summary`` appended taken off."""
+    at = text.find(SUMMARY_PREFIX)
+    return text if at < 0 else text[:at].removesuffix("\n\n")

@@ -44,7 +44,7 @@ from typing import Protocol
 
 from ..backends.base import Backend
 from ..context.rounds import Round, split_rounds
-from ..context.summary import Summary, summary_message
+from ..context.summary import Summary, with_summary
 from ..records import ItemRecord, SummaryRecord
 from ..settings import Settings
 from ..store.base import DEFAULT_TENANT
@@ -225,7 +225,7 @@ class RollingSummary:
         through = positions.get(latest.through_item_id, -1) if latest else -1
         messages = [Message.of("system", system_prompt)] if system_prompt else []
         if latest is not None:
-            messages.append(summary_message(latest))
+            messages = with_summary(messages, latest)
         for position, item in enumerate(path):
             if item.status != "failed" and (position > through or item.role == "system"):
                 messages.append(replace(item.to_message(), reasoning=None))

@@ -9,7 +9,8 @@ import pytest
 
 from multiturn.bench.memory import _percentile, evidence_recall, token_f1
 from multiturn.bench.memory_data import load
-from multiturn.context.summary import SUMMARY_PREFIX
+from multiturn.context.retrieval import with_recalled
+from multiturn.context.summary import Summary, with_summary
 from multiturn.errors import InvalidInput
 from multiturn.types import Message
 
@@ -37,10 +38,13 @@ def test_evidence_counts_only_verbatim_text_outside_summaries_and_the_question()
     question = conversation.questions[0]
     evidence = texts["D1:3"]
     assert evidence_recall([Message.of("user", evidence), Message.of("user", "q")], conversation, texts, question) == 1
-    quoted = Message.of("system", "Earlier in this conversation (recalled):\n\nuser: " + evidence)
-    assert evidence_recall([quoted, Message.of("user", "q")], conversation, texts, question) == 1
-    summary = Message.of("system", SUMMARY_PREFIX + evidence)
-    assert evidence_recall([summary, Message.of("user", "q")], conversation, texts, question) == 0
+    quoted = with_recalled(Message.of("user", "q"), ["user: " + evidence])
+    assert evidence_recall([Message.of("system", "Be brief."), quoted], conversation, texts, question) == 1
+    summary = with_summary([Message.of("system", "Be brief.")], Summary(evidence, "i0"))
+    assert evidence_recall([*summary, Message.of("user", "q")], conversation, texts, question) == 0
+    assert (
+        evidence_recall([Message.of("system", evidence), Message.of("user", "q")], conversation, texts, question) == 1
+    )
     assert evidence_recall([Message.of("user", evidence)], conversation, texts, question) == 0  # the question
     assert (
         evidence_recall([Message.of("user", evidence[:-1]), Message.of("user", "q")], conversation, texts, question)

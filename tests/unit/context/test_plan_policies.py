@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from multiturn.context.plan import PRESETS, Policy, build_messages, plan_context, preset
-from multiturn.context.retrieval import RECALLED_HEADER, Recalled
+from multiturn.context.retrieval import RECALLED_END, RECALLED_HEADER, Recalled
 from multiturn.context.rounds import split_rounds
 from multiturn.context.summary import SUMMARY_PREFIX, Summary
 from multiturn.errors import InvalidInput
@@ -91,8 +91,12 @@ def test_invariants(request: tuple[list[ItemRecord], Policy, int, int, Summary |
     # Deterministic for the same inputs.
     assert (messages, report) == _plan(path, policy, window_tokens, reserved, summary, recalled)
 
-    # System first.
-    assert messages[0] == Message.of("system", SYSTEM)
+    # System first, and only there: the summary joins the system prompt, recalled rounds join
+    # the new input (current chat templates reject a system message anywhere but first).
+    assert messages[0].role == "system" and messages[0].text.startswith(SYSTEM)
+    pinned = [i for i in report.kept if path[int(i[1:])].role == "system"]
+    assert [m.role for m in messages[: 1 + len(pinned)]] == ["system"] * (1 + len(pinned))
+    assert all(m.role != "system" for m in messages[1 + len(pinned) :])
 
     # The reported tokens are what the messages cost.
     assert report.tokens == sum(message_tokens(m, TOKENIZER) for m in messages) + REPLY_PRIMER
@@ -261,10 +265,15 @@ def test_summary_sits_after_the_system_prompt_and_replaces_what_it_covers() -> N
     builder.add("user", "q4")
     summary = Summary("q0..q1 were about Paris.", through_item_id="i3")
     messages, report = _plan(builder.items, PRESETS["summary"], summary=summary)
-    assert messages[1] == Message.of("system", SUMMARY_PREFIX + summary.text)
-    assert [m.text for m in messages[2:]] == ["q2", "a2", "q3", "a3", "q4"]
+    assert messages[0] == Message.of("system", f"{SYSTEM}\n\n{SUMMARY_PREFIX}{summary.text}")
+    assert [m.text for m in messages[1:]] == ["q2", "a2", "q3", "a3", "q4"]
     assert report.summarized == ("i0", "i1", "i2", "i3")
-    assert report.tokens_by_part["summary"] == message_tokens(messages[1], TOKENIZER)
+    alone = message_tokens(Message.of("system", SYSTEM), TOKENIZER)
+    assert report.tokens_by_part["summary"] == message_tokens(messages[0], TOKENIZER) - alone
+    # Without a system prompt the summary is the one system message.
+    bare, _ = _plan(builder.items, PRESETS["summary"], summary=summary, system=None)
+    assert bare[0] == Message.of("system", SUMMARY_PREFIX + summary.text)
+    assert [m.role for m in bare[1:]] == ["user", "assistant"] * 2 + ["user"]
     # The window policy ignores summaries; so does every policy for another branch's summary.
     assert _plan(builder.items, PRESETS["window"], summary=summary)[1].summarized == ()
     other = Summary("elsewhere", through_item_id="not-on-this-path")
@@ -286,13 +295,18 @@ def test_recalled_rounds_are_chronological_marked_and_within_budget() -> None:
     messages, report = _plan(builder.items, sixty, window_tokens=700, recalled=recalled)
     assert report.recalled == ("i4", "i5", "i6", "i7")
     assert report.recalled_scores == {"i4": 2.5, "i5": 2.5, "i6": 0.9, "i7": 0.9}
-    block = messages[1]
-    assert block.role == "system" and block.text.startswith(RECALLED_HEADER)
+    # Quoted at the start of the new input, after the window: the window's prefix stays cached.
+    block = messages[-1]
+    assert block.role == "user" and block.text.startswith(RECALLED_HEADER)
+    assert block.text.endswith(f"{RECALLED_END}\n\nwhat did you say about question 2?")
     assert block.text.index("question 2") < block.text.index("question 3")
     assert "user: question 2" in block.text and "assistant: answer 3" in block.text
+    assert [m.role for m in messages[:-1]] == ["system"] + ["user", "assistant"] * ((len(messages) - 2) // 2)
+    question = Message.of("user", "what did you say about question 2?")
+    assert report.tokens_by_part["recalled"] == message_tokens(block, TOKENIZER) - message_tokens(question, TOKENIZER)
     assert report.budget is not None and report.tokens <= report.budget
     # With little room only the best-scored round is recalled.
-    _, tight = _plan(builder.items, replace(sixty, budget=230), recalled=recalled)
+    _, tight = _plan(builder.items, replace(sixty, budget=238), recalled=recalled)
     assert tight.recalled == ("i4", "i5")
     # The window policy never recalls.
     assert _plan(builder.items, PRESETS["window"], window_tokens=700, recalled=recalled)[1].recalled == ()
@@ -306,7 +320,7 @@ def test_recalled_text_given_by_the_retriever_is_used_verbatim() -> None:
     recalled = [Recalled(("i0", "i1"), 1.0, text="user: question 0 (abridged)")]
     messages, report = _plan(builder.items, PRESETS["auto"], window_tokens=500, recalled=recalled)
     assert report.recalled == ("i0", "i1")
-    assert messages[1].text == RECALLED_HEADER + "\n\nuser: question 0 (abridged)"
+    assert messages[-1].text == f"{RECALLED_HEADER}\n\nuser: question 0 (abridged)\n\n{RECALLED_END}\n\nand?"
 
 
 def test_old_images_become_placeholders_in_steps() -> None:
