@@ -235,14 +235,48 @@ class _Counts:
             self._counts.popitem(last=False)
 
 
-_MEMOS: weakref.WeakKeyDictionary[Tokenizer, _Counts] = weakref.WeakKeyDictionary()
+class _ByItems:
+    """Values computed from a run of item records, kept while the records are the same objects.
+
+    Items never change, and ``SQLStore.path`` hands the same records to every turn of a
+    conversation, so a history's rounds are built (messages, token counts, quotations) once and
+    found again by their ids; a hit is checked by identity, so new records (a stateless request,
+    another process's path, a test's reused ids) are computed afresh. Bounded, least recently
+    used out first.
+    """
+
+    def __init__(self, size: int = 65_536) -> None:
+        self._size = size
+        self._values: OrderedDict[tuple[object, ...], tuple[tuple[ItemRecord, ...], object]] = OrderedDict()
+
+    def get(self, key: tuple[object, ...], items: Sequence[ItemRecord]) -> object | None:
+        hit = self._values.get(key)
+        if hit is None or len(hit[0]) != len(items) or any(a is not b for a, b in zip(hit[0], items, strict=True)):
+            return None
+        self._values.move_to_end(key)
+        return hit[1]
+
+    def put(self, key: tuple[object, ...], items: Sequence[ItemRecord], value: object) -> None:
+        self._values[key] = (tuple(items), value)
+        self._values.move_to_end(key)
+        if len(self._values) > self._size:
+            self._values.popitem(last=False)
 
 
-def _memo_for(tokenizer: Tokenizer) -> _Counts | None:
+@dataclass(frozen=True, slots=True)
+class _Memo:
+    counts: _Counts
+    rounds: _ByItems
+
+
+_MEMOS: weakref.WeakKeyDictionary[Tokenizer, _Memo] = weakref.WeakKeyDictionary()
+
+
+def _memo_for(tokenizer: Tokenizer) -> _Memo | None:
     try:
         memo = _MEMOS.get(tokenizer)
         if memo is None:
-            memo = _MEMOS[tokenizer] = _Counts()
+            memo = _MEMOS[tokenizer] = _Memo(_Counts(), _ByItems())
         return memo
     except TypeError:  # a tokenizer that cannot be weakly referenced: no memo
         return None
@@ -259,26 +293,25 @@ def _media_boundary(last_round: int, keep: int | None) -> int:
 
 def _select_recalled(
     recalled: Sequence[Recalled],
-    path: Sequence[ItemRecord],
     positions: Mapping[str, int],
     excluded: set[str],
     room: int,
     count: _Count,
+    quote: Callable[[Recalled], tuple[str, int]],
     anchor: Message,
 ) -> tuple[Message | None, list[Recalled]]:
     """The best-scored recalled rounds that fit ``room`` tokens, quoted in chronological order
-    at the start of ``anchor`` (the new input): the anchor so extended, and the rounds chosen."""
+    at the start of ``anchor`` (the new input): the anchor so extended, and the rounds chosen.
+    ``quote`` gives a round's quoted text and what it adds to a quotation."""
     base = count(anchor)
     chosen: list[tuple[Recalled, str]] = []
     taken: set[str] = set()
     used = count(with_recalled(anchor, ())) - base
-    empty = count(Message.of("user", ""))
     for entry in sorted(recalled, key=lambda r: (-r.score, min((positions.get(i, 0) for i in r.item_ids), default=0))):
         ids = set(entry.item_ids)
         if not ids or not ids <= positions.keys() or ids & (excluded | taken):
             continue
-        text = entry.text if entry.text is not None else render_items([path[positions[i]] for i in entry.item_ids])
-        cost = count(Message.of("user", text)) - empty + 1  # + the "\n\n" before it
+        text, cost = quote(entry)
         if not text.strip() or used + cost > room:
             continue
         chosen.append((entry, text))
@@ -334,12 +367,36 @@ def plan_context(
     memo = _memo_for(tokenizer)
 
     def count(message: Message) -> int:
-        n = memo.get(message) if memo is not None else None
+        n = memo.counts.get(message) if memo is not None else None
         if n is None:
             n = message_tokens(message, tokenizer)
             if memo is not None:
-                memo.put(message, n)
+                memo.counts.put(message, n)
         return scale.apply(n)
+
+    def block(items: Sequence[ItemRecord], omit_media: bool) -> _Block:
+        key = ("block", tuple(i.id for i in items), policy.replay_reasoning, omit_media, scale.steps)
+        found = memo.rounds.get(key, items) if memo is not None else None
+        if isinstance(found, _Block):
+            return found
+        built = _block(items, replay_reasoning=policy.replay_reasoning, omit_media=omit_media, count=count)
+        if memo is not None:
+            memo.rounds.put(key, items, built)
+        return built
+
+    empty_quote = count(Message.of("user", ""))
+
+    def quote(entry: Recalled) -> tuple[str, int]:
+        items = [path[positions[i]] for i in entry.item_ids]
+        key = ("quote", entry.item_ids, entry.text, scale.steps)
+        found = memo.rounds.get(key, items) if memo is not None else None
+        if isinstance(found, tuple):
+            return found
+        text = entry.text if entry.text is not None else render_items(items)
+        cost = count(Message.of("user", text)) - empty_quote + 1  # + the "\n\n" before it
+        if memo is not None:
+            memo.rounds.put(key, items, (text, cost))
+        return text, cost
 
     budget = max(0, window_tokens - reserved_output)
     if policy.budget is not None:
@@ -365,12 +422,7 @@ def plan_context(
 
     boundary = _media_boundary(rounds[-1].index if rounds else 0, policy.keep_images_rounds)
     blocks = [
-        _block(
-            items,
-            replay_reasoning=policy.replay_reasoning,
-            omit_media=r.index < boundary,
-            count=count,
-        )
+        block(items, r.index < boundary)
         for r in rounds
         if (items := [i for i in r.items if positions[i.id] > through and i.id not in pinned_ids])
     ]
@@ -400,9 +452,8 @@ def plan_context(
         room = available - summary_tokens - history_tokens - input_tokens
         opened_by_user = newest[0].role == "user"
         anchor = newest[0] if opened_by_user else Message(role="user")
-        message, recalled_entries = _select_recalled(
-            recalled, path, positions, set(kept) | {i for b in window for i in b.dropped}, room, count, anchor
-        )
+        excluded = set(kept) | {i for b in window for i in b.dropped}
+        message, recalled_entries = _select_recalled(recalled, positions, excluded, room, count, quote, anchor)
         if message is not None:
             recalled_tokens = count(message) - (count(anchor) if opened_by_user else 0)
             newest[:1] = [message] if opened_by_user else [message, newest[0]]

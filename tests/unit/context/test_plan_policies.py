@@ -399,3 +399,23 @@ def test_an_empty_path_is_just_the_system_prompt() -> None:
     messages, report = _plan([], PRESETS["auto"])
     assert messages == [Message.of("system", SYSTEM)]
     assert report.kept == () and report.tokens_by_part["input"] == 0
+
+
+def test_rounds_remembered_between_turns_are_never_another_paths() -> None:
+    """Rounds are remembered by their items' ids while the records are the same objects; the same
+    ids on new records (another path, a stateless request) are planned afresh."""
+    first, second = PathBuilder(), PathBuilder()
+    for n in range(3):
+        first.round(f"question {n} about Paris", f"answer {n}")
+        second.round(f"question {n} about Rome, longer", f"answer {n}, longer too")
+    first.add("user", "and?")
+    second.add("user", "and?")
+    recalled = [Recalled(("i0", "i1"), 1.0)]
+    small = Policy("retrieval", budget=110, recent_share=0.3)
+    for builder, city, other in ((first, "Paris", "Rome"), (second, "Rome", "Paris"), (first, "Paris", "Rome")):
+        for policy in (PRESETS["window"], small):
+            messages, report = _plan(builder.items, policy, recalled=recalled)
+            text = "\n".join(m.text for m in messages)
+            assert city in text and other not in text, (policy.name, text)
+            assert report.tokens == sum(message_tokens(m, TOKENIZER) for m in messages) + REPLY_PRIMER
+        assert report.recalled == ("i0", "i1") and f"user: question 0 about {city}" in messages[-1].text
