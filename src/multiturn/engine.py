@@ -374,33 +374,57 @@ class Engine:
         """Gather the memory the policy uses (best effort) and plan the request."""
         info = backend.info()
         reserved = reserved_output(info.context_window, info.max_output_tokens, params)
-        budget = prompt_budget(info.context_window, reserved, policy)
-        summary: Summary | None = None
-        recalled: list[Recalled] = []
+        summary = None
         if policy.uses_summary and self.compaction is not None:
-            summary = await self._best_effort(
-                "summarize",
+            summary = (
                 self.compaction.compact(
-                    conversation.id, conversation.system_prompt, path, window_tokens=budget, tenant_id=self.tenant_id
+                    conversation.id,
+                    conversation.system_prompt,
+                    path,
+                    window_tokens=prompt_budget(info.context_window, reserved, policy),
+                    tenant_id=self.tenant_id,
                 )
                 if compact and not self._background_compaction
-                else self.compaction.latest(conversation.id, path, tenant_id=self.tenant_id),
+                else self.compaction.latest(conversation.id, path, tenant_id=self.tenant_id)
             )
+        recall = None
         if policy.uses_recall and self.recall is not None:
-            recalled = (
-                await self._best_effort("recall", self.recall.recall(conversation.id, path, tenant_id=self.tenant_id))
-                or []
-            )
-        return plan_context(
+            recall = self.recall.recall(conversation.id, path, tenant_id=self.tenant_id)
+        return await self._compose(
             conversation.system_prompt,
             path,
+            info.context_window,
+            reserved,
+            policy,
+            summary,
+            recall,
+            measured_overhead(path),
+        )
+
+    async def _compose(
+        self,
+        system_prompt: str | None,
+        path: Sequence[ItemRecord],
+        window_tokens: int,
+        reserved: int,
+        policy: Policy,
+        summary: Awaitable[Summary | None] | None,
+        recall: Awaitable[list[Recalled]] | None,
+        overhead: int = 0,
+    ) -> tuple[list[Message], ContextReport]:
+        """Await the memory jobs (best effort: a failure plans without that memory) and plan."""
+        found = await self._best_effort("summarize", summary) if summary is not None else None
+        recalled = (await self._best_effort("recall", recall) or []) if recall is not None else []
+        return plan_context(
+            system_prompt,
+            path,
             policy=policy,
-            window_tokens=info.context_window,
+            window_tokens=window_tokens,
             reserved_output=reserved,
             tokenizer=self.tokenizer,
-            summary=summary,
+            summary=found,
             recalled=recalled,
-            overhead=measured_overhead(path),
+            overhead=overhead,
         )
 
     async def _remember(
@@ -484,25 +508,12 @@ class Engine:
         ids, path = unstored_path(request.messages)
         info = backend.info()
         reserved = reserved_output(info.context_window, info.max_output_tokens, request.params)
-        summary: Summary | None = None
+        summary = None
         if chosen.uses_summary and self.compaction is not None:
             budget = prompt_budget(info.context_window, reserved, chosen)
-            summary = await self._best_effort(
-                "summarize", self.compaction.compact_prefix(path, window_tokens=budget, tenant_id=self.tenant_id)
-            )
-        recalled: list[Recalled] = []
-        if chosen.uses_recall and self.recall is not None:
-            recalled = await self._best_effort("recall", self.recall.recall_unstored(path)) or []
-        messages, report = plan_context(
-            None,
-            path,
-            policy=chosen,
-            window_tokens=info.context_window,
-            reserved_output=reserved,
-            tokenizer=self.tokenizer,
-            summary=summary,
-            recalled=recalled,
-        )
+            summary = self.compaction.compact_prefix(path, window_tokens=budget, tenant_id=self.tenant_id)
+        recall = self.recall.recall_unstored(path) if chosen.uses_recall and self.recall is not None else None
+        messages, report = await self._compose(None, path, info.context_window, reserved, chosen, summary, recall)
         refuse_over_budget(report)
         return replace(request, messages=tuple(messages)), report, ids
 
