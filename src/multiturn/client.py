@@ -63,6 +63,7 @@ class AsyncClient:
     def __init__(self, settings: Settings | None = None, *, backends: BackendRegistry | None = None) -> None:
         self.settings = settings or Settings()
         self.store = SQLStore(self.settings.database_url)
+        self._owns_backends = backends is None
         self.backends = backends or BackendRegistry(self.settings)
         self.engine = build_engine(self.settings, self.store, self.backends)
         self._migrated = False
@@ -75,6 +76,11 @@ class AsyncClient:
         return self
 
     async def aclose(self) -> None:
+        """Finish background work (summaries), then close the backends this client made
+        (upstream connections, the embedded model's thread) and the store."""
+        await self.engine.drain()
+        if self._owns_backends:
+            await self.backends.aclose()
         await self.store.close()
 
     async def __aenter__(self) -> AsyncClient:

@@ -7,13 +7,16 @@ import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
 from multiturn.backends.upstream import UpstreamBackend
+from multiturn.client import AsyncClient
 from multiturn.errors import ContextTooLong, RateLimited, UpstreamError
+from multiturn.settings import ModelAlias, Settings
 from multiturn.types import (
     Accumulator,
     Completion,
@@ -364,6 +367,18 @@ async def test_connections_are_reused_after_complete_streams(fake: FakeUpstream,
     assert fake.disconnects == []
 
 
+async def test_a_body_that_ends_after_done_still_leaves_the_connection_reusable(
+    fake: FakeUpstream, make_backend: MakeBackend
+) -> None:
+    backend = make_backend("late-end-0.1")
+    for _ in range(3):
+        _, done = await collect(backend)
+        assert done.content and done.usage is not None
+
+    assert len({r.client for r in fake.requests}) == 1  # the end of each body was read after [DONE]
+    assert fake.disconnects == []
+
+
 async def test_complete_makes_one_non_streamed_call_with_the_same_answer(
     fake: FakeUpstream, make_backend: MakeBackend
 ) -> None:
@@ -385,3 +400,15 @@ async def test_complete_maps_errors_and_retries_like_generate(fake: FakeUpstream
     assert len(fake.requests) == 2  # one 429, then the answer
     with pytest.raises(ContextTooLong, match="Range of input length"):
         await make_backend("context-too-long").complete(HELLO, GenerationParams())
+
+
+async def test_a_client_closes_the_upstream_connections_it_opened(fake: FakeUpstream, tmp_path: Path) -> None:
+    alias = ModelAlias(backend="upstream", model="qwen-plus", base_url=fake.base_url, api_key=KEY)
+    settings = Settings(data_dir=tmp_path, db=str(tmp_path / "chat.db"), model="alias", models={"alias": alias})
+    async with AsyncClient(settings) as client:
+        conversation = await client.create()
+        reply = await conversation.send("hello there")
+        assert reply.status == "completed" and reply.usage.prompt_tokens > 0
+        backend = client.backend()
+        assert isinstance(backend, UpstreamBackend) and backend.connected
+    assert not backend.connected  # no "Unclosed client session" left for the garbage collector

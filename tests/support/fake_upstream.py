@@ -26,6 +26,7 @@ Faults, chosen by the model name (or ``FakeUpstream.fault``, which overrides it)
 ``reset-after-N``           N stream chunks (role chunk included), then the connection is cut
 ``stream-error``            2 chunks, then ``data: {"error": {...}}`` and the end of the body
 ``stall-S``                 2 chunks, then S seconds of silence before each further chunk
+``late-end-S``              the whole stream, then S seconds before the body ends
 ==========================  ==============================================================
 
 ``requests`` records every request (method, path, headers, JSON body, client address: equal
@@ -263,6 +264,7 @@ class FakeUpstream:
 
         cut = int(m.group(1)) if (m := re.fullmatch(r"reset-after-(\d+)", fault)) else None
         stall = float(m.group(1)) if (m := re.fullmatch(r"stall-([\d.]+)", fault)) else 0.0
+        late = float(m.group(1)) if (m := re.fullmatch(r"late-end-([\d.]+)", fault)) else 0.0
         if fault == "stream-error":
             text = "Output data may contain inappropriate content."
             error = {"message": text, "type": "data_inspection_failed", "param": None, "code": "data_inspection_failed"}
@@ -289,6 +291,11 @@ class FakeUpstream:
                 if gone.is_set():
                     return
                 await send({"type": "http.response.body", "body": event, "more_body": True})
+            if late:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(gone.wait(), late)
+                if gone.is_set():
+                    return
             finished = True
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:

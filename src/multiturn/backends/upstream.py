@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from contextlib import aclosing
+from contextlib import aclosing, suppress
 from typing import Any
 
 import aiohttp
@@ -52,6 +52,8 @@ BACKOFF = 0.2
 MAX_RETRY_AFTER = 5.0
 POOL_LIMIT = 256
 KEEPALIVE_TIMEOUT = 30.0
+DRAIN_SECONDS = 0.5
+"""How long to wait, after ``[DONE]``, for the end of the body so the connection can be reused."""
 
 # Model Studio: "Range of input length should be [1, 129024]"; vLLM: "This model's maximum context
 # length is 4096 tokens. However, you requested 5000 tokens ...".
@@ -114,9 +116,14 @@ class UpstreamBackend:
 
     async def count_tokens(self, text: str) -> int:
         # An estimate, not a count: about 3 UTF-8 bytes per token, rounded up, which errs on the
-        # high side for English and CJK alike. Exact counts for Qwen models come in a later issue
-        # (the Qwen vocabulary in tokens.py).
+        # high side for English and CJK alike. It is only the count stored with an item; context
+        # plans count with the engine's tokenizer (tokens.py: exact for Qwen models).
         return len(text.encode()) // 3 + 1
+
+    @property
+    def connected(self) -> bool:
+        """Whether an HTTP session (a connection pool) is open; ``aclose`` closes it."""
+        return self._session is not None and not self._session.closed
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
@@ -259,6 +266,10 @@ async def _relay(response: aiohttp.ClientResponse, read_timeout: float) -> Async
     final = state.final(done)
     if final is not None:
         yield final
+    if done:  # the chunked body's end may still be on its way: read it, and the connection is reusable
+        with suppress(TimeoutError, aiohttp.ClientError):
+            async with asyncio.timeout(DRAIN_SECONDS):
+                await response.content.read()
 
 
 class _StreamState:
