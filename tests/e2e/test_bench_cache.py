@@ -35,6 +35,7 @@ def test_window_keeps_the_cache_that_a_sliding_window_loses(cli: Cli) -> None:
         *("--max-tokens", str(MAX_TOKENS), "--json", "--out", str(report)),
     )
     assert done.returncode == 0, done.stderr
+    assert "window: turn 10/14 · cached" in done.stderr and "sliding: turn 14/14" in done.stderr  # progress in logs
     result = json.loads(done.stdout)
 
     assert result["config"]["turns"] == TURNS and result["config"]["n_ctx"] == N_CTX

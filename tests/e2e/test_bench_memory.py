@@ -10,6 +10,7 @@ everything fits.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,7 @@ def test_retrieval_recalls_the_early_evidence_the_window_cannot_hold(cli: Cli, t
     args = ["--budgets", "300,2k", "--policies", "window,retrieval", "--plot", str(plot), "--out", str(report)]
     result = cli.run("bench", "memory", "--data", str(LOCOMO), *args, "--json")
     assert result.returncode == 0, result.stderr
+    assert re.search(r"^questions: (\d+)/\1$", result.stderr, re.MULTILINE), result.stderr  # progress in logs
     summary = json.loads(result.stdout)
     assert (summary["conversations"], summary["questions"]) == (1, 2)
     cells = _cells(result.stdout)

@@ -74,6 +74,8 @@ def cache(
             cached = sum(t.cached_tokens for t in done)
             status = f"cached {cached / prompt:.0%} · {turn.rounds_sent} rounds" if prompt else ""
             progress.update(tasks[name], completed=len(done), status=status)
+            if not err.is_terminal and (len(done) % 10 == 0 or len(done) == config.turns):
+                err.print(f"{name}: turn {len(done)}/{config.turns} · {status}", highlight=False)  # logs see progress
 
         result = asyncio.run(harness.run(s, config, on_turn=on_turn))
 

@@ -93,8 +93,14 @@ def memory(
     ) as bar:
         task = bar.add_task("memory", total=None)
 
+        shown = [0]
+
         def advance(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
+            step = max(1, total // 10)
+            if not err.is_terminal and total and (done // step > shown[0] // step or done == total):
+                err.print(f"questions: {done}/{total}", highlight=False)  # logs see progress too
+            shown[0] = done
 
         result = asyncio.run(harness.run(options, progress=advance))
     command = "multiturn bench memory " + shlex.join(sys.argv[3:] if sys.argv[1:3] == ["bench", "memory"] else [])
