@@ -37,8 +37,8 @@ from typing import Any
 from ..backends.base import Backend
 from ..backends.registry import BackendRegistry
 from ..context.plan import preset
-from ..context.retrieval import recalled_part
-from ..context.summary import without_summary
+from ..context.retrieval import RECALLED_HEADER
+from ..context.summary import SUMMARY_PREFIX
 from ..embeddings import load_embedder
 from ..engine import Engine
 from ..errors import InvalidInput
@@ -261,16 +261,23 @@ async def _evaluate(
 def evidence_recall(
     messages: Sequence[Message], conversation: Conversation, texts: dict[str, str], question: Question
 ) -> float:
-    """The share of the question's evidence present verbatim in ``messages``: the last message
-    (the question) counts only for the recalled rounds quoted in it, a summary not at all."""
-    context = "\n".join(
-        [without_summary(m.text) if m.role == "system" else m.text for m in messages[:-1]]
-        + [recalled_part(messages[-1].text)]
-    )
+    """The share of the question's evidence present verbatim in ``messages`` (the last message,
+    the question, and the summary excluded)."""
+    context = "\n".join(_without_summary(m.text) if m.role == "system" else m.text for m in messages[:-1])
     if question.level == "session":
         found = {t.group for t in conversation.turns if t.group in question.evidence and t.text in context}
         return len(found) / len(question.evidence)
     return sum(texts[key] in context for key in question.evidence) / len(question.evidence)
+
+
+def _without_summary(text: str) -> str:
+    """A system message's text without the summary the planner appended (it runs from
+    ``SUMMARY_PREFIX`` to the recalled rounds quoted after it, or to the end)."""
+    start = text.find(SUMMARY_PREFIX)
+    if start < 0:
+        return text
+    end = text.find("\n\n" + RECALLED_HEADER, start)
+    return text[:start] + (text[end:] if end >= 0 else "")
 
 
 async def _answer(backend: Backend, messages: Sequence[Message], options: Options) -> str:

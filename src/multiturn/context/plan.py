@@ -4,16 +4,15 @@
 path in order. ``plan_context`` is the general planner: under a ``Policy`` and a token budget it
 composes, in this order,
 
-    system prompt · pinned system items + summary · window rounds · recalled rounds + new input
+    system prompt · pinned system items + summary + recalled rounds · window rounds · new input
 
 where the window keeps the newest whole rounds, dropping them in blocks (``window.first_kept``)
-so the prompt's prefix stays byte-identical for many turns; the summary (appended to the last
-leading system message, changed only at compaction) stands for the rounds it covers; recalled
-rounds (chronological, quoted at the start of the new input) fill what the window leaves, at
-least the memory share. The planner adds no message of its own where a system message would be
-needed: recalled rounds change with every question, so they go last, after the cached prefix,
-and current chat templates reject a system message that is not first. Everything here is
-deterministic for the same inputs and does no I/O.
+so the prompt's prefix stays byte-identical for many turns; the summary (changed only at
+compaction) stands for the rounds it covers; recalled rounds (chronological) fill what the
+window leaves, at least the memory share. Summary and recalled rounds are appended to the last
+leading system message, in that order (the more often changed last): the planner adds no
+message of its own, since current chat templates reject a system message that is not first.
+Everything here is deterministic for the same inputs and does no I/O.
 
 Invariants of both: reasoning is never replayed unless asked (the Model Studio rule: only
 ``content`` goes back); failed items are skipped; an ``incomplete`` answer is replayed as far as
@@ -298,15 +297,15 @@ def _select_recalled(
     room: int,
     count: _Count,
     quote: Callable[[Recalled], tuple[str, int]],
-    anchor: Message,
-) -> tuple[Message | None, list[Recalled]]:
+    head: list[Message],
+) -> tuple[list[Message], list[Recalled]]:
     """The best-scored recalled rounds that fit ``room`` tokens, quoted in chronological order
-    at the start of ``anchor`` (the new input): the anchor so extended, and the rounds chosen.
-    ``quote`` gives a round's quoted text and what it adds to a quotation."""
-    base = count(anchor)
+    at the end of ``head`` (the leading system messages): the head so extended, and the rounds
+    chosen. ``quote`` gives a round's quoted text and what it adds to a quotation."""
+    base = sum(count(m) for m in head)
     chosen: list[tuple[Recalled, str]] = []
     taken: set[str] = set()
-    used = count(with_recalled(anchor, ())) - base
+    used = sum(count(m) for m in with_recalled(head, ())) - base
     for entry in sorted(recalled, key=lambda r: (-r.score, min((positions.get(i, 0) for i in r.item_ids), default=0))):
         ids = set(entry.item_ids)
         if not ids or not ids <= positions.keys() or ids & (excluded | taken):
@@ -319,11 +318,11 @@ def _select_recalled(
         used += cost
     chosen.sort(key=lambda pair: min(positions[i] for i in pair[0].item_ids))
     while chosen:  # the estimate summed blocks; make sure the joined quotation fits too
-        message = with_recalled(anchor, [text for _, text in chosen])
-        if count(message) - base <= room:
-            return message, [entry for entry, _ in chosen]
+        extended = with_recalled(head, [text for _, text in chosen])
+        if sum(count(m) for m in extended) - base <= room:
+            return extended, [entry for entry, _ in chosen]
         chosen.remove(min(chosen, key=lambda pair: pair[0].score))
-    return None, []
+    return head, []
 
 
 def plan_context(
@@ -342,8 +341,8 @@ def plan_context(
     """The messages of one request under ``policy``, and the report of what went in.
 
     Order: system prompt, pinned system items (system items before the first user item) with
-    the summary appended to the last of them, window rounds, the newest round last with the
-    recalled rounds quoted at the start of its user message. The budget is
+    the summary and then the recalled rounds appended to the last of them, window rounds, the
+    newest round last. The budget is
     ``min(policy.budget, window_tokens - reserved_output)``.
 
     Args:
@@ -384,7 +383,7 @@ def plan_context(
             memo.rounds.put(key, items, built)
         return built
 
-    empty_quote = count(Message.of("user", ""))
+    empty_quote = count(Message.of("system", ""))
 
     def quote(entry: Recalled) -> tuple[str, int]:
         items = [path[positions[i]] for i in entry.item_ids]
@@ -393,7 +392,7 @@ def plan_context(
         if isinstance(found, tuple):
             return found
         text = entry.text if entry.text is not None else render_items(items)
-        cost = count(Message.of("user", text)) - empty_quote + 1  # + the "\n\n" before it
+        cost = count(Message.of("system", text)) - empty_quote + 1  # + the "\n\n" before it
         if memo is not None:
             memo.rounds.put(key, items, (text, cost))
         return text, cost
@@ -445,21 +444,17 @@ def plan_context(
     input_tokens = window[-1].tokens if window else 0
     kept = [item.id for item in pinned] + [i for b in window for i in b.kept]
 
-    newest = list(window[-1].messages) if window else []
     recalled_tokens = 0
     recalled_entries: list[Recalled] = []
-    if policy.uses_recall and recalled and newest:
+    if policy.uses_recall and recalled and window:
         room = available - summary_tokens - history_tokens - input_tokens
-        opened_by_user = newest[0].role == "user"
-        anchor = newest[0] if opened_by_user else Message(role="user")
         excluded = set(kept) | {i for b in window for i in b.dropped}
-        message, recalled_entries = _select_recalled(recalled, positions, excluded, room, count, quote, anchor)
-        if message is not None:
-            recalled_tokens = count(message) - (count(anchor) if opened_by_user else 0)
-            newest[:1] = [message] if opened_by_user else [message, newest[0]]
+        before = sum(count(m) for m in head)
+        head, recalled_entries = _select_recalled(recalled, positions, excluded, room, count, quote, head)
+        recalled_tokens = sum(count(m) for m in head) - before
     recalled_ids = [i for entry in recalled_entries for i in entry.item_ids]
 
-    messages = head + [m for b in window[:-1] for m in b.messages] + newest
+    messages = head + [m for b in window for m in b.messages]
     by_part = {
         "system": head_tokens,
         "summary": summary_tokens,

@@ -3,27 +3,30 @@
 A retriever (lexical + dense ranking over the conversation's indexed rounds) picks rounds outside
 the window that match the new input and hands them over as ``Recalled`` values with their
 scores. The planner keeps the best that fit, puts them back in chronological order, and quotes
-them at the start of the new input (``with_recalled``): headed ``RECALLED_HEADER``, each round
-rendered as plain ``role: text`` lines (``render_items``), closed by ``RECALLED_END``, so they read
-as quotations of the past, not as turns to continue. ``render_items`` is also the text a round
-is indexed under.
+them at the end of the leading system message (``with_recalled``), after the system prompt and
+the summary: headed ``RECALLED_HEADER``, each round rendered as plain ``role: text`` lines
+(``render_items``), so they read as quotations of the past, not as turns to continue.
+``render_items`` is also the text a round is indexed under.
 
-Why in the new input and not in a system message before the window: recalled rounds change with
-almost every question, and everything after the first changed token must be evaluated again (the
-backend's prefix cache); placed last they leave the window's prefix cached. And current chat
-templates (Qwen3.5 and later, among others) reject a system message anywhere but first.
+Why there: current chat templates (Qwen3.5 and later, among others) reject a system message
+anywhere but first, so the planner adds none of its own; and before the window, because a
+recalled set often stays the same for several turns (it changes mostly when the window drops
+rounds, which changes the prompt there anyway), and then the whole prompt stays cached. Quoted
+in the new input instead, the quotation was evaluated again on every turn: the cache benchmark
+measured 25.6 % cached once full against 63.2 % over the same turns (see
+``docs/architecture.md``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from ..records import ItemRecord
 from ..types import AudioPart, ImagePart, Message, TextPart, VideoPart
+from .summary import join_system
 
 RECALLED_HEADER = "Earlier in this conversation (recalled):"
-RECALLED_END = "(End of the recalled rounds. The new message follows.)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,19 +57,7 @@ def render_items(items: Sequence[ItemRecord]) -> str:
     return "\n".join(lines)
 
 
-def with_recalled(message: Message, blocks: Sequence[str]) -> Message:
-    """``message`` (the new input) with the recalled rounds (already in chronological order)
-    quoted before its own text; an input that opens with media gets the quotation as a text
-    part of its own in front."""
-    quoted = "\n\n".join((RECALLED_HEADER, *blocks, RECALLED_END))
-    first = message.content[0] if message.content else None
-    if isinstance(first, TextPart):
-        return replace(message, content=(TextPart(f"{quoted}\n\n{first.text}"), *message.content[1:]))
-    return replace(message, content=(TextPart(quoted), *message.content))
-
-
-def recalled_part(text: str) -> str:
-    """The quotation ``with_recalled`` put at the start of ``text``, or ``""``."""
-    if not text.startswith(RECALLED_HEADER) or RECALLED_END not in text:
-        return ""
-    return text[: text.index(RECALLED_END) + len(RECALLED_END)]
+def with_recalled(head: Sequence[Message], blocks: Sequence[str]) -> list[Message]:
+    """``head`` (the leading system messages) with the recalled rounds (already in
+    chronological order) quoted at the end of the last of them."""
+    return join_system(head, "\n\n".join((RECALLED_HEADER, *blocks)))

@@ -31,17 +31,16 @@ class Summary:
     token_count: int | None = None
 
 
-def with_summary(head: Sequence[Message], summary: Summary) -> list[Message]:
-    """The request's leading system messages with ``summary`` appended to the last of them, or
-    the summary as the only system message when there is none."""
-    text = SUMMARY_PREFIX + summary.text
+def join_system(head: Sequence[Message], text: str) -> list[Message]:
+    """The request's leading system messages with ``text`` appended to the last of them (after
+    a blank line), or ``text`` as the only system message when there is none."""
     last = head[-1] if head else None
     if last is None or last.role != "system" or not all(isinstance(p, TextPart) for p in last.content):
         return [*head, Message.of("system", text)]
-    return [*head[:-1], replace(last, content=(TextPart(f"{last.text}\n\n{text}"),))]
+    joined = f"{last.text}\n\n{text}" if last.text else text
+    return [*head[:-1], replace(last, content=(TextPart(joined),))]
 
 
-def without_summary(text: str) -> str:
-    """A system message's text with the summary ``with_summary`` appended taken off."""
-    at = text.find(SUMMARY_PREFIX)
-    return text if at < 0 else text[:at].removesuffix("\n\n")
+def with_summary(head: Sequence[Message], summary: Summary) -> list[Message]:
+    """``head`` with the summary appended to its last system message (see ``join_system``)."""
+    return join_system(head, SUMMARY_PREFIX + summary.text)

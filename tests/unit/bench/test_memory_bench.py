@@ -38,13 +38,14 @@ def test_evidence_counts_only_verbatim_text_outside_summaries_and_the_question()
     question = conversation.questions[0]
     evidence = texts["D1:3"]
     assert evidence_recall([Message.of("user", evidence), Message.of("user", "q")], conversation, texts, question) == 1
-    quoted = with_recalled(Message.of("user", "q"), ["user: " + evidence])
-    assert evidence_recall([Message.of("system", "Be brief."), quoted], conversation, texts, question) == 1
-    summary = with_summary([Message.of("system", "Be brief.")], Summary(evidence, "i0"))
-    assert evidence_recall([*summary, Message.of("user", "q")], conversation, texts, question) == 0
-    assert (
-        evidence_recall([Message.of("system", evidence), Message.of("user", "q")], conversation, texts, question) == 1
-    )
+    brief = [Message.of("system", "Be brief.")]
+    ask = Message.of("user", "q")
+    assert evidence_recall([*with_recalled(brief, ["user: " + evidence]), ask], conversation, texts, question) == 1
+    summary = with_summary(brief, Summary(evidence, "i0"))
+    assert evidence_recall([*summary, ask], conversation, texts, question) == 0
+    both = with_recalled(summary, ["user: " + evidence])  # the summary does not count; the quotation does
+    assert evidence_recall([*both, ask], conversation, texts, question) == 1
+    assert evidence_recall([*with_recalled(summary, ["user: other"]), ask], conversation, texts, question) == 0
     assert evidence_recall([Message.of("user", evidence)], conversation, texts, question) == 0  # the question
     assert (
         evidence_recall([Message.of("user", evidence[:-1]), Message.of("user", "q")], conversation, texts, question)

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from multiturn.context.plan import PRESETS, Policy, build_messages, plan_context, preset
-from multiturn.context.retrieval import RECALLED_END, RECALLED_HEADER, Recalled
+from multiturn.context.retrieval import RECALLED_HEADER, Recalled
 from multiturn.context.rounds import split_rounds
 from multiturn.context.summary import SUMMARY_PREFIX, Summary
 from multiturn.errors import InvalidInput
@@ -295,15 +295,15 @@ def test_recalled_rounds_are_chronological_marked_and_within_budget() -> None:
     messages, report = _plan(builder.items, sixty, window_tokens=700, recalled=recalled)
     assert report.recalled == ("i4", "i5", "i6", "i7")
     assert report.recalled_scores == {"i4": 2.5, "i5": 2.5, "i6": 0.9, "i7": 0.9}
-    # Quoted at the start of the new input, after the window: the window's prefix stays cached.
-    block = messages[-1]
-    assert block.role == "user" and block.text.startswith(RECALLED_HEADER)
-    assert block.text.endswith(f"{RECALLED_END}\n\nwhat did you say about question 2?")
+    # Quoted at the end of the one system message, before the window.
+    block = messages[0]
+    assert block.role == "system" and block.text.startswith(f"{SYSTEM}\n\n{RECALLED_HEADER}\n\n")
     assert block.text.index("question 2") < block.text.index("question 3")
     assert "user: question 2" in block.text and "assistant: answer 3" in block.text
-    assert [m.role for m in messages[:-1]] == ["system"] + ["user", "assistant"] * ((len(messages) - 2) // 2)
-    question = Message.of("user", "what did you say about question 2?")
-    assert report.tokens_by_part["recalled"] == message_tokens(block, TOKENIZER) - message_tokens(question, TOKENIZER)
+    assert [m.role for m in messages[1:]] == ["user", "assistant"] * ((len(messages) - 2) // 2) + ["user"]
+    assert messages[-1] == Message.of("user", "what did you say about question 2?")
+    alone = message_tokens(Message.of("system", SYSTEM), TOKENIZER)
+    assert report.tokens_by_part["recalled"] == message_tokens(block, TOKENIZER) - alone
     assert report.budget is not None and report.tokens <= report.budget
     # With little room only the best-scored round is recalled.
     _, tight = _plan(builder.items, replace(sixty, budget=238), recalled=recalled)
@@ -320,7 +320,11 @@ def test_recalled_text_given_by_the_retriever_is_used_verbatim() -> None:
     recalled = [Recalled(("i0", "i1"), 1.0, text="user: question 0 (abridged)")]
     messages, report = _plan(builder.items, PRESETS["auto"], window_tokens=500, recalled=recalled)
     assert report.recalled == ("i0", "i1")
-    assert messages[-1].text == f"{RECALLED_HEADER}\n\nuser: question 0 (abridged)\n\n{RECALLED_END}\n\nand?"
+    assert messages[0].text == f"{SYSTEM}\n\n{RECALLED_HEADER}\n\nuser: question 0 (abridged)"
+    # After a summary, the summary first: it changes less often.
+    summary = Summary("Earlier: trips.", through_item_id="i1")
+    composed, _ = _plan(builder.items, PRESETS["auto"], window_tokens=500, summary=summary, recalled=recalled)
+    assert composed[0].text.startswith(f"{SYSTEM}\n\n{SUMMARY_PREFIX}Earlier: trips.\n\n{RECALLED_HEADER}")
 
 
 def test_old_images_become_placeholders_in_steps() -> None:
@@ -418,4 +422,4 @@ def test_rounds_remembered_between_turns_are_never_another_paths() -> None:
             text = "\n".join(m.text for m in messages)
             assert city in text and other not in text, (policy.name, text)
             assert report.tokens == sum(message_tokens(m, TOKENIZER) for m in messages) + REPLY_PRIMER
-        assert report.recalled == ("i0", "i1") and f"user: question 0 about {city}" in messages[-1].text
+        assert report.recalled == ("i0", "i1") and f"user: question 0 about {city}" in messages[0].text
