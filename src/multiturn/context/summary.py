@@ -33,7 +33,8 @@ class Summary:
 
 def join_system(head: Sequence[Message], text: str) -> list[Message]:
     """The request's leading system messages with ``text`` appended to the last of them (after
-    a blank line), or ``text`` as the only system message when there is none."""
+    a blank line); ``text`` becomes a system message of its own only when there is none (or,
+    rarely, when the last one carries media)."""
     last = head[-1] if head else None
     if last is None or last.role != "system" or not all(isinstance(p, TextPart) for p in last.content):
         return [*head, Message.of("system", text)]
