@@ -35,8 +35,12 @@ check: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# `dsn=$$(...) || exit 1` keeps the exit status of pg-test-db (an assignment prefix would discard it):
+# under CI=true a PostgreSQL that cannot be started fails the run instead of skipping its tests.
 pytest: model
-	MULTITURN_TEST_PG_DSN="$$(scripts/pg-test-db)" $(BIN)/pytest $(PYTEST_ARGS)
+	@dsn="$$(scripts/pg-test-db)" || exit 1; \
+	if [ "$${CI:-}" = "true" ] && [ -z "$$dsn" ]; then echo "pytest: no PostgreSQL under CI" >&2; exit 1; fi; \
+	MULTITURN_TEST_PG_DSN="$$dsn" $(BIN)/pytest $(PYTEST_ARGS)
 
 test: check pytest
 

@@ -7,32 +7,16 @@ model, pulled by ``make test`` into the user's cache; it is loaded once per test
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from multiturn import AsyncClient, Settings, catalog
 from multiturn.store import SQLStore
+from support.pg import pg_schema
 
-PG_DSN = os.environ.get("MULTITURN_TEST_PG_DSN", "")
 DEFAULT_MODEL_DIR = Settings().models_dir
-
-
-def _pg_schema_url(dsn: str) -> Iterator[str]:
-    schema = f"t_{secrets.token_hex(6)}"
-    engine = sa.create_engine(sa.make_url(dsn).set(drivername="postgresql+psycopg"))
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{dsn}?options=-csearch_path%3D{schema}"
-    finally:
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -41,9 +25,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield str(tmp_path / "store.db")
         return
-    if not PG_DSN:
-        pytest.skip("PostgreSQL not configured: set MULTITURN_TEST_PG_DSN (make test does)")
-    yield from _pg_schema_url(PG_DSN)
+    with pg_schema() as url:
+        yield url
 
 
 @pytest.fixture

@@ -69,16 +69,18 @@ class AsyncClient:
         self._migrated = False
 
     async def open(self) -> AsyncClient:
-        """Apply pending migrations; idempotent."""
+        """Apply pending migrations and take over turns that processes which died left open;
+        idempotent."""
         if not self._migrated:
             await self.store.migrate()
+            await self.engine.turns.open()  # closes turns a killed process left open
             self._migrated = True
         return self
 
     async def aclose(self) -> None:
-        """Finish background work (summaries), then close the backends this client made
+        """Finish background work (turn ends, indexing, summaries), then close the backends this client made
         (upstream connections, the embedded model's thread) and the store."""
-        await self.engine.drain()
+        await self.engine.turns.close()
         if self._owns_backends:
             await self.backends.aclose()
         await self.store.close()

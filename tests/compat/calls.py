@@ -8,8 +8,9 @@ from typing import Any
 
 from openai import OpenAI
 
+from support.serve import Server
+
 from . import wire
-from .servers import Server
 
 TEXT_PATH = "/services/aigc/text-generation/generation"
 MULTIMODAL_PATH = "/services/aigc/multimodal-generation/generation"

@@ -22,9 +22,9 @@ from dashscope.api_entities.http_request import close_shared_sync_session
 from multiturn import catalog
 from multiturn.settings import DEFAULT_MODEL
 from support.fake_upstream import FakeUpstream, Recorded
+from support.serve import GATEWAY_KEY, Server, default_cache_dir, start_serve, upstream_models
 
 from .calls import close_clients
-from .servers import GATEWAY_KEY, Server, default_cache_dir, start_serve, upstream_models
 from .upstreams import PatientFakeUpstream
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from .servers import Server
+from support.serve import Server
 
 GUIDE_HOST = "https://dashscope-intl.aliyuncs.com"
 

@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 
 from support.fake_upstream import FakeUpstream
-
-from .servers import GATEWAY_KEY, Server
+from support.serve import GATEWAY_KEY, Server
 
 NODE_DIR = Path(__file__).with_name("node")
 NODE_TIMEOUT = 300.0

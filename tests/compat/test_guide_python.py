@@ -14,10 +14,10 @@ from collections.abc import Callable
 import pytest
 
 from support.fake_upstream import FakeUpstream, Recorded
+from support.serve import GATEWAY_KEY, Server
 
 from . import guide_dashscope, guide_openai
 from .guide_openai import IMAGE_URL
-from .servers import GATEWAY_KEY, Server
 
 PHONE_ANSWERS = ["6.5-inch", "4K"]
 THINKING_INPUTS = ["Hello", "Who are you?"]

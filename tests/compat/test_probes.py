@@ -18,10 +18,7 @@ from openai import AsyncOpenAI
 
 from multiturn import catalog
 from support.fake_upstream import Recorded
-
-from . import wire
-from .calls import ANSWER, HI, HI_NATIVE, MULTIMODAL_PATH, REASONING, SSE, TEXT_PATH, openai_client, sdk
-from .servers import (
+from support.serve import (
     CONTEXT_TOO_LONG,
     GATEWAY_KEY,
     RATE_LIMITED,
@@ -31,6 +28,9 @@ from .servers import (
     default_cache_dir,
     start_serve,
 )
+
+from . import wire
+from .calls import ANSWER, HI, HI_NATIVE, MULTIMODAL_PATH, REASONING, SSE, TEXT_PATH, openai_client, sdk
 from .upstreams import ResettingUpstream
 from .wire import poll
 

@@ -11,8 +11,9 @@ import openai
 import pytest
 from openai import OpenAI
 
+from support.serve import CONTEXT_TOO_LONG, RESET, STALL_LONG, Server
+
 from .calls import ANSWER, REASONING, sdk
-from .servers import CONTEXT_TOO_LONG, RESET, STALL_LONG, Server
 
 pytestmark = pytest.mark.model
 MODEL = "qwen-plus"

@@ -15,6 +15,17 @@ import openai
 import pytest
 
 from support.fake_upstream import FakeUpstream, Recorded
+from support.serve import (
+    CONTEXT_TOO_LONG,
+    GATEWAY_KEY,
+    RATE_LIMITED,
+    RESET,
+    STALL_LONG,
+    STALL_SHORT,
+    STREAM_ERROR,
+    TEXT_ONLY,
+    Server,
+)
 
 from . import wire
 from .calls import (
@@ -30,17 +41,6 @@ from .calls import (
     native_stream,
     openai_client,
     sdk,
-)
-from .servers import (
-    CONTEXT_TOO_LONG,
-    GATEWAY_KEY,
-    RATE_LIMITED,
-    RESET,
-    STALL_LONG,
-    STALL_SHORT,
-    STREAM_ERROR,
-    TEXT_ONLY,
-    Server,
 )
 from .wire import poll
 

@@ -19,7 +19,9 @@ from multiturn.errors import NotFound
 from multiturn.ids import now_ms
 from multiturn.records import IndexEntry
 from multiturn.store import NewItem, SQLStore
+from multiturn.store.turns import Blocked, Started
 from multiturn.types import ImagePart, TextPart
+from support.turns import entry, stored_turn
 
 OTHER_TENANT = "someone-else"
 MARKER = "zanzibarquux"
@@ -45,22 +47,12 @@ async def _populated(store: SQLStore, *, tenant_id: str = "default", marker: str
     sibling = await store.append(
         conv.id, user.id, NewItem(role="assistant", content=(TextPart("another answer"),)), tenant_id=tenant_id
     )
-    extra: set[str] = set()
-    if hasattr(store, "create_response"):  # the Responses API's rows (migration 004_responses)
-        from multiturn.store.responses import ResponseRecord
-
-        response = ResponseRecord(
-            id=f"resp_{marker}",
-            tenant_id=tenant_id,
-            conversation_id=conv.id,
-            input_item_ids=(user.id,),
-            output_item_id=answer.id,
-            model="m",
-            status="completed",
-            created_at=now_ms(),
-        )
-        await store.create_response(response)
-        extra.add(response.id)
+    # A Responses turn, one generating and one queued (their rows hold their input's text).
+    done = await stored_turn(store, conv.id, f"and {marker} again", f"{marker} still", tenant_id=tenant_id)
+    open_turn = await store.enter_turn(entry(store, conv.id, f"still {marker}?", tenant_id=tenant_id))
+    queued = entry(store, conv.id, f"queued {marker}", tenant_id=tenant_id)
+    assert isinstance(open_turn, Started) and isinstance(await store.enter_turn(queued), Blocked)
+    extra = {str(done.response_id), *done.input_ids, done.answer_id, queued.id}
     summary = await store.add_summary(
         text=f"they talked about {marker}", conversation_id=conv.id, through_item_id=answer.id, tenant_id=tenant_id
     )
@@ -122,8 +114,7 @@ async def test_deleting_a_conversation_leaves_no_row_naming_it_in_any_table(stor
     kept, _ = await _populated(store, marker="keepme")
     before = {table for table, _, _ in await _leftovers(store, ids)}  # the check sees them while they exist
     assert {"conversations", "items", "summaries", "memory_entries"} <= before
-    if hasattr(store, "create_response"):
-        assert "responses" in before
+    assert {"responses", "turns"} <= before
     assert await _fts_hits(store, MARKER) == 2
 
     await store.delete_conversation(doomed)
@@ -137,7 +128,7 @@ async def test_deleting_a_conversation_leaves_no_row_naming_it_in_any_table(stor
             docs = (await conn.execute(sa.text("SELECT count(*) FROM memory_fts_docsize"))).scalar_one()
         assert docs == 2
     # The other conversation is whole.
-    assert len(await store.items(kept)) == 3
+    assert len(await store.items(kept)) == 5
     assert len(await store.summaries(kept)) == 1
     assert len(await store.entries(kept)) == 2
     assert await _fts_hits(store, "keepme") == 2
@@ -150,7 +141,7 @@ async def test_another_tenant_cannot_delete_or_prune_a_conversation(store: SQLSt
     with pytest.raises(NotFound):
         await store.delete_conversation(conv, tenant_id=OTHER_TENANT)
     assert await store.prune(now_ms() + 60_000, tenant_id=OTHER_TENANT) == []
-    assert len(await store.items(conv)) == 3
+    assert len(await store.items(conv)) == 5
 
 
 async def test_prune_deletes_only_conversations_idle_since_the_cutoff(store: SQLStore) -> None:
@@ -162,8 +153,8 @@ async def test_prune_deletes_only_conversations_idle_since_the_cutoff(store: SQL
 
     assert await store.prune(cutoff) == [old]  # the default tenant only
     assert await _leftovers(store, old_ids | {"oldword"}) == []
-    assert len(await store.items(fresh)) == 3
-    assert len(await store.items(theirs, tenant_id=OTHER_TENANT)) == 3
+    assert len(await store.items(fresh)) == 5
+    assert len(await store.items(theirs, tenant_id=OTHER_TENANT)) == 5
 
     # An append is activity: it moves updated_at, so the conversation is no longer idle.
     await store.append(theirs, None, NewItem(role="user", content=(TextPart("still here"),)), tenant_id=OTHER_TENANT)

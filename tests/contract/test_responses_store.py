@@ -1,5 +1,6 @@
-"""The store's side of the stateful API on SQLite and PostgreSQL: response rows, deleting an
-item with its subtree, deleting responses and conversations, paging, tenant scoping."""
+"""The store's side of the stateful API on SQLite and PostgreSQL: response rows (recorded by
+their turns), deleting an item with its subtree, deleting responses and conversations, paging,
+tenant scoping."""
 
 from __future__ import annotations
 
@@ -7,30 +8,17 @@ import pytest
 import sqlalchemy as sa
 
 from multiturn.errors import NotFound
-from multiturn.ids import new_id, now_ms
 from multiturn.store import NewItem, SQLStore
 from multiturn.store.base import HEAD
-from multiturn.store.responses import ORIGIN_KEY, ORIGIN_RESPONSES, ResponseRecord
-from multiturn.store.schema import items, responses
+from multiturn.store.responses import ORIGIN_KEY, ORIGIN_RESPONSES
+from multiturn.store.schema import items, responses, turns
+from multiturn.store.turns import Blocked, Started
 from multiturn.types import TextPart, Usage
+from support.turns import answer, entry, stored_turn
 
 
 def _item(role: str, text: str) -> NewItem:
     return NewItem(role=role, content=(TextPart(text),))  # type: ignore[arg-type]
-
-
-def _response(conversation_id: str, inputs: tuple[str, ...], tenant: str = "default") -> ResponseRecord:
-    return ResponseRecord(
-        id=new_id("resp"),
-        tenant_id=tenant,
-        conversation_id=conversation_id,
-        input_item_ids=inputs,
-        model="m",
-        status="in_progress",
-        created_at=now_ms(),
-        metadata={"k": "v"},
-        params={"temperature": 0},
-    )
 
 
 async def _count(store: SQLStore, table: sa.Table, conversation_id: str) -> int:
@@ -39,48 +27,46 @@ async def _count(store: SQLStore, table: sa.Table, conversation_id: str) -> int:
         return int((await conn.execute(query)).scalar_one())
 
 
-async def test_a_response_row_round_trips_and_is_scoped_by_tenant(store: SQLStore) -> None:
+async def test_a_response_is_recorded_by_its_turn_and_scoped_by_tenant(store: SQLStore) -> None:
     conv = await store.create_conversation()
-    user = await store.append(conv.id, HEAD, _item("user", "hi"))
-    record = _response(conv.id, (user.id,))
-    await store.create_response(record)
-    assert await store.get_response(record.id) == record
-    answer = await store.append(conv.id, user.id, _item("assistant", "hello"))
-    usage = Usage(prompt_tokens=5, completion_tokens=2, cached_tokens=3)
-    await store.finish_response(record.id, status="completed", output_item_id=answer.id, usage=usage)
-    done = await store.get_response(record.id)
-    assert (done.status, done.output_item_id, done.usage) == ("completed", answer.id, usage)
-    assert done.completed_at is not None and done.input_item_ids == (user.id,)
+    turn = entry(store, conv.id, "hi")
+    started = await store.enter_turn(turn)
+    assert isinstance(started, Started)
+    assert turn.response is not None
+    opened = await store.get_response(turn.response.id)
+    assert (opened.status, opened.input_item_ids, opened.output_item_id) == ("in_progress", started.input_ids, None)
+    outcome = {"status": "completed", "output_item_id": started.answer_id, "usage": Usage(5, 2, 3)}
+    assert await store.end_turn(turn.id, conv.id, answer(turn, started, "hello"), response=outcome)
+    done = await store.get_response(turn.response.id)
+    assert (done.status, done.output_item_id, done.usage) == ("completed", started.answer_id, Usage(5, 2, 3))
+    assert done.completed_at is not None and done.metadata == {"k": "v"} and done.params == {"temperature": 0}
 
     with pytest.raises(NotFound):
-        await store.get_response(record.id, tenant_id="other")
+        await store.get_response(turn.response.id, tenant_id="other")
     with pytest.raises(NotFound):
-        await store.delete_response(record.id, tenant_id="other")
-    with pytest.raises(NotFound):  # a response cannot be filed under another tenant's conversation
-        await store.create_response(_response(conv.id, (user.id,), tenant="other"))
-    assert (await store.get_response(record.id)).status == "completed"
+        await store.delete_response(turn.response.id, tenant_id="other")
+    with pytest.raises(NotFound):  # a turn cannot be filed under another tenant's conversation
+        await store.enter_turn(entry(store, conv.id, "x", tenant_id="other"))
+    assert (await store.get_response(turn.response.id)).status == "completed"
 
 
 async def test_deleting_an_item_deletes_its_subtree_and_moves_the_head_back(store: SQLStore) -> None:
     conv = await store.create_conversation()
     a = await store.append(conv.id, HEAD, _item("user", "a"))
     b = await store.append(conv.id, a.id, _item("assistant", "b"))
-    c = await store.append(conv.id, b.id, _item("user", "c"))
     sibling = await store.append(conv.id, b.id, _item("user", "c2"))
-    d = await store.append(conv.id, c.id, _item("assistant", "d"))
-    record = _response(conv.id, (c.id,))
-    await store.create_response(record)
-    await store.finish_response(record.id, status="completed", output_item_id=d.id, usage=None)
+    turn = await stored_turn(store, conv.id, "c", "d", parent_id=b.id)
+    c = turn.input_ids[0]
 
     with pytest.raises(NotFound):
-        await store.delete_item(conv.id, c.id, tenant_id="other")
-    after = await store.delete_item(conv.id, c.id)
+        await store.delete_item(conv.id, c, tenant_id="other")
+    after = await store.delete_item(conv.id, c)
     assert after.head_item_id == b.id  # the head (d) was inside: back to c's parent
     assert [i.id for i in await store.items(conv.id)] == [a.id, b.id, sibling.id]
     with pytest.raises(NotFound):
-        await store.get_response(record.id)  # its answer went with the subtree
+        await store.get_response(str(turn.response_id))  # its answer went with the subtree
     with pytest.raises(NotFound):
-        await store.delete_item(conv.id, c.id)
+        await store.delete_item(conv.id, c)
 
     after = await store.delete_item(conv.id, sibling.id)
     assert after.head_item_id == b.id  # the head was not inside: unchanged
@@ -93,29 +79,31 @@ async def test_deleting_a_chains_last_response_deletes_the_conversation_made_for
     named = await store.create_conversation()
     records = []
     for conv in (made, named):
-        user = await store.append(conv.id, HEAD, _item("user", "hi"))
-        first, second = _response(conv.id, (user.id,)), _response(conv.id, (user.id,))
-        await store.create_response(first)
-        await store.create_response(second)
+        first = await stored_turn(store, conv.id, "hi", "hello")
+        second = await stored_turn(store, conv.id, "again", "hello again")
         records.append((conv, first, second))
     for conv, first, second in records:
-        await store.delete_response(first.id)
+        await store.delete_response(str(first.response_id))
         assert (await store.get_conversation(conv.id)).id == conv.id  # another response is left
-        await store.delete_response(second.id)
+        await store.delete_response(str(second.response_id))
     with pytest.raises(NotFound):
         await store.get_conversation(made.id)
     assert await _count(store, items, made.id) == 0
     assert (await store.get_conversation(named.id)).id == named.id  # a named conversation stays
-    assert len(await store.items(named.id)) == 1
+    assert len(await store.items(named.id)) == 4
 
 
-async def test_deleting_a_conversation_deletes_its_responses(store: SQLStore) -> None:
+async def test_deleting_a_conversation_deletes_its_responses_and_open_turns(store: SQLStore) -> None:
     conv = await store.create_conversation()
-    user = await store.append(conv.id, HEAD, _item("user", "hi"))
-    await store.create_response(_response(conv.id, (user.id,)))
-    assert await _count(store, responses, conv.id) == 1
+    await stored_turn(store, conv.id, "hi", "hello")
+    generating = await store.enter_turn(entry(store, conv.id, "open"))
+    queued = await store.enter_turn(entry(store, conv.id, "waiting"))
+    assert isinstance(generating, Started) and isinstance(queued, Blocked)
+    assert await _count(store, responses, conv.id) == 2
+    assert await _count(store, turns, conv.id) == 2
     await store.delete_conversation(conv.id)
     assert await _count(store, responses, conv.id) == 0
+    assert await _count(store, turns, conv.id) == 0
 
 
 async def test_conversations_are_paged_by_creation_within_a_tenant(store: SQLStore) -> None:

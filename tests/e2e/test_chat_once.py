@@ -11,7 +11,7 @@ import signal
 
 import pytest
 
-from .conftest import TIMEOUT, Cli, conversations, items, path, read_until, text
+from .conftest import TIMEOUT, Cli, conversations, items, path, read_until, rows, text
 
 pytestmark = [pytest.mark.model, pytest.mark.usefixtures("model_pulled")]
 
@@ -64,18 +64,24 @@ def test_sigkill_mid_answer_keeps_the_message_and_the_conversation_usable(cli: C
     assert proc.returncode == -signal.SIGKILL
 
     [conversation] = conversations(cli.db)
-    [user] = items(cli.db, conversation["id"])  # the answer never finished, so it is not stored
-    assert (user["role"], user["status"], text(user)) == ("user", "completed", LONG)
-    assert conversation["head_item_id"] == user["id"]
+    # The turn was open when the process died: its input is kept with it, not yet on the tree.
+    assert items(cli.db, conversation["id"]) == []
+    [open_turn] = rows(cli.db, "SELECT * FROM turns")
+    assert (open_turn["status"], open_turn["conversation_id"]) == ("generating", conversation["id"])
+    assert LONG in open_turn["inputs"]
 
+    # The next process to open the store closes it: the message and an incomplete answer.
     after = cli.run("chat", "--continue", "--once", "Say hi.", "--max-tokens", "16", "--temperature", "0")
     assert after.returncode == 0, after.stderr
     assert after.stdout.strip()
     assert "tokens:" in after.stderr
-    [(role, status, said)] = [(i["role"], i["status"], text(i)) for i in items(cli.db) if i["role"] == "assistant"]
-    assert (role, status) == ("assistant", "completed")
-    assert said.strip() and said.strip() in after.stdout
-    assert [text(i) for i in path(cli.db, conversation["id"])] == [LONG, "Say hi.", said]
+    assert rows(cli.db, "SELECT * FROM turns") == []
+    user, closed, again, answer = path(cli.db, conversation["id"])
+    assert (user["role"], user["status"], text(user)) == ("user", "completed", LONG)
+    assert (closed["role"], closed["status"], closed["finish_reason"]) == ("assistant", "incomplete", "error")
+    assert (again["role"], text(again)) == ("user", "Say hi.")
+    assert (answer["role"], answer["status"]) == ("assistant", "completed")
+    assert text(answer).strip() and text(answer).strip() in after.stdout
 
 
 def test_ctrl_c_keeps_the_partial_answer_and_exits_130(cli: Cli) -> None:

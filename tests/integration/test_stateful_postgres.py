@@ -4,36 +4,23 @@ turn is answered from what the other process stored, and nothing is lost."""
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from compat.calls import close_clients, openai_client
-from compat.servers import Server, start_serve
+from support.pg import pg_schema
+from support.serve import Server, start_serve
 
 pytestmark = [pytest.mark.model, pytest.mark.postgres]
 MODEL = "qwen-plus"
-PG_DSN = os.environ.get("MULTITURN_TEST_PG_DSN", "")
 
 
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
-    if not PG_DSN:
-        pytest.skip("PostgreSQL not configured: set MULTITURN_TEST_PG_DSN (make test does)")
-    schema = f"t_{secrets.token_hex(6)}"
-    engine = sa.create_engine(sa.make_url(PG_DSN).set(drivername="postgresql+psycopg"))
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_DSN}?options=-csearch_path%3D{schema}"
-    finally:
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
+    with pg_schema() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,9 @@ import pytest
 from openai import OpenAI
 
 from compat.calls import close_clients, openai_client
-from compat.servers import Server, start_serve
 from multiturn import Settings
 from multiturn.store import SQLStore
+from support.serve import Server, start_serve
 
 pytestmark = pytest.mark.model
 MODEL = "qwen-plus"

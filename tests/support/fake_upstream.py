@@ -27,11 +27,13 @@ Faults, chosen by the model name (or ``FakeUpstream.fault``, which overrides it)
 ``stream-error``            2 chunks, then ``data: {"error": {...}}`` and the end of the body
 ``stall-S``                 2 chunks, then S seconds of silence before each further chunk
 ``late-end-S``              the whole stream, then S seconds before the body ends
+``hang``                    no answer at all, streamed or not, until the client leaves
 ==========================  ==============================================================
 
 ``requests`` records every request (method, path, headers, JSON body, client address: equal
-addresses mean a reused keep-alive connection); ``disconnects`` the
-indexes (into ``requests``) of streams the client left before their end.
+addresses mean a reused keep-alive connection, and ``received_at``: ``time.monotonic()`` when its
+body was read); ``disconnects`` the indexes (into ``requests``) of requests the client left
+before their end, and ``left_at`` when it left (``time.monotonic()``, by index).
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class Recorded:
     headers: dict[str, str]
     body: Any
     client: tuple[str, int] | None = None
+    received_at: float = 0.0
 
 
 @dataclass
@@ -90,6 +93,7 @@ class FakeUpstream:
         self.fault: str | None = None
         self.requests: list[Recorded] = []
         self.disconnects: list[int] = []
+        self.left_at: dict[int, float] = {}
         self._counts: dict[str, int] = {}
         self._histories: list[list[Any]] = []
         self._server: uvicorn.Server | None = None
@@ -159,7 +163,7 @@ class FakeUpstream:
         except orjson.JSONDecodeError:
             body = raw
         client = tuple(scope["client"]) if scope.get("client") else None
-        self.requests.append(Recorded(scope["method"], scope["path"], headers, body, client))
+        self.requests.append(Recorded(scope["method"], scope["path"], headers, body, client, time.monotonic()))
         index = len(self.requests) - 1
         path = scope["path"]
         if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
@@ -185,6 +189,12 @@ class FakeUpstream:
         if fault == "error-500":
             text = "An internal error has occured, please try again later or contact service support."
             await _json(send, 500, _error(text, "internal_error", "internal_error"))
+            return
+        if fault == "hang":
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            self.left_at[index] = time.monotonic()
+            self.disconnects.append(index)
             return
         if fault == "context-too-long":
             text = f"<400> InternalError.Algo.InvalidParameter: Range of input length should be [1, {CONTEXT_LIMIT}]"
@@ -275,6 +285,7 @@ class FakeUpstream:
 
         async def watch() -> None:
             if (await receive())["type"] == "http.disconnect" and not finished:
+                self.left_at[index] = time.monotonic()
                 self.disconnects.append(index)
                 gone.set()
 

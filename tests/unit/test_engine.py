@@ -188,8 +188,12 @@ async def test_a_message_larger_than_the_window_fails_the_turn_clearly(sqlite_st
     with pytest.raises(ContextTooLong, match="Range of input length"):
         [e async for e in engine.send(conversation.id, (TextPart("word " * 500),), GenerationParams(max_tokens=16))]
     assert backend.requests == []
-    path = await engine.history(conversation.id)
-    assert [(i.role, i.status) for i in path] == [("user", "completed"), ("assistant", "failed")]
+    # A refused turn changes nothing: no item, no open turn, and the conversation answers again.
+    assert await sqlite_store.items(conversation.id) == []
+    assert await sqlite_store.abandoned_turns() == []
+    events = [e async for e in engine.send(conversation.id, (TextPart("short"),), GenerationParams(max_tokens=16))]
+    assert isinstance(events[-1], Reply) and events[-1].status == "completed"
+    assert [i.role for i in await engine.history(conversation.id)] == ["user", "assistant"]
 
 
 async def test_an_unknown_policy_is_refused(sqlite_store: SQLStore) -> None:

@@ -53,3 +53,12 @@ def split_rounds(path: Sequence[ItemRecord]) -> list[Round]:
         else:
             groups[-1].append(item)
     return [Round(index=i, items=tuple(group)) for i, group in enumerate(groups)]
+
+
+def last_round_items(path: Sequence[ItemRecord]) -> tuple[ItemRecord, ...]:
+    """The items of ``path``'s last round (``split_rounds(path)[-1].items``), found from the end
+    without splitting the whole path."""
+    for start in range(len(path) - 1, -1, -1):
+        if path[start].role == "user":
+            return tuple(path[start:])
+    return tuple(path)

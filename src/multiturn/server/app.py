@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -26,7 +27,7 @@ from ..settings import Settings
 from ..store.sql import SQLStore
 from . import conversations_routes, dashscope_routes, openai_routes, responses_routes
 from .errors import error_response
-from .gateway import Gateway, request_id
+from .gateway import Gateway, gateway_of, request_id
 from .middleware import RequestContext
 from .openapi import openapi_schema
 
@@ -47,6 +48,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if alias.backend == "upstream":
                 registry.get(name)  # no network: imports the HTTP client now, not on the first request
         engine = build_engine(settings, store, registry)
+        try:
+            await engine.turns.open()  # closes turns a killed process left open
+        except BaseException:
+            await store.close()
+            raise
         app.state.gateway = Gateway(settings=settings, engine=engine, registry=registry, keys=store)
         # Everything built so far lives as long as the process: keep it out of the collector's
         # full passes, which otherwise stall the event loop for tens of milliseconds under load.
@@ -55,6 +61,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            await engine.turns.close()
             await registry.aclose()
             await store.close()
 
@@ -69,7 +76,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return JSONResponse(schema)
 
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        """Liveness, and this process's turn counters (``TurnStats``)."""
+        return JSONResponse({"status": "ok", "turns": asdict(gateway_of(request).engine.turns.stats)})
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

@@ -21,12 +21,11 @@ from starlette.routing import Route
 
 from ..context.plan import preset
 from ..engine import Engine
-from ..errors import NotFound
 from ..protocols.responses import translate as wire
 from ..records import ConversationRecord, ItemRecord
 from .gateway import gateway_of
 from .responses_routes import page, query_page
-from .stateful import append_messages, responses_of, tenant_route
+from .stateful import tenant_route
 
 JSON = "application/json"
 CLIENT_METADATA = "client_metadata"
@@ -53,16 +52,14 @@ async def create(request: Request, engine: Engine) -> Response:
         preset(change.policy)  # an unknown name is a 400 now, not at the first turn
         metadata["policy"] = change.policy
     conversation = await engine.create(metadata=metadata)
-    await append_messages(engine, conversation.id, change.items)
+    await engine.append_items(conversation.id, change.items)
     return _json(_conversation(conversation))
 
 
 @tenant_route
 async def listing(request: Request, engine: Engine) -> Response:
     order, after, limit = query_page(request, "desc")
-    found = await responses_of(engine).conversations_page(
-        tenant_id=engine.tenant_id, after=after, limit=limit + 1, descending=order == "desc"
-    )
+    found = await engine.page(after=after, limit=limit + 1, descending=order == "desc")
     return _json(wire.list_page([_conversation(c) for c in found[:limit]], has_more=len(found) > limit))
 
 
@@ -87,7 +84,7 @@ async def update(request: Request, engine: Engine) -> Response:
 @tenant_route
 async def delete(request: Request, engine: Engine) -> Response:
     conversation_id = request.path_params["id"]
-    await engine.store.delete_conversation(conversation_id, tenant_id=engine.tenant_id)
+    await engine.delete(conversation_id)
     return _json({"id": conversation_id, "object": "conversation.deleted", "deleted": True})
 
 
@@ -108,25 +105,18 @@ async def list_items(request: Request, engine: Engine) -> Response:
 async def create_items(request: Request, engine: Engine) -> Response:
     conversation = await engine.get(request.path_params["id"])
     messages = wire.parse_items(await gateway_of(request).read_body(request))
-    ids = set(await append_messages(engine, conversation.id, messages))
-    added = [_item(i) for i in await engine.history(conversation.id) if i.id in ids]
-    return _json(wire.list_page(added, has_more=False))
+    added = await engine.append_items(conversation.id, messages)
+    return _json(wire.list_page([_item(i) for i in added], has_more=False))
 
 
 @tenant_route
 async def retrieve_item(request: Request, engine: Engine) -> Response:
-    conversation = await engine.get(request.path_params["id"])
-    item = await engine.store.get_item(request.path_params["item_id"], tenant_id=engine.tenant_id)
-    if item.conversation_id != conversation.id:
-        raise NotFound(f"item {item.id!r} not found in conversation {conversation.id!r}")
-    return _json(_item(item))
+    return _json(_item(await engine.item(request.path_params["id"], request.path_params["item_id"])))
 
 
 @tenant_route
 async def delete_item(request: Request, engine: Engine) -> Response:
-    conversation = await responses_of(engine).delete_item(
-        request.path_params["id"], request.path_params["item_id"], tenant_id=engine.tenant_id
-    )
+    conversation = await engine.delete_item(request.path_params["id"], request.path_params["item_id"])
     return _json(_conversation(conversation))
 
 

@@ -1,9 +1,17 @@
 """The outermost layer: a request id on every response, one structured access-log line per
-request (never a message body), and a last safety net so that no failure reaches a client as
-an HTML page or a traceback."""
+request (never a message body), a last safety net so that no failure reaches a client as an HTML
+page or a traceback, and the end of work nobody waits for.
+
+A client that leaves after sending its request but before the response starts (a non-streamed
+answer, a turn queued or planning, a stream not yet primed) cancels the request's task at once:
+the upstream call is dropped, a stored turn ends as cancelled (the engine's shielded end), and
+nothing runs on for nobody. Once a response has started, a stream watches for the client itself
+(``streaming.EventStream``). The watch starts when the request body has been read in full.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -35,13 +43,22 @@ class RequestContext:
         async def send_with_id(message: Message) -> None:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
-                response_started = True
+                response_started = watch.responding = True
                 status = message["status"]
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
+        watch = _Watch(receive)
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, watch.receive, send_with_id)
+        except asyncio.CancelledError:
+            if not watch.cancelled:
+                raise
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            status = 499
+            log.info("client left before the response (request %s); its work was cancelled", rid)
         except Exception as exc:
             log.exception("unhandled error in %s %s (request %s)", scope["method"], scope["path"], rid)
             if response_started:
@@ -56,6 +73,7 @@ class RequestContext:
             )
             await send({"type": "http.response.body", "body": body})
         finally:
+            watch.stop()
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info(
                     orjson.dumps(
@@ -72,3 +90,41 @@ class RequestContext:
 
 def _encode(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+
+class _Watch:
+    """The request's ``receive``, watching for the client's departure once the body is read.
+
+    After the last body chunk, one task awaits the next ASGI message (``http.disconnect`` when
+    the client goes); the app's own later ``receive`` calls wait for that same verdict. If the
+    client leaves before the response starts, the request's task is cancelled.
+    """
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self._task = asyncio.current_task()
+        self._watcher: asyncio.Task[None] | None = None
+        self._gone = asyncio.Event()
+        self.responding = False
+        self.cancelled = False
+
+    async def receive(self) -> Message:
+        if self._watcher is not None:
+            await self._gone.wait()
+            return {"type": "http.disconnect"}
+        message = await self._receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        return message
+
+    async def _watch(self) -> None:
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+        self._gone.set()
+        if not self.responding and self._task is not None:
+            self.cancelled = True
+            self._task.cancel()
+
+    def stop(self) -> None:
+        if self._watcher is not None and not self._watcher.done():
+            self._watcher.cancel()

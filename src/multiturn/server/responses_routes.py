@@ -23,23 +23,24 @@ response object carries ``context_report`` (extension) and non-streamed answers 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..engine import Engine, TurnStart
+from ..engine import Engine, ResponseSpec, TurnOptions
 from ..errors import InvalidInput, NotFound
 from ..ids import new_id, now_ms
 from ..protocols.openai_chat.errors import describe
 from ..protocols.responses import translate as wire
 from ..protocols.responses.stream import ResponseEventEncoder, response_error_code
 from ..records import ItemRecord
-from ..store.responses import ORIGIN_KEY, ORIGIN_RESPONSES, ResponseRecord, ResponseStatus
+from ..store.responses import ORIGIN_KEY, ORIGIN_RESPONSES, ResponseRecord
 from ..types import ChatRequest, Message
 from .errors import error_response
 from .gateway import gateway_of, request_id
-from .stateful import REPORT_HEADER, StoredTurn, engine_for, report_header, responses_of, tenant_route
+from .stateful import REPORT_HEADER, deltas_of, engine_for, report_header, tenant_route
 from .streaming import EventStream, encode, prime
 
 JSON = "application/json"
@@ -63,19 +64,69 @@ async def create(request: Request) -> Response:
 
 
 async def _stored(request: Request, engine: Engine, ask: wire.ResponseCreate, policy: str | None) -> Response:
-    store = responses_of(engine)
-    parent: str | None = None
     made: str | None = None
+    after: str | None = None
+    waits: bool | None = None
     if ask.previous_response_id is not None:
-        previous = await _previous(engine, ask.previous_response_id)
-        conversation_id, parent = previous.conversation_id, previous.output_item_id
+        previous = await _previous(engine, ask.previous_response_id, stored=True)
+        conversation_id, after = previous.conversation_id, previous.id
+        waits = previous.status == "in_progress"  # a chain sent ahead of its answer waits for it
     elif ask.conversation_id is not None:
         conversation_id = (await engine.get(ask.conversation_id)).id
     else:
         conversation_id = made = (await engine.create(model=ask.model, metadata={ORIGIN_KEY: ORIGIN_RESPONSES})).id
-    state = wire.ResponseState(
+    spec = ResponseSpec(
         id=new_id("resp"),
-        created_at=now_ms() // 1000,
+        model=ask.model,
+        created_at=now_ms(),
+        previous_response_id=ask.previous_response_id,
+        instructions=ask.instructions,
+        metadata=dict(ask.metadata),
+        params=dict(ask.echo),
+        describe_error=_error_object,
+    )
+    *before, last = ask.inputs
+    options = TurnOptions(
+        after_response=after,
+        waits=waits,
+        before=tuple(before),
+        instructions=ask.instructions,
+        model=ask.model,
+        response=spec,
+    )
+    turn = engine.turn(conversation_id, last.content, ask.params, policy=policy, options=options)
+    try:
+        if not ask.stream:
+            await turn.collect()
+            assert turn.start is not None and turn.answer is not None and turn.status is not None
+            record = ResponseRecord(
+                id=spec.id,
+                tenant_id=engine.tenant_id,
+                conversation_id=conversation_id,
+                input_item_ids=turn.start.input_ids,
+                model=spec.model,
+                status=turn.status,
+                created_at=spec.created_at,
+                previous_response_id=spec.previous_response_id,
+                output_item_id=turn.answer.id,
+                usage=turn.answer.usage,
+                instructions=spec.instructions,
+                metadata=spec.metadata,
+                params=spec.params,
+            )
+            body = _response_object(record, turn.answer)  # as stored: no need to read it back
+            return Response(
+                wire.dumps(body), media_type=JSON, headers={REPORT_HEADER: report_header(turn.start.report)}
+            )
+        deltas = await prime(deltas_of(turn))
+    except BaseException:
+        if made is not None and turn.start is None:  # nothing was answered: leave nothing behind
+            await engine.delete(made)
+        raise
+    assert turn.start is not None
+    state = wire.ResponseState(
+        id=spec.id,
+        created_at=spec.created_at // 1000,
         model=ask.model,
         status="in_progress",
         previous_response_id=ask.previous_response_id,
@@ -83,80 +134,27 @@ async def _stored(request: Request, engine: Engine, ask: wire.ResponseCreate, po
         instructions=ask.instructions,
         metadata=ask.metadata,
         echo={**ask.echo, "store": True},
+        context_report=wire.report_object(turn.start.report),
     )
-
-    async def started(start: TurnStart) -> None:
-        record = ResponseRecord(
-            id=state.id,
-            tenant_id=engine.tenant_id,
-            conversation_id=conversation_id,
-            previous_response_id=ask.previous_response_id,
-            input_item_ids=start.path[-len(ask.inputs) :],
-            model=ask.model,
-            status="in_progress",
-            created_at=state.created_at * 1000,
-            instructions=ask.instructions,
-            metadata=dict(ask.metadata),
-            params=dict(ask.echo),
-        )
-        await store.create_response(record)
-
-    async def stored(turn: StoredTurn, status: str, error: BaseException | None) -> None:
-        assert turn.start is not None
-        usage = turn.reply.usage if turn.reply is not None else None
-        final: ResponseStatus = "cancelled" if status == "cancelled" else "failed" if error else "completed"
-        if turn.reply is not None and turn.reply.finish_reason == "length":
-            final = "incomplete"
-        failure = None
-        if isinstance(error, Exception):
-            detail = describe(error)
-            failure = {"code": response_error_code(detail.status), "message": detail.message}
-        await store.finish_response(
-            state.id,
-            tenant_id=engine.tenant_id,
-            status=final,
-            output_item_id=turn.start.answer_id,
-            usage=usage,
-            error=failure,
-        )
-
-    turn = StoredTurn(
-        engine,
-        conversation_id,
-        ask.inputs,
-        ask.params,
-        policy=policy,
-        parent_id=parent,
-        instructions=ask.instructions,
-        model=ask.model,
-        on_start=started,
-        on_stored=stored,
-    )
-    try:
-        if not ask.stream:
-            await turn.collect()
-            body = await _object(engine, await store.get_response(state.id, tenant_id=engine.tenant_id))
-            assert turn.start is not None
-            headers = {REPORT_HEADER: report_header(turn.start.report)}
-            return Response(wire.dumps(body), media_type=JSON, headers=headers)
-        deltas = await prime(turn.deltas())
-    except BaseException:
-        if made is not None and turn.start is None:  # nothing was answered: leave nothing behind
-            await engine.store.delete_conversation(made, tenant_id=engine.tenant_id)
-        raise
-    assert turn.start is not None
-    state = replace(state, context_report=wire.report_object(turn.start.report))
     encoder = ResponseEventEncoder(state, turn.start.answer_id)
     headers = {REPORT_HEADER: report_header(turn.start.report)}
     return EventStream(encode(encoder, deltas, head=encoder.start()), headers=headers)
 
 
-async def _previous(engine: Engine, response_id: str) -> ResponseRecord:
+def _error_object(exc: BaseException) -> dict[str, Any]:
+    """A failed turn's ``error`` in the Responses object."""
+    detail = describe(exc)
+    return {"code": response_error_code(detail.status), "message": detail.message}
+
+
+async def _previous(engine: Engine, response_id: str, *, stored: bool) -> ResponseRecord:
+    """The response a request continues. A stored turn may continue one still in progress (it
+    waits for it); a ``store: false`` request needs its answer now."""
     try:
-        previous = await responses_of(engine).get_response(response_id, tenant_id=engine.tenant_id)
+        previous = await engine.response(response_id)
     except NotFound:
         raise NotFound(f"Previous response with id '{response_id}' not found.") from None
-    if previous.output_item_id is None or previous.status == "in_progress":
+    if not stored and (previous.output_item_id is None or previous.status == "in_progress"):
         raise InvalidInput(f"previous response {response_id!r} has no stored answer (status {previous.status})")
     return previous
 
@@ -166,8 +164,8 @@ async def _unstored(request: Request, engine: Engine, ask: wire.ResponseCreate, 
     history: list[ItemRecord] = []
     system = ask.instructions
     if ask.previous_response_id is not None:
-        previous = await _previous(engine, ask.previous_response_id)
-        history = await engine.store.path(previous.conversation_id, previous.output_item_id, tenant_id=engine.tenant_id)
+        previous = await _previous(engine, ask.previous_response_id, stored=False)
+        history = await engine.path(previous.conversation_id, previous.output_item_id)
     elif ask.conversation_id is not None:
         conversation = await engine.get(ask.conversation_id)
         history = await engine.history(conversation.id)
@@ -212,15 +210,20 @@ async def _unstored(request: Request, engine: Engine, ask: wire.ResponseCreate, 
 
 
 async def _object(engine: Engine, record: ResponseRecord) -> dict[str, object]:
+    return _response_object(record, await engine.response_answer(record))
+
+
+def _response_object(record: ResponseRecord, answer: ItemRecord | None) -> dict[str, object]:
+    """The Responses object of a stored turn and its stored answer (``None`` while in progress)."""
     output: tuple[dict[str, object], ...] = ()
     report = None
-    if record.output_item_id is not None:
-        item = await engine.store.get_item(record.output_item_id, tenant_id=engine.tenant_id)
+    if answer is not None:
         status: wire.ItemStatus = (
-            "completed" if item.status == "completed" and record.status == "completed" else "incomplete"
+            "completed" if answer.status == "completed" and record.status == "completed" else "incomplete"
         )
-        output = wire.output_items(item.id, item.text, item.reasoning, status)
-        report = wire.report_object(item.context_report) if item.context_report else None
+        output = wire.output_items(answer.id, answer.text, answer.reasoning, status)
+        report = wire.report_object(answer.context_report) if answer.context_report else None
+    cut = answer is not None and answer.finish_reason == "length"
     state = wire.ResponseState(
         id=record.id,
         created_at=record.created_at // 1000,
@@ -234,7 +237,7 @@ async def _object(engine: Engine, record: ResponseRecord) -> dict[str, object]:
         metadata=record.metadata,
         echo={**record.params, "store": True},
         error=record.error,
-        incomplete_reason="max_output_tokens" if record.status == "incomplete" else None,
+        incomplete_reason="max_output_tokens" if record.status == "incomplete" and cut else None,
         context_report=report,
     )
     return wire.response_object(state)
@@ -242,22 +245,21 @@ async def _object(engine: Engine, record: ResponseRecord) -> dict[str, object]:
 
 @tenant_route
 async def retrieve(request: Request, engine: Engine) -> Response:
-    record = await responses_of(engine).get_response(request.path_params["id"], tenant_id=engine.tenant_id)
+    record = await engine.response(request.path_params["id"])
     return Response(wire.dumps(await _object(engine, record)), media_type=JSON)
 
 
 @tenant_route
 async def delete(request: Request, engine: Engine) -> Response:
     response_id = request.path_params["id"]
-    await responses_of(engine).delete_response(response_id, tenant_id=engine.tenant_id)
+    await engine.delete_response(response_id)
     body = {"id": response_id, "object": "response.deleted", "deleted": True}
     return Response(wire.dumps(body), media_type=JSON)
 
 
 @tenant_route
 async def input_items(request: Request, engine: Engine) -> Response:
-    record = await responses_of(engine).get_response(request.path_params["id"], tenant_id=engine.tenant_id)
-    path = await engine.store.path(record.conversation_id, record.input_item_ids[-1], tenant_id=engine.tenant_id)
+    path = await engine.response_context(await engine.response(request.path_params["id"]))
     objects = [wire.item_object(i.id, i.role, i.content, i.status) for i in path]
     return Response(wire.dumps(page(request, objects, default_order="desc")), media_type=JSON)
 

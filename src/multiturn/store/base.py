@@ -14,11 +14,14 @@ Invariants every implementation keeps:
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from ..records import ConversationRecord, ItemRecord, NewItem
+
+if TYPE_CHECKING:
+    from .turns import Blocked, OpenTurn, Started, TurnEntry
 
 DEFAULT_TENANT = "default"
 
@@ -146,6 +149,72 @@ class Store(Protocol):
     ) -> Sequence[ItemRecord]: ...
 
     async def close(self) -> None: ...
+
+    # -- open turns (``store/turns.py`` says what each step writes) ---------------------------
+
+    @property
+    def owner(self) -> str:
+        """This process's owner token for the turns it runs."""
+        ...
+
+    @property
+    def announces_turn_ends(self) -> bool:
+        """Whether turns ending in other processes are announced (else waiters poll)."""
+        ...
+
+    async def own_turns(self, wake: Callable[[str], None]) -> None:
+        """Start owning turns; ``wake(turn_id)`` hears of turns ended in other processes."""
+        ...
+
+    async def enter_turn(self, entry: TurnEntry) -> Started | Blocked:
+        """Queue a turn behind the open turns of its conversation, or start it.
+
+        Raises:
+            NotFound: the conversation, or the parent asked for, does not exist.
+        """
+        ...
+
+    async def turn_ahead(self, turn_id: str, conversation_id: str) -> Blocked | None:
+        """The open turn right before ``turn_id`` in its queue, if any."""
+        ...
+
+    async def end_turn(
+        self,
+        turn_id: str,
+        conversation_id: str,
+        records: Sequence[ItemRecord],
+        *,
+        response: dict[str, Any] | None = None,
+        parent_id: str | None = None,
+        discard: bool = False,
+    ) -> bool:
+        """Write a started turn's items and outcome and close it; ``False`` (nothing written)
+        when its conversation, response or parent was deleted while it ran. ``discard``: close
+        it with nothing stored and its Responses object deleted."""
+        ...
+
+    async def leave_turn(self, turn_id: str, conversation_id: str) -> None:
+        """Drop a queued turn whose caller left."""
+        ...
+
+    async def save_draft(self, turn_id: str, text: str) -> None:
+        """Keep the answer so far with the open turn (a dead owner's turn keeps it)."""
+        ...
+
+    async def abandoned_turns(self) -> list[OpenTurn]:
+        """Open turns whose owner process is dead."""
+        ...
+
+    async def is_alive(self, owner: str) -> bool: ...
+
+    async def close_abandoned(self, turn_id: str, conversation_id: str, owner: str) -> bool:
+        """Close a dead owner's turn as ``incomplete`` with what it saved; ``False`` if its
+        owner lives or it is already closed."""
+        ...
+
+    def known_path(self, leaf_id: str | None) -> list[ItemRecord] | None:
+        """The cached path to an item known to exist, or ``None`` (then call ``path``)."""
+        ...
 
 
 class KeyStore(Protocol):

@@ -1,10 +1,19 @@
 """What every part of the SQL store shares: the engines, guarded connections (driver errors
-become ``StoreError``), tenant-scoped lookups of a conversation and an item, and the path cache.
+become ``StoreError``), tenant-scoped lookups of a conversation and an item, the path cache, and
+this process's liveness as an owner of turns.
+
+Write transactions are short and, on SQLite, taken one at a time within a process (an
+``asyncio.Lock`` in front of ``BEGIN IMMEDIATE``): SQLite has one writer anyway, and queuing
+writers in the event loop, first come first served, replaces a busy-wait in which a writer
+that keeps losing the race for the file lock could time out ("database is locked") under load.
+Other processes on the same file still meet the busy timeout.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,9 +34,12 @@ class StoreCore:
         self._ids = ids
         self._engine = dialect.create_engine(url)
         self._writer = dialect.writer(self._engine)
+        self._write_lock = asyncio.Lock() if self._engine.dialect.name == "sqlite" else None
         self._paths = PathCache()
+        self.liveness = dialect.liveness(self._engine.url)
 
     async def close(self) -> None:
+        await self.liveness.close()
         await self._engine.dispose()
 
     # -- internals ---------------------------------------------------------------------------
@@ -73,14 +85,41 @@ class StoreCore:
             raise NotFound(f"item {item_id!r} not found{where}")
         return item_record(row)
 
+    async def _item_id(self, conn: AsyncConnection, item_id: str, tenant_id: str, conversation_id: str) -> None:
+        """Check that an item exists in a conversation of this tenant (one indexed lookup)."""
+        query = (
+            sa.select(items.c.id)
+            .join(conversations, conversations.c.id == items.c.conversation_id)
+            .where(items.c.id == item_id, items.c.conversation_id == conversation_id)
+            .where(conversations.c.tenant_id == tenant_id)
+        )
+        if (await conn.execute(query)).first() is None:
+            raise NotFound(f"item {item_id!r} not found in conversation {conversation_id!r}")
+
 
 class PathCache:
-    """Paths by leaf id, least recently used out first. Paths share their item records, so the
-    bound (in paths) costs a pointer per item per path, not a copy of the items."""
+    """Paths by leaf id, least recently used out first, bounded by paths and by the item
+    references they hold together. A path extended by new items (the next turn) shares its
+    records with the path it extends, so a conversation's records are held once however many
+    of its paths are cached.
 
-    def __init__(self, size: int = 256) -> None:
+    Items never change and a parent's deletion cascades to its children, so a cached path is
+    right for as long as its leaf exists; callers check that the leaf exists (or know it).
+    """
+
+    def __init__(self, size: int = 256, references: int = 262_144) -> None:
         self._size = size
+        self._references = references
+        self._held = 0
         self._paths: OrderedDict[str, tuple[ItemRecord, ...]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    @property
+    def references(self) -> int:
+        """Item references held by the cached paths together."""
+        return self._held
 
     def get(self, leaf_id: str) -> tuple[ItemRecord, ...] | None:
         path = self._paths.get(leaf_id)
@@ -89,10 +128,25 @@ class PathCache:
         return path
 
     def put(self, leaf_id: str, path: tuple[ItemRecord, ...]) -> None:
+        old = self._paths.pop(leaf_id, None)
+        if old is not None:
+            self._held -= len(old)
         self._paths[leaf_id] = path
-        self._paths.move_to_end(leaf_id)
-        while len(self._paths) > self._size:
-            self._paths.popitem(last=False)
+        self._held += len(path)
+        while len(self._paths) > 1 and (len(self._paths) > self._size or self._held > self._references):
+            _, evicted = self._paths.popitem(last=False)
+            self._held -= len(evicted)
+
+    def extend(self, parent_id: str | None, records: Sequence[ItemRecord]) -> None:
+        """Cache the paths of ``records`` (chained, the first under ``parent_id``) when the
+        parent's path is known; otherwise do nothing (the next read walks)."""
+        base = () if parent_id is None else self._paths.get(parent_id)
+        if base is None:
+            return
+        for record in records:
+            base = (*base, record)
+        if records:
+            self.put(records[-1].id, base)
 
 
 class _Guard:
@@ -104,11 +158,18 @@ class _Guard:
         self._cm: Any = None
 
     async def __aenter__(self) -> AsyncConnection:
+        lock = self._store._write_lock if self._begin else None
+        if lock is not None:
+            await lock.acquire()
         self._cm = self._store._writer.begin() if self._begin else self._store._engine.connect()
         try:
             conn: AsyncConnection = await self._cm.__aenter__()
-        except sa_exc.DBAPIError as exc:
-            raise StoreError(f"cannot open the database {self._store._describe()}: {reason(exc)}") from exc
+        except BaseException as exc:
+            if lock is not None:
+                lock.release()
+            if isinstance(exc, sa_exc.DBAPIError):
+                raise StoreError(f"cannot open the database {self._store._describe()}: {reason(exc)}") from exc
+            raise
         return conn
 
     async def __aexit__(self, *exc_info: Any) -> None:
@@ -116,6 +177,10 @@ class _Guard:
             await self._cm.__aexit__(*exc_info)
         except sa_exc.DBAPIError as exc:
             raise StoreError(f"database error on {self._store._describe()}: {reason(exc)}") from exc
+        finally:
+            lock = self._store._write_lock if self._begin else None
+            if lock is not None:
+                lock.release()
         if isinstance(exc_info[1], sa_exc.DBAPIError):
             raise StoreError(f"database error on {self._store._describe()}: {reason(exc_info[1])}") from exc_info[1]
 

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..errors import MissingDependency, StoreError
+from .liveness import Liveness, PostgresLiveness
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 MIGRATION_LOCK_KEY = 0x6D74_0001
@@ -56,6 +57,13 @@ def create_engine(url: str) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
     return engine
+
+
+def liveness(url: sa.URL) -> Liveness:
+    """How this process owns turns and judges other owners (``liveness.py``)."""
+    if url.get_backend_name() == "postgresql":
+        return PostgresLiveness(url.set(drivername="postgresql").render_as_string(hide_password=False))
+    return Liveness()
 
 
 def writer(engine: AsyncEngine) -> AsyncEngine:

@@ -187,9 +187,47 @@ def m004_responses(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def m005_turns(conn: Connection) -> None:
+    """Open turns: their queue order within a conversation, their owner process, their inputs
+    until the turn ends. Deleting the conversation, or the response a turn records, deletes it."""
+    md = sa.MetaData()
+    sa.Table("conversations", md, sa.Column("id", sa.String(64), primary_key=True))
+    sa.Table("responses", md, sa.Column("id", sa.String(64), primary_key=True))
+    sa.Table(
+        "turns",
+        md,
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("tenant_id", sa.String(64), nullable=False),
+        sa.Column(
+            "conversation_id",
+            sa.String(64),
+            sa.ForeignKey("conversations.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("seq", sa.BigInteger, nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("waits", sa.Boolean, nullable=False),
+        sa.Column("owner", sa.String(160), nullable=False),
+        sa.Column("parent_id", sa.String(64)),
+        sa.Column("inputs", _json(), nullable=False),
+        sa.Column("answer_item_id", sa.String(64)),
+        sa.Column("response_id", sa.String(64), sa.ForeignKey("responses.id", ondelete="CASCADE")),
+        sa.Column("model", sa.Text),
+        sa.Column("draft", sa.Text),
+        sa.Column("created_at", sa.BigInteger, nullable=False),
+        sa.Column("started_at", sa.BigInteger),
+        sa.CheckConstraint("status IN ('queued', 'generating')", name="ck_turns_status"),
+        sa.Index("ux_turns_conversation_seq", "conversation_id", "seq", unique=True),
+        sa.Index("ix_turns_owner", "owner"),
+        sa.Index("ix_turns_response", "response_id"),
+    )
+    md.create_all(conn)
+
+
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("001_conversation_tree", m001_conversation_tree),
     ("002_memory", m002_memory),
     ("003_api_keys", m003_api_keys),
     ("004_responses", m004_responses),
+    ("005_turns", m005_turns),
 )

@@ -2,8 +2,9 @@
 
 A response is one turn of a conversation as ``/v1/responses`` made it: the ids of its input
 items (stored in ``items`` like any other), the id of its output item, and what the request
-asked for (model, instructions, metadata, sampling). The items belong to the conversation's
-tree; the response only points at them. So:
+asked for (model, instructions, metadata, sampling). It is written and finished by the turn's
+lifecycle (``turns.py``: in the transactions that start and end the turn). The items belong to
+the conversation's tree; the response only points at them. So:
 
 - deleting a conversation deletes its responses (foreign key, cascade);
 - deleting an item deletes the responses whose output was in the deleted subtree (cascade);
@@ -63,21 +64,6 @@ class ResponseRecord:
 class ResponseStore(Protocol):
     """The store's side of the stateful API (``SQLStore`` implements it)."""
 
-    async def create_response(self, record: ResponseRecord) -> None:
-        """Raises NotFound: the conversation is not the record's tenant's."""
-        ...
-
-    async def finish_response(
-        self,
-        response_id: str,
-        *,
-        tenant_id: str = DEFAULT_TENANT,
-        status: ResponseStatus,
-        output_item_id: str | None,
-        usage: Usage | None,
-        error: dict[str, Any] | None = None,
-    ) -> None: ...
-
     async def get_response(self, response_id: str, *, tenant_id: str = DEFAULT_TENANT) -> ResponseRecord:
         """Raises NotFound (also for another tenant's response)."""
         ...
@@ -100,7 +86,7 @@ class ResponseStore(Protocol):
 
 
 def keeps_responses(store: object) -> TypeGuard[ResponseStore]:
-    return all(callable(getattr(store, name, None)) for name in ("create_response", "get_response", "delete_item"))
+    return all(callable(getattr(store, name, None)) for name in ("get_response", "delete_response", "delete_item"))
 
 
 # -- queries (SQLStore calls these inside its transactions) ------------------------------------
@@ -110,13 +96,11 @@ async def insert(conn: AsyncConnection, record: ResponseRecord) -> None:
     await conn.execute(responses.insert().values(**_row(record)))
 
 
-async def finish(conn: AsyncConnection, response_id: str, tenant_id: str, values: dict[str, Any]) -> None:
+async def finish(conn: AsyncConnection, response_id: str, values: dict[str, Any]) -> None:
     usage = values.get("usage")
     if isinstance(usage, Usage):
         values = {**values, "usage": codec.encode_usage(usage)}
-    await conn.execute(
-        responses.update().where(responses.c.id == response_id, responses.c.tenant_id == tenant_id).values(**values)
-    )
+    await conn.execute(responses.update().where(responses.c.id == response_id).values(**values))
 
 
 async def select(conn: AsyncConnection, response_id: str, tenant_id: str) -> ResponseRecord:

@@ -115,6 +115,33 @@ responses = sa.Table(
 """Responses API objects: one turn of a conversation (its input items, its output item), as
 ``/v1/responses`` made it. The items themselves live in ``items``."""
 
+turns = sa.Table(
+    "turns",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("conversation_id", sa.String(64), sa.ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("waits", sa.Boolean, nullable=False),
+    sa.Column("owner", sa.String(160), nullable=False),
+    sa.Column("parent_id", sa.String(64)),
+    sa.Column("inputs", JSONType, nullable=False),
+    sa.Column("answer_item_id", sa.String(64)),
+    sa.Column("response_id", sa.String(64), sa.ForeignKey("responses.id", ondelete="CASCADE")),
+    sa.Column("model", sa.Text),
+    sa.Column("draft", sa.Text),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("started_at", sa.BigInteger),
+)
+"""Open turns: a row exists from a turn's arrival to its end and is deleted in the transaction
+that stores the turn's outcome. ``seq`` is the arrival order within the conversation;
+``status`` is ``queued`` (waiting for the turns before it) or ``generating``; ``owner`` names
+the process running it (``store/liveness.py``); ``parent_id`` is where its items go once it has
+started (the head it found, or the parent it asked for); ``inputs`` are its input items (ids
+chosen, not yet in ``items``), written there with the answer when the turn ends, or by the
+recovery of a dead owner's turn with ``draft``, the answer so far."""
+
 schema_migrations = sa.Table(
     "schema_migrations",
     metadata,

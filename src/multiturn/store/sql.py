@@ -21,10 +21,9 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..errors import NotFound, StoreError
+from ..errors import StoreError
 from ..ids import now_ms
 from ..records import ConversationRecord, ItemRecord, NewItem
-from ..types import Usage
 from . import api_keys, dialect, responses, transfer
 from .base import DEFAULT_TENANT, HEAD, ApiKeyRecord, Parent
 from .core import reason
@@ -32,13 +31,16 @@ from .memory import MemoryTables
 from .migrations import MIGRATIONS
 from .rows import conversation_record, item_record, item_row
 from .schema import conversations, items, schema_migrations
+from .turns import TurnTables
 
 log = logging.getLogger(__name__)
 
+_STEPS_TO_CACHED = 8
+"""A path read fetches at most this many items one by one looking for a cached ancestor."""
 _UPDATABLE = frozenset({"title", "model", "system_prompt", "metadata", "head_item_id"})
 
 
-class SQLStore(MemoryTables):
+class SQLStore(TurnTables, MemoryTables):
     # -- schema ------------------------------------------------------------------------------
 
     async def migrate(self) -> list[str]:
@@ -228,6 +230,7 @@ class SQLStore(MemoryTables):
             if move_head:
                 values["head_item_id"] = record.id
             await conn.execute(conversations.update().where(conversations.c.id == conversation_id).values(**values))
+        self._paths.extend(parent, [record])
         return record
 
     async def get_item(self, item_id: str, *, tenant_id: str = DEFAULT_TENANT) -> ItemRecord:
@@ -240,31 +243,45 @@ class SQLStore(MemoryTables):
         """The items from the root down to ``leaf_id``.
 
         Items are never rewritten and a parent's deletion cascades to its children, so while
-        the leaf exists its path is unchanged: paths are cached per process (bounded), and a
-        read costs one indexed lookup of the leaf; a leaf whose parent's path is cached (the
-        next turn of a conversation) costs one row.
+        the leaf exists its path is unchanged: paths are cached per process (``PathCache``),
+        and a read costs one indexed lookup of the leaf. A path not cached is read back only
+        to the nearest cached ancestor (another process wrote the last turns), one row at a
+        time, and by a recursive walk only when no ancestor is cached (a cold start).
         """
         if leaf_id is None:
             return []
-        leaf = (
-            sa.select(items.c.parent_id)
-            .join(conversations, conversations.c.id == items.c.conversation_id)
-            .where(items.c.id == leaf_id, items.c.conversation_id == conversation_id)
-            .where(conversations.c.tenant_id == tenant_id)
-        )
         async with self._connect() as conn:
-            found = (await conn.execute(leaf)).first()
-            if found is None:
-                raise NotFound(f"item {leaf_id!r} not found in conversation {conversation_id!r}")
             cached = self._paths.get(leaf_id)
-            if cached is None:
-                above = self._paths.get(found.parent_id) if found.parent_id is not None else ()
-                if above is not None:
-                    cached = (*above, await self._item(conn, leaf_id, tenant_id, conversation_id))
-                else:
-                    cached = tuple(await self._walk(conn, leaf_id))
+            if cached is not None:
+                await self._item_id(conn, leaf_id, tenant_id, conversation_id)
+            else:
+                cached = await self._read_path(conn, leaf_id, tenant_id, conversation_id)
                 self._paths.put(leaf_id, cached)
         return list(cached)
+
+    def known_path(self, leaf_id: str | None) -> list[ItemRecord] | None:
+        """The cached path to ``leaf_id``, without checking that the leaf still exists (the caller
+        knows it does, e.g. under an open turn); ``None`` when it is not cached."""
+        if leaf_id is None:
+            return []
+        cached = self._paths.get(leaf_id)
+        return list(cached) if cached is not None else None
+
+    async def _read_path(
+        self, conn: AsyncConnection, leaf_id: str, tenant_id: str, conversation_id: str
+    ) -> tuple[ItemRecord, ...]:
+        missing: list[ItemRecord] = []
+        current = leaf_id
+        for _ in range(_STEPS_TO_CACHED):
+            record = await self._item(conn, current, tenant_id, conversation_id)
+            missing.append(record)
+            if record.parent_id is None:
+                return tuple(reversed(missing))
+            above = self._paths.get(record.parent_id)
+            if above is not None:
+                return (*above, *reversed(missing))
+            current = record.parent_id
+        return tuple(await self._walk(conn, leaf_id))
 
     async def _walk(self, conn: AsyncConnection, leaf_id: str) -> list[ItemRecord]:
         walk = (
@@ -339,25 +356,6 @@ class SQLStore(MemoryTables):
             return await api_keys.any_key(conn)
 
     # -- responses (the stateful API: /v1/responses, /v1/conversations) --------------------------
-
-    async def create_response(self, record: responses.ResponseRecord) -> None:
-        async with self._begin() as conn:
-            await self._conversation(conn, record.conversation_id, record.tenant_id)
-            await responses.insert(conn, record)
-
-    async def finish_response(
-        self,
-        response_id: str,
-        *,
-        tenant_id: str = DEFAULT_TENANT,
-        status: responses.ResponseStatus,
-        output_item_id: str | None,
-        usage: Usage | None,
-        error: dict[str, Any] | None = None,
-    ) -> None:
-        values = {"status": status, "output_item_id": output_item_id, "usage": usage, "error": error}
-        async with self._begin() as conn:
-            await responses.finish(conn, response_id, tenant_id, {**values, "completed_at": now_ms()})
 
     async def get_response(self, response_id: str, *, tenant_id: str = DEFAULT_TENANT) -> responses.ResponseRecord:
         async with self._connect() as conn:

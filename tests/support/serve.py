@@ -1,4 +1,4 @@
-"""Run ``multiturn serve`` as a real subprocess on an ephemeral port, for the compat suite.
+"""Run ``multiturn serve`` as a real subprocess on an ephemeral port (the compat and reliability suites).
 
 Each server gets its own SQLite file, data directory and a config file that does not exist,
 so the user's configuration and conversations are never read; the model cache stays the

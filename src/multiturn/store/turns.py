@@ -1,0 +1,506 @@
+"""Open turns in the store: the queue of a conversation's turns and their durable state.
+
+A stored turn has a row in ``turns`` from its arrival to its end, and only then; the row is
+deleted in the transaction that stores the turn's outcome, so an open turn is exactly a row.
+
+- **Arrival** (``enter``, under the conversation's lock): the turn takes the next ``seq`` of its
+  conversation. A turn that ``waits`` (every turn at the head, and an append of items) starts
+  only when no turn before it is open: otherwise it is recorded as ``queued`` and the caller waits
+  for the turn ahead to end, then calls ``enter`` again. A turn at an explicit parent (a branch:
+  ``previous_response_id``, a retry) does not wait.
+- **Start**, in the same transaction as its last ``enter``: the parent is fixed (the head as it
+  is now, or the parent asked for, which must exist), the row becomes ``generating``, the
+  Responses object (if any) is inserted ``in_progress``. The turn's input items are already in
+  the row with their ids; they are written to ``items`` only when the turn ends, together with
+  the answer, so a turn refused after planning (over the budget) leaves nothing behind.
+- **End** (``end``): the input items and the answer are inserted under the parent, the head
+  moves to the answer, the Responses object is finished, the row is deleted, and (PostgreSQL)
+  ``NOTIFY`` tells the other processes. When the row is gone (its conversation or response was
+  deleted meanwhile) or its parent was deleted, nothing is written and ``end`` says so.
+- **Abandoned** turns (their owner process died: ``liveness.py``) are closed by whoever finds
+  them (``close_abandoned``): a queued one is deleted (it wrote nothing, and its client got no
+  answer); a generating one gets its inputs written and an ``incomplete`` answer holding the
+  ``draft`` the owner saved (possibly empty), and its Responses object becomes ``incomplete``,
+  so a chain continues from it.
+
+Every transaction here is short: a few indexed reads and writes, never a model call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal, TypeAlias
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .. import codec
+from ..errors import NotFound, StoreError
+from ..ids import now_ms
+from ..records import ConversationRecord, ItemRecord, NewItem
+from ..types import TextPart
+from . import responses
+from .core import StoreCore
+from .liveness import CHANNEL, Wake
+from .rows import item_row
+from .schema import conversations, items, turns
+from .schema import responses as responses_table
+
+TurnStatus: TypeAlias = Literal["queued", "generating"]
+ABANDONED = "the process answering this turn stopped before it finished"
+"""The error recorded on a turn closed because its owner died."""
+
+
+@dataclass(frozen=True, slots=True)
+class TurnEntry:
+    """A turn as it arrives: who runs it, what it will write, and where.
+
+    ``inputs`` are written, in order and chained, under the parent when the turn ends (their
+    ids and the answer's are chosen when the turn starts, so ids follow the order in which turns
+    really ran). The parent is the head when the turn starts (``parent_id`` and
+    ``after_response`` ``None``), ``parent_id``, or the output item of the response
+    ``after_response``. ``answers=False`` is an append of items with no answer: they are
+    written as the turn starts, and it ends there. ``response`` is recorded (``in_progress``,
+    with the input ids filled in) when the turn starts.
+    """
+
+    id: str
+    tenant_id: str
+    conversation_id: str
+    owner: str
+    inputs: tuple[NewItem, ...]
+    parent_id: str | None = None
+    after_response: str | None = None
+    waits: bool = True
+    answers: bool = True
+    response: responses.ResponseRecord | None = None
+    title: str | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """The turn has started: its conversation as it was then, the parent its items go under,
+    and the ids its inputs and its answer have."""
+
+    conversation: ConversationRecord
+    parent_id: str | None
+    started_at: int
+    input_ids: tuple[str, ...]
+    answer_id: str
+    written: tuple[ItemRecord, ...] = ()
+    """Items written at the start (an append of items, ``answers=False``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """The turn is queued behind another open turn of its conversation."""
+
+    turn_id: str
+    owner: str
+
+
+@dataclass(frozen=True, slots=True)
+class OpenTurn:
+    id: str
+    tenant_id: str
+    conversation_id: str
+    owner: str
+    status: TurnStatus
+
+
+def chain(
+    inputs: Sequence[NewItem], ids: Sequence[str], conversation_id: str, parent_id: str | None, at: int
+) -> list[ItemRecord]:
+    """The records ``inputs`` become under ``parent_id``, with ``ids``, each the parent of the next."""
+    records: list[ItemRecord] = []
+    for new, item_id in zip(inputs, ids, strict=True):
+        records.append(
+            ItemRecord(
+                id=item_id,
+                conversation_id=conversation_id,
+                parent_id=records[-1].id if records else parent_id,
+                role=new.role,
+                content=new.content,
+                status=new.status,
+                created_at=at,
+                reasoning=new.reasoning,
+                tool_calls=new.tool_calls,
+                tool_call_id=new.tool_call_id,
+                model=new.model,
+                usage=new.usage,
+                finish_reason=new.finish_reason,
+                token_count=new.token_count,
+                context_report=new.context_report,
+            )
+        )
+    return records
+
+
+async def enter(
+    conn: AsyncConnection,
+    entry: TurnEntry,
+    conversation: ConversationRecord,
+    ids: Sequence[str],
+    now: int,
+) -> Started | Blocked:
+    """Queue the turn, or start it (see the module docstring), giving its inputs and its answer
+    ``ids`` (one more than the inputs) if it starts. The caller holds the conversation's lock.
+
+    Raises:
+        NotFound: the explicit parent is not in this conversation, or ``after_response`` is
+            not a response of it.
+    """
+    open_turns = (
+        await conn.execute(
+            sa.select(turns.c.id, turns.c.owner, turns.c.seq)
+            .where(turns.c.conversation_id == entry.conversation_id)
+            .order_by(turns.c.seq)
+        )
+    ).all()
+    row = next((turn for turn in open_turns if turn.id == entry.id), None)
+    seq = row.seq if row is not None else (open_turns[-1].seq + 1 if open_turns else 1)
+    if entry.waits:
+        ahead = next((turn for turn in reversed(open_turns) if turn.seq < seq), None)
+        if ahead is not None:
+            if row is None:
+                await conn.execute(turns.insert().values(**_row(entry, seq, now)))
+            return Blocked(ahead.id, ahead.owner)
+    parent = await _parent(conn, entry, conversation)
+    input_ids, answer_id = tuple(ids[: len(entry.inputs)]), ids[len(entry.inputs)]
+    if entry.response is not None:
+        await responses.insert(conn, replace(entry.response, input_item_ids=input_ids))
+    values: dict[str, Any] = {}
+    if entry.title is not None and conversation.title is None:
+        values["title"] = entry.title
+    written: tuple[ItemRecord, ...] = ()
+    if not entry.answers:
+        written = tuple(chain(entry.inputs, input_ids, entry.conversation_id, parent, now))
+        await conn.execute(items.insert(), [item_row(record) for record in written])
+        values.update(head_item_id=written[-1].id, updated_at=now)
+        if row is not None:
+            await conn.execute(turns.delete().where(turns.c.id == entry.id))
+            await notify(conn, entry.id)
+    else:
+        started = {
+            "status": "generating",
+            "parent_id": parent,
+            "inputs": encode_inputs(entry.inputs, input_ids),
+            "answer_item_id": answer_id,
+            "response_id": entry.response.id if entry.response is not None else None,
+            "started_at": now,
+        }
+        if row is None:
+            await conn.execute(turns.insert().values(**{**_row(entry, seq, now), **started}))
+        else:
+            await conn.execute(turns.update().where(turns.c.id == entry.id).values(**started))
+    if values:
+        await conn.execute(conversations.update().where(conversations.c.id == entry.conversation_id).values(**values))
+    now_conversation = conversation if "title" not in values else replace(conversation, title=values["title"])
+    return Started(now_conversation, parent, now, input_ids, answer_id, written)
+
+
+async def _parent(conn: AsyncConnection, entry: TurnEntry, conversation: ConversationRecord) -> str | None:
+    if entry.after_response is not None:
+        found = await conn.execute(
+            sa.select(responses_table.c.output_item_id).where(
+                responses_table.c.id == entry.after_response,
+                responses_table.c.conversation_id == entry.conversation_id,
+            )
+        )
+        output = found.scalar()
+        if output is None:
+            raise NotFound(f"Previous response with id '{entry.after_response}' not found.")
+        return str(output)
+    if entry.parent_id is not None:
+        await _require_item(conn, entry.parent_id, entry.conversation_id)
+        return entry.parent_id
+    return conversation.head_item_id
+
+
+async def end(
+    conn: AsyncConnection,
+    turn_id: str,
+    conversation_id: str,
+    records: Sequence[ItemRecord],
+    response: dict[str, Any] | None,
+    now: int,
+    *,
+    discard: bool = False,
+) -> bool:
+    """Store a turn's outcome (``records``: its inputs and its answer, chained under its parent)
+    and delete its row. ``False``, writing nothing, when the turn is no longer open (its
+    conversation or response was deleted while it ran). ``discard``: the turn ends with nothing
+    stored, its Responses object deleted (a turn refused before it reached the model). Raises
+    ``sa.exc.IntegrityError`` when its parent was deleted meanwhile (the caller rolls back and
+    calls ``drop``). The caller holds the conversation's lock, or takes it here: the
+    conversation's row is always locked before a turn's row."""
+    if records and not discard:
+        await conn.execute(
+            conversations.update()
+            .where(conversations.c.id == conversation_id)
+            .values(head_item_id=records[-1].id, updated_at=now)
+        )
+    row = (
+        await conn.execute(
+            turns.delete().where(turns.c.id == turn_id).returning(turns.c.parent_id, turns.c.response_id)
+        )
+    ).first()
+    if row is None:
+        return False
+    if discard:
+        if row.response_id is not None:
+            await conn.execute(responses_table.delete().where(responses_table.c.id == row.response_id))
+    else:
+        if records:
+            await conn.execute(items.insert(), [item_row(record) for record in records])
+        if response is not None and row.response_id is not None:
+            await responses.finish(conn, row.response_id, {**response, "completed_at": now})
+    await notify(conn, turn_id)
+    return True
+
+
+async def drop(conn: AsyncConnection, turn_id: str) -> None:
+    """Close a turn with nothing stored (its parent is gone)."""
+    await conn.execute(turns.delete().where(turns.c.id == turn_id))
+    await notify(conn, turn_id)
+
+
+async def leave(conn: AsyncConnection, turn_id: str, conversation_id: str) -> None:
+    """Forget a queued turn (its client left before it started); a started one is left alone."""
+    gone = await conn.execute(turns.delete().where(turns.c.id == turn_id, turns.c.status == "queued"))
+    if gone.rowcount:
+        await notify(conn, turn_id)
+
+
+async def write_draft(conn: AsyncConnection, turn_id: str, text: str) -> None:
+    await conn.execute(turns.update().where(turns.c.id == turn_id).values(draft=text))
+
+
+async def ahead_of(conn: AsyncConnection, turn_id: str, conversation_id: str) -> Blocked | None:
+    """The open turn right before ``turn_id`` in its conversation's queue (a read: no lock)."""
+    mine = sa.select(turns.c.seq).where(turns.c.id == turn_id).scalar_subquery()
+    row = (
+        await conn.execute(
+            sa.select(turns.c.id, turns.c.owner)
+            .where(turns.c.conversation_id == conversation_id, turns.c.seq < mine)
+            .order_by(turns.c.seq.desc())
+            .limit(1)
+        )
+    ).first()
+    return Blocked(row.id, row.owner) if row is not None else None
+
+
+async def open_turns(conn: AsyncConnection, *, owner: str | None = None) -> list[OpenTurn]:
+    query = sa.select(turns.c.id, turns.c.tenant_id, turns.c.conversation_id, turns.c.owner, turns.c.status)
+    if owner is not None:
+        query = query.where(turns.c.owner == owner)
+    return [OpenTurn(*row) for row in await conn.execute(query.order_by(turns.c.conversation_id, turns.c.seq))]
+
+
+async def close_abandoned(conn: AsyncConnection, turn_id: str, model_fallback: str | None, now: int) -> bool:
+    """Close a dead owner's turn (see the module docstring); ``False`` if it is already closed.
+    The caller holds the conversation's lock and has checked that the owner is dead."""
+    row = (await conn.execute(sa.select(turns).where(turns.c.id == turn_id))).mappings().first()
+    if row is None:
+        return False
+    conversation_id = row["conversation_id"]
+    if row["status"] == "queued":
+        await conn.execute(turns.delete().where(turns.c.id == turn_id))
+        await notify(conn, turn_id)
+        return True
+    if row["parent_id"] is not None and not await _exists(conn, row["parent_id"], conversation_id):
+        await drop(conn, turn_id)  # its parent was deleted: there is nothing to continue
+        return True
+    draft = row["draft"] or ""
+    answer = NewItem(
+        id=row["answer_item_id"],
+        role="assistant",
+        content=(TextPart(draft),) if draft else (),
+        status="incomplete",
+        model=row["model"] or model_fallback,
+        finish_reason="error",
+        context_report={"error": ABANDONED},
+    )
+    inputs = [*decode_inputs(row["inputs"]), answer]
+    ids = [str(new.id) for new in inputs]
+    records = chain(inputs, ids, conversation_id, row["parent_id"], row["started_at"] or now)
+    response = {
+        "status": "incomplete",
+        "output_item_id": answer.id,
+        "usage": None,
+        "error": {"code": "server_error", "message": ABANDONED},
+    }
+    return await end(conn, turn_id, conversation_id, records, response, now)
+
+
+async def notify(conn: AsyncConnection, turn_id: str) -> None:
+    """Announce (PostgreSQL, on commit) that the turn ``turn_id`` ended or left its queue."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(sa.select(sa.func.pg_notify(CHANNEL, turn_id)))
+
+
+def encode_inputs(inputs: Sequence[NewItem], ids: Sequence[str] | None) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": ids[n] if ids is not None else None,
+            "role": new.role,
+            "content": codec.encode_parts(new.content),
+            "tool_calls": codec.encode_tool_calls(new.tool_calls) if new.tool_calls else None,
+            "tool_call_id": new.tool_call_id,
+            "token_count": new.token_count,
+        }
+        for n, new in enumerate(inputs)
+    ]
+
+
+def decode_inputs(data: Sequence[dict[str, Any]]) -> list[NewItem]:
+    return [
+        NewItem(
+            id=d["id"],
+            role=d["role"],
+            content=codec.decode_parts(d["content"]),
+            tool_calls=codec.decode_tool_calls(d.get("tool_calls")),
+            tool_call_id=d.get("tool_call_id"),
+            token_count=d.get("token_count"),
+        )
+        for d in data
+    ]
+
+
+def _row(entry: TurnEntry, seq: int, now: int) -> dict[str, Any]:
+    """A queued turn's row (``enter`` adds what a started one has)."""
+    return {
+        "id": entry.id,
+        "tenant_id": entry.tenant_id,
+        "conversation_id": entry.conversation_id,
+        "seq": seq,
+        "status": "queued",
+        "waits": entry.waits,
+        "owner": entry.owner,
+        "parent_id": None,
+        "inputs": encode_inputs(entry.inputs, None),
+        "answer_item_id": None,
+        "response_id": None,
+        "model": entry.model,
+        "draft": None,
+        "created_at": now,
+        "started_at": None,
+    }
+
+
+async def _exists(conn: AsyncConnection, item_id: str, conversation_id: str) -> bool:
+    found = await conn.execute(
+        sa.select(items.c.id).where(items.c.id == item_id, items.c.conversation_id == conversation_id)
+    )
+    return found.first() is not None
+
+
+async def _require_item(conn: AsyncConnection, item_id: str, conversation_id: str) -> None:
+    if not await _exists(conn, item_id, conversation_id):
+        raise NotFound(f"item {item_id!r} not found in conversation {conversation_id!r}")
+
+
+class _Closed(Exception):
+    """The turn was no longer open: roll its end back."""
+
+
+class TurnTables(StoreCore):
+    """The store's side of the turn lifecycle (``engine/turns.py`` runs it)."""
+
+    @property
+    def owner(self) -> str:
+        """This process's owner token (``liveness.py``)."""
+        return self.liveness.token
+
+    @property
+    def announces_turn_ends(self) -> bool:
+        """Whether turns ending in other processes are announced (PostgreSQL) or must be polled."""
+        return self.liveness.notifies
+
+    async def own_turns(self, wake: Wake) -> None:
+        """Start owning turns as this process; ``wake(conversation_id)`` hears of turns that
+        ended in other processes. Raises StoreError: the database cannot be reached."""
+        try:
+            await self.liveness.start(wake)
+        except Exception as exc:
+            raise StoreError(f"cannot open the database {self._describe()}: {exc}") from exc
+
+    async def enter_turn(self, entry: TurnEntry) -> Started | Blocked:
+        """Queue or start a turn (module docstring). Raises NotFound: the conversation (of this
+        tenant), or an explicit parent in it, does not exist."""
+        async with self._begin() as conn:
+            conversation = await self._conversation(conn, entry.conversation_id, entry.tenant_id, lock=True)
+            ids = [self._ids("item") for _ in range(len(entry.inputs) + 1)]
+            outcome = await enter(conn, entry, conversation, ids, now_ms())
+        if isinstance(outcome, Started) and outcome.written:
+            self._paths.extend(outcome.parent_id, outcome.written)
+        return outcome
+
+    async def turn_ahead(self, turn_id: str, conversation_id: str) -> Blocked | None:
+        async with self._connect() as conn:
+            return await ahead_of(conn, turn_id, conversation_id)
+
+    async def end_turn(
+        self,
+        turn_id: str,
+        conversation_id: str,
+        records: Sequence[ItemRecord],
+        *,
+        response: dict[str, Any] | None = None,
+        parent_id: str | None = None,
+        discard: bool = False,
+    ) -> bool:
+        """Store a started turn's outcome; ``False`` when it could not be (see ``end``)."""
+        try:
+            async with self._begin() as conn:
+                if not await end(conn, turn_id, conversation_id, records, response, now_ms(), discard=discard):
+                    raise _Closed  # roll back: the conversation's head and time stay as they were
+        except _Closed:
+            return False
+        except StoreError as exc:
+            if not isinstance(exc.__cause__, sa_exc.IntegrityError):
+                raise
+            async with self._begin() as conn:  # the parent was deleted while the turn ran
+                await drop(conn, turn_id)
+            return False
+        if records and not discard:
+            self._paths.extend(parent_id, records)
+        return True
+
+    async def leave_turn(self, turn_id: str, conversation_id: str) -> None:
+        async with self._begin() as conn:
+            await leave(conn, turn_id, conversation_id)
+
+    async def save_draft(self, turn_id: str, text: str) -> None:
+        async with self._begin() as conn:
+            await write_draft(conn, turn_id, text)
+
+    async def abandoned_turns(self) -> list[OpenTurn]:
+        """Open turns whose owner process is dead."""
+        async with self._connect() as conn:
+            found = await open_turns(conn)
+            if not found:
+                return []
+            live = await self.liveness.alive(conn, {turn.owner for turn in found})
+        return [turn for turn in found if turn.owner not in live]
+
+    async def is_alive(self, owner: str) -> bool:
+        async with self._connect() as conn:
+            return owner in await self.liveness.alive(conn, [owner])
+
+    async def close_abandoned(self, turn_id: str, conversation_id: str, owner: str) -> bool:
+        """Close a dead owner's turn (``close_abandoned``), after checking again, under the
+        conversation's lock, that its owner is dead; ``False`` when there was nothing to do."""
+        async with self._begin() as conn:
+            locked = await conn.execute(
+                sa.select(conversations.c.model)
+                .where(conversations.c.id == conversation_id)
+                .with_for_update(key_share=True)
+            )
+            row = locked.first()
+            if row is None or owner in await self.liveness.alive(conn, [owner]):
+                return False
+            return await close_abandoned(conn, turn_id, row.model, now_ms())
