@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .errors import InvalidInput
-from .types import AudioPart, ImagePart, Message, Part, TextPart, ToolCall, Usage, VideoPart
+from .types import AudioPart, ContextReport, ImagePart, Message, Part, TextPart, ToolCall, Usage, VideoPart
 
 JSON = dict[str, Any]
 
@@ -106,4 +106,47 @@ def decode_usage(data: Mapping[str, Any] | None) -> Usage | None:
         completion_tokens=int(data.get("completion_tokens", 0)),
         cached_tokens=int(data.get("cached_tokens", 0)),
         reasoning_tokens=int(data.get("reasoning_tokens", 0)),
+    )
+
+
+def encode_report(report: ContextReport, *, error: str | None = None) -> JSON:
+    """A context report as stored with its answer (``error``: why the turn failed, if it did)."""
+    data: JSON = {
+        "policy": report.policy,
+        "kept": list(report.kept),
+        "recalled": list(report.recalled),
+        "summarized_through": report.summarized_through,
+        "summarized_count": report.summarized_count,
+        "dropped_count": report.dropped_count,
+        "budget": report.budget,
+        "tokens": report.tokens,
+        "tokens_by_part": dict(report.tokens_by_part),
+        "recalled_scores": dict(report.recalled_scores),
+        "over_budget": report.over_budget,
+    }
+    if error is not None:
+        data["error"] = error
+    return data
+
+
+def decode_report(data: Mapping[str, Any]) -> ContextReport | None:
+    """The report ``encode_report`` stored; ``None`` for a record that holds only an error (a
+    turn closed before it was planned). Reports stored before counts replaced the lists of
+    dropped and summarized ids are read too."""
+    if "policy" not in data:
+        return None
+    summarized = data.get("summarized")
+    dropped = data.get("dropped")
+    return ContextReport(
+        policy=str(data["policy"]),
+        kept=tuple(data.get("kept") or ()),
+        recalled=tuple(data.get("recalled") or ()),
+        summarized_through=data.get("summarized_through") or (summarized[-1] if summarized else None),
+        summarized_count=int(data.get("summarized_count", len(summarized or ()))),
+        dropped_count=int(data.get("dropped_count", len(dropped or ()))),
+        budget=data.get("budget"),
+        tokens=int(data.get("tokens") or 0),
+        tokens_by_part=dict(data.get("tokens_by_part") or {}),
+        recalled_scores=dict(data.get("recalled_scores") or {}),
+        over_budget=bool(data.get("over_budget", False)),
     )

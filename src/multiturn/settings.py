@@ -140,4 +140,4 @@ class Settings(BaseSettings):
 
 
 def sqlite_url(path: Path) -> str:
-    return f"sqlite+aiosqlite:///{path.expanduser()}"
+    return f"sqlite:///{path.expanduser()}"

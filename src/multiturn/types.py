@@ -20,6 +20,8 @@ from typing import Any, Literal, TypeAlias
 Role: TypeAlias = Literal["system", "user", "assistant", "tool"]
 Status: TypeAlias = Literal["completed", "incomplete", "failed"]
 FinishReason: TypeAlias = Literal["stop", "length", "tool_calls", "content_filter", "cancelled", "error"]
+Fate: TypeAlias = Literal["kept", "recalled", "summarized", "dropped"]
+"""What a request did with one item of its conversation (``ContextReport.fates``)."""
 
 ROLES: tuple[Role, ...] = ("system", "user", "assistant", "tool")
 
@@ -183,7 +185,14 @@ class Completion:
 
 @dataclass(frozen=True, slots=True)
 class ContextReport:
-    """What the context builder did for one request: which stored items went in, which did not.
+    """What the context builder did for one request: which stored items went in, and how.
+
+    Every item of the request's path (root to the newest input) has one fate:
+    ``kept`` (sent verbatim, ids listed), ``recalled`` (quoted from earlier, ids listed),
+    ``summarized`` (stood for by the summary, which covers the path up to and including
+    ``summarized_through``: ``summarized_count`` items) or ``dropped`` (``dropped_count`` items:
+    neither). Only what the request holds is listed by id, so a report's size is bounded by the
+    budget, not by the conversation's length; ``fates`` gives every item's fate from the path.
 
     ``tokens_by_part`` splits ``tokens`` into ``system`` (prompt and pinned system items),
     ``summary``, ``recalled``, ``history`` (the window's earlier rounds), ``input`` (the newest
@@ -194,14 +203,31 @@ class ContextReport:
 
     policy: str
     kept: tuple[str, ...] = ()
-    dropped: tuple[str, ...] = ()
-    summarized: tuple[str, ...] = ()
     recalled: tuple[str, ...] = ()
+    summarized_through: str | None = None
+    summarized_count: int = 0
+    dropped_count: int = 0
     budget: int | None = None
     tokens: int = 0
     tokens_by_part: dict[str, int] = field(default_factory=dict)
     recalled_scores: dict[str, float] = field(default_factory=dict)
     over_budget: bool = False
+
+    def fates(self, ids: Sequence[str]) -> dict[str, Fate]:
+        """Each id of the request's path (in order) with its fate (see the class docstring)."""
+        kept, recalled = set(self.kept), set(self.recalled)
+        through = ids.index(self.summarized_through) if self.summarized_through in ids else -1
+        out: dict[str, Fate] = {}
+        for n, item_id in enumerate(ids):
+            if item_id in kept:
+                out[item_id] = "kept"
+            elif item_id in recalled:
+                out[item_id] = "recalled"
+            elif n <= through:
+                out[item_id] = "summarized"
+            else:
+                out[item_id] = "dropped"
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,8 +32,7 @@ async def test_a_key_is_stored_only_as_its_sha256(store: SQLStore) -> None:
     assert key.startswith("mt-") and len(key) >= 40
     assert record.key_hash == hashlib.sha256(key.encode()).hexdigest() == hash_key(key)
     assert key.startswith(record.prefix) and len(record.prefix) < 16
-    async with store._engine.connect() as conn:
-        rows = (await conn.execute(sa.text("SELECT * FROM api_keys"))).mappings().all()
+    rows = await store._read(lambda conn: conn.execute(sa.text("SELECT * FROM api_keys")).mappings().all())
     assert len(rows) == 1
     assert all(key not in str(value) for value in rows[0].values())
     assert (rows[0]["tenant_id"], rows[0]["name"], rows[0]["policy"]) == ("acme", "ci", "summary")

@@ -95,18 +95,16 @@ def _rows_naming(conn: Connection, needles: set[str]) -> list[tuple[str, str, An
 
 
 async def _leftovers(store: SQLStore, needles: set[str]) -> list[tuple[str, str, Any]]:
-    async with store._engine.connect() as conn:
-        return await conn.run_sync(_rows_naming, needles)
+    return await store._read(lambda conn: _rows_naming(conn, needles))
 
 
 async def _fts_hits(store: SQLStore, word: str) -> int:
     """Rows the dialect's full-text index still matches for ``word`` (not through the store)."""
-    async with store._engine.connect() as conn:
-        if conn.dialect.name == "sqlite":
-            query = sa.text("SELECT count(*) FROM memory_fts WHERE memory_fts MATCH :w")
-        else:
-            query = sa.text("SELECT count(*) FROM memory_entries WHERE text_tsv @@ to_tsquery('english', :w)")
-        return int((await conn.execute(query, {"w": word})).scalar_one())
+    if store.dialect == "sqlite":
+        query = sa.text("SELECT count(*) FROM memory_fts WHERE memory_fts MATCH :w")
+    else:
+        query = sa.text("SELECT count(*) FROM memory_entries WHERE text_tsv @@ to_tsquery('english', :w)")
+    return await store._read(lambda conn: int(conn.execute(query, {"w": word}).scalar_one()))
 
 
 async def test_deleting_a_conversation_leaves_no_row_naming_it_in_any_table(store: SQLStore) -> None:
@@ -122,11 +120,10 @@ async def test_deleting_a_conversation_leaves_no_row_naming_it_in_any_table(stor
     assert await _leftovers(store, ids) == []
     assert await _leftovers(store, {MARKER}) == []  # no text of it either (content, summary, index)
     assert await _fts_hits(store, MARKER) == 0
-    if store._engine.dialect.name == "sqlite":
-        async with store._engine.connect() as conn:
-            # FTS5's per-document size table has one row per indexed entry left (the kept ones).
-            docs = (await conn.execute(sa.text("SELECT count(*) FROM memory_fts_docsize"))).scalar_one()
-        assert docs == 2
+    if store.dialect == "sqlite":
+        # FTS5's per-document size table has one row per indexed entry left (the kept ones).
+        docs_query = sa.text("SELECT count(*) FROM memory_fts_docsize")
+        assert await store._read(lambda conn: conn.execute(docs_query).scalar_one()) == 2
     # The other conversation is whole.
     assert len(await store.items(kept)) == 5
     assert len(await store.summaries(kept)) == 1

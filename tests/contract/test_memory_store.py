@@ -121,12 +121,15 @@ async def test_deleting_a_conversation_leaves_no_index_rows(store: SQLStore) -> 
     await store.index_entries(kept, [IndexEntry(item_id=kept_ids[0], text=TEXTS[0])])
     await store.add_summary(text="s", conversation_id=conv, through_item_id=ids[1])
     await store.delete_conversation(conv)
-    async with store._engine.connect() as conn:
-        left = (await conn.execute(sa.text("SELECT item_id FROM memory_entries"))).scalars().all()
+
+    def check(conn: sa.Connection) -> None:
+        left = conn.execute(sa.text("SELECT item_id FROM memory_entries")).scalars().all()
         assert left == [kept_ids[0]]
         if conn.dialect.name == "sqlite":
-            fts = await conn.execute(sa.text("SELECT rowid FROM memory_fts WHERE memory_fts MATCH 'budget'"))
+            fts = conn.execute(sa.text("SELECT rowid FROM memory_fts WHERE memory_fts MATCH 'budget'"))
             assert fts.all() == []
-            assert (await conn.execute(sa.text("SELECT count(*) FROM memory_fts_docsize"))).scalar_one() == 1
-        assert (await conn.execute(sa.text("SELECT count(*) FROM summaries"))).scalar_one() == 0
+            assert conn.execute(sa.text("SELECT count(*) FROM memory_fts_docsize")).scalar_one() == 1
+        assert conn.execute(sa.text("SELECT count(*) FROM summaries")).scalar_one() == 0
+
+    await store._read(check)
     assert [i for i, _ in await store.search_entries(kept, "beagle")] == kept_ids

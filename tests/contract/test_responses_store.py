@@ -22,9 +22,8 @@ def _item(role: str, text: str) -> NewItem:
 
 
 async def _count(store: SQLStore, table: sa.Table, conversation_id: str) -> int:
-    async with store._connect() as conn:
-        query = sa.select(sa.func.count()).select_from(table).where(table.c.conversation_id == conversation_id)
-        return int((await conn.execute(query)).scalar_one())
+    query = sa.select(sa.func.count()).select_from(table).where(table.c.conversation_id == conversation_id)
+    return await store._read(lambda conn: int(conn.execute(query).scalar_one()))
 
 
 async def test_a_response_is_recorded_by_its_turn_and_scoped_by_tenant(store: SQLStore) -> None:

@@ -38,9 +38,8 @@ def _next_millisecond() -> None:
 
 async def _count_rows(store: SQLStore, table: sa.Table, conversation_id: str) -> int:
     column = table.c.id if table is conversations else table.c.conversation_id
-    async with store._engine.connect() as conn:
-        query = sa.select(sa.func.count()).select_from(table).where(column == conversation_id)
-        return int((await conn.execute(query)).scalar_one())
+    query = sa.select(sa.func.count()).select_from(table).where(column == conversation_id)
+    return await store._read(lambda conn: int(conn.execute(query).scalar_one()))
 
 
 # -- migrations -------------------------------------------------------------------------------

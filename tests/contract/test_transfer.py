@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from multiturn import export
+from multiturn import codec, export
 from multiturn.errors import InvalidInput, NotFound, StoreError
 from multiturn.store import NewItem, SQLStore
 from multiturn.store.schema import conversations, items
@@ -80,10 +80,14 @@ async def _tree(store: SQLStore, tenant_id: str = "default") -> str:
             content=(TextPart("21 °C and sunny"),),
             status="incomplete",
             finish_reason="cancelled",
-            context_report={
-                **asdict(ContextReport(policy="retrieval", kept=(user.id, call.id, result.id), dropped=())),
-                "recalled_scores": {user.id: 0.5},
-            },
+            context_report=codec.encode_report(
+                ContextReport(
+                    policy="retrieval",
+                    kept=(user.id, call.id, result.id),
+                    summarized_through=user.id,
+                    recalled_scores={user.id: 0.5},
+                )
+            ),
         ),
         tenant_id=tenant_id,
     )
@@ -146,10 +150,12 @@ async def test_import_is_scoped_to_its_tenant(store: SQLStore) -> None:
 
 
 async def _counts(store: SQLStore) -> tuple[int, int]:
-    async with store._engine.connect() as conn:
-        conv = (await conn.execute(sa.select(sa.func.count()).select_from(conversations))).scalar_one()
-        item = (await conn.execute(sa.select(sa.func.count()).select_from(items))).scalar_one()
-    return int(conv), int(item)
+    def count(conn: sa.Connection) -> tuple[int, int]:
+        conv = conn.execute(sa.select(sa.func.count()).select_from(conversations)).scalar_one()
+        item = conn.execute(sa.select(sa.func.count()).select_from(items)).scalar_one()
+        return int(conv), int(item)
+
+    return await store._read(count)
 
 
 BAD_FILES = {

@@ -22,6 +22,7 @@ from multiturn.store import SQLStore
 from multiturn.tokens import QwenTokenizer
 from multiturn.types import ChatRequest, GenerationParams, Message, Reply, TextPart
 from support.fake_upstream import FakeUpstream
+from support.reports import fated
 
 pytestmark = pytest.mark.model
 
@@ -48,7 +49,7 @@ def small(model_settings: Settings) -> Settings:
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SQLStore]:
-    s = SQLStore(f"sqlite+aiosqlite:///{tmp_path / 'compaction.db'}")
+    s = SQLStore(f"sqlite:///{tmp_path / 'compaction.db'}")
     await s.migrate()
     yield s
     await s.close()
@@ -106,16 +107,17 @@ async def test_the_summary_policy_compacts_and_the_report_says_what_it_covers(
     used_at = compacted_at + 1 if background else compacted_at
     report = assistant(path, replies[used_at]).context_report
     assert report is not None
-    assert report["summarized"] == ids[: through + 1]
-    assert not set(report["summarized"]) & set(report["kept"])
+    assert fated(report, path, "summarized") == tuple(ids[: through + 1])
+    assert report["summarized_through"] == ids[through] and report["summarized_count"] == through + 1
+    assert not set(ids[: through + 1]) & set(report["kept"])
     assert report["tokens_by_part"]["summary"] > 0
     assert report["tokens"] <= report["budget"]
     if background:
         before = assistant(path, replies[compacted_at]).context_report
-        assert before is not None and before["summarized"] == []
+        assert before is not None and before["summarized_count"] == 0
     # earlier turns, under the trigger, summarized nothing
     first = assistant(path, replies[0]).context_report
-    assert first is not None and first["summarized"] == [] and first["tokens_by_part"]["summary"] == 0
+    assert first is not None and first["summarized_count"] == 0 and first["tokens_by_part"]["summary"] == 0
 
 
 @pytest.fixture
@@ -165,7 +167,7 @@ async def test_a_failing_summarizer_never_fails_the_turn(
     path = await engine.history(conv.id)
     assert [item.status for item in path] == ["completed"] * 4
     last = path[-1].context_report
-    assert last is not None and last["summarized"] == []
+    assert last is not None and last["summarized_count"] == 0
 
 
 def test_build_compaction_is_extractive_by_default(small: Settings) -> None:
@@ -199,19 +201,19 @@ async def test_a_growing_stateless_array_is_summarized_once_per_compaction(
         messages.append(Message.of("user", note(k).split(". ")[0] + "."))  # ~30 tokens a turn
         request = ChatRequest(model=small.model, messages=tuple(messages), params=PARAMS)
         planned, report, ids = await engine.plan_stateless(request, "summary")
-        if report.summarized and summarized_at is None:
+        if report.summarized_through and summarized_at is None:
             summarized_at = k
             assert summarizer.calls == 1
             assert planned.messages[0].text.startswith(f"{SYSTEM}\n\n{SUMMARY_PREFIX}")  # one system message
             assert planned.messages[1].role == "user"
             summary = planned.messages[0].text.removeprefix(f"{SYSTEM}\n\n{SUMMARY_PREFIX}")
-            covered = [m.text for m in messages[1 : ids.index(report.summarized[-1]) + 1]]
+            covered = [m.text for m in messages[1 : ids.index(report.summarized_through) + 1]]
             assert summary and all(line.removeprefix("user: ") in covered for line in summary.splitlines())
-            record = await store.summary_by_prefix(report.summarized[-1])
+            record = await store.summary_by_prefix(report.summarized_through)
             assert record is not None and record.conversation_id is None
-            assert report.summarized == tuple(ids[1 : ids.index(report.summarized[-1]) + 1])
+            assert fated(report, ids, "summarized") == tuple(ids[1 : ids.index(report.summarized_through) + 1])
         elif summarized_at is not None:
-            assert report.summarized  # the stored summary, found by the hash of its prefix
+            assert report.summarized_count  # the stored summary, found by the hash of its prefix
         if summarized_at is not None and k == summarized_at + 1:
             break
         messages.append(Message.of("assistant", f"Noted for {GUESTS[k]}."))
@@ -221,4 +223,4 @@ async def test_a_growing_stateless_array_is_summarized_once_per_compaction(
     again = RollingSummary(store, summarizer, TOKENS)
     engine = Engine(store, registry.get, default_model=small.model, compaction=again)
     _, report, _ = await engine.plan_stateless(request, "summary")
-    assert report.summarized and summarizer.calls == 1
+    assert report.summarized_count and summarizer.calls == 1

@@ -26,7 +26,7 @@ def test_message_ids_chain_so_equal_prefixes_have_equal_ids() -> None:
 
 def test_the_header_names_positions_not_ids() -> None:
     ids = message_ids([Message.of("user", str(n)) for n in range(6)])
-    report = ContextReport(policy="window", kept=(ids[4], ids[5]), dropped=tuple(ids[:4]), budget=100, tokens=40)
+    report = ContextReport(policy="window", kept=(ids[4], ids[5]), dropped_count=4, budget=100, tokens=40)
     body = json.loads(report_header(report, ids))
     assert body == {
         "policy": "window",

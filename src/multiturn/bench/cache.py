@@ -228,7 +228,7 @@ async def _replay(
             completion_tokens=reply.usage.completion_tokens,
             rounds_sent=len(earlier_users) - left_out + 1,
             rounds_left_out=left_out,
-            summarized=len(report.get("summarized", ())),
+            summarized=int(report.get("summarized_count", len(report.get("summarized", ())))),
             recalled=len(report.get("recalled", ())),
             context_tokens=int(report.get("tokens", 0)),
             seconds=seconds,

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from rich.table import Table
 from rich.text import Text
 
-from .. import catalog
+from .. import catalog, codec
 from ..records import ConversationRecord, ItemRecord
 from ..types import Reply, Usage
 
@@ -103,17 +103,14 @@ def context_report(report: dict[str, object] | None) -> Text:
     if not report:
         return Text("no context report yet: send a message first", style="dim")
     out = Text()
-
-    def count(key: str) -> int:
-        value = report.get(key)
-        return len(value) if isinstance(value, list | tuple | dict) else 0
-
-    out.append(f"policy {report.get('policy')} · {report.get('tokens')} tokens of a {report.get('budget')} budget\n")
-    out.append(
-        f"items kept {count('kept')} · dropped {count('dropped')} · summarized {count('summarized')}"
-        f" · recalled {count('recalled')}\n"
-    )
-    parts = report.get("tokens_by_part")
+    decoded = codec.decode_report(report)
+    if decoded is not None:
+        out.append(f"policy {decoded.policy} · {decoded.tokens} tokens of a {decoded.budget} budget\n")
+        out.append(
+            f"items kept {len(decoded.kept)} · dropped {decoded.dropped_count} · summarized "
+            f"{decoded.summarized_count} · recalled {len(decoded.recalled)}\n"
+        )
+    parts = decoded.tokens_by_part if decoded is not None else None
     if isinstance(parts, dict) and parts:
         out.append("tokens by part: " + ", ".join(f"{k} {v}" for k, v in parts.items()) + "\n", style="dim")
     if report.get("error"):

@@ -65,7 +65,7 @@ def build_messages(
         messages.append(message)
         kept.append(item.id)
     tokens = sum(item.token_count or 0 for item in path if item.id in kept)
-    return messages, ContextReport(policy="full", kept=tuple(kept), dropped=tuple(dropped), tokens=tokens)
+    return messages, ContextReport(policy="full", kept=tuple(kept), dropped_count=len(dropped), tokens=tokens)
 
 
 # -- Policies ------------------------------------------------------------------------------------
@@ -411,7 +411,7 @@ def plan_context(
     if used_summary and positions.get(used_summary.through_item_id, newest_start) >= newest_start:
         used_summary = None  # another branch's summary, or one that claims the new input
     through = positions[used_summary.through_item_id] if used_summary else -1
-    summarized = [item.id for item in path[: through + 1] if item.id not in pinned_ids]
+    summarized_count = through + 1 - sum(1 for item in pinned if positions[item.id] <= through)
 
     head = ([Message.of("system", system_prompt)] if system_prompt else []) + [item.to_message() for item in pinned]
     head_tokens = sum(count(m) for m in head)
@@ -464,13 +464,17 @@ def plan_context(
         "template": REPLY_PRIMER + overhead,
     }
     tokens = sum(by_part.values())
-    accounted = set(kept) | set(summarized) | set(recalled_ids)
+    # Every item is kept, recalled, summarized (at or before ``through``) or dropped: count the
+    # last from the others, never listing the history (a report stays as small as the request).
+    listed = set(kept) | set(recalled_ids)
+    after_through = sum(1 for item_id in listed if positions[item_id] > through)
     report = ContextReport(
         policy=policy.name,
         kept=tuple(kept),
-        dropped=tuple(item.id for item in path if item.id not in accounted),
-        summarized=tuple(summarized),
         recalled=tuple(recalled_ids),
+        summarized_through=used_summary.through_item_id if used_summary else None,
+        summarized_count=summarized_count,
+        dropped_count=len(path) - (through + 1) - after_through,
         budget=budget,
         tokens=tokens,
         tokens_by_part=by_part,

@@ -10,13 +10,11 @@ beside it on a branch.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from ..context.rounds import split_rounds
 from ..errors import InvalidInput, NotFound
 from ..ids import new_id
-from ..memory.base import Recall
 from ..records import ConversationRecord, ItemRecord, NewItem
 from ..store.base import Store
 from ..store.responses import ResponseRecord, ResponseStore, keeps_responses
@@ -26,17 +24,11 @@ from ..types import Message
 if TYPE_CHECKING:
     from .turns import TurnService
 
-_T = TypeVar("_T")
-
 
 class ConversationOps:
     store: Store
     tenant_id: str
-    recall: Recall | None
     turns: TurnService
-
-    async def best_effort(self, what: str, job: Awaitable[_T]) -> _T | None:  # pragma: no cover - Engine's
-        raise NotImplementedError
 
     # -- conversations -----------------------------------------------------------------------
 
@@ -107,13 +99,8 @@ class ConversationOps:
             metadata={**source.metadata, "forked_from": conversation_id, "forked_at": leaf},
         )
         parent: str | None = None
-        copies: list[ItemRecord] = []
-        for item in path:
-            copies.append(await self.store.append(fork.id, parent, _copy(item), tenant_id=self.tenant_id))
-            parent = copies[-1].id
-        if self.recall is not None:  # the fork recalls its copied rounds as the source does
-            for done in split_rounds(copies):
-                await self.best_effort("index", self.recall.index_round(fork.id, done.items, tenant_id=self.tenant_id))
+        for item in path:  # the fork is indexed when it first recalls, as any conversation
+            parent = (await self.store.append(fork.id, parent, _copy(item), tenant_id=self.tenant_id)).id
         return await self.get(fork.id)
 
     # -- items -------------------------------------------------------------------------------

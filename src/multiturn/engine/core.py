@@ -246,9 +246,11 @@ class Engine(ConversationOps):
         policy: Policy,
     ) -> list[tuple[str, Awaitable[object]]]:
         """What a completed answer sets going (in the background: ``TurnService.after``):
-        indexing its round for recall; the rolling summary when it runs in the background."""
+        indexing its round, when the turn recalls (other conversations are indexed when they
+        first recall: ``IndexRecall.recall`` catches up); the rolling summary when it runs in
+        the background."""
         jobs: list[tuple[str, Awaitable[object]]] = []
-        if self.recall is not None:
+        if self.recall is not None and policy.uses_recall:
             last = last_round_items(path)
             if last:
                 jobs.append(("index", self.recall.index_round(conversation.id, last, tenant_id=self.tenant_id)))

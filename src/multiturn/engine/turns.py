@@ -41,9 +41,10 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from .. import codec
 from ..backends.base import Backend
 from ..backends.capabilities import check_capabilities
 from ..context.plan import Policy
@@ -282,9 +283,10 @@ class Turn:
             status, finish = ("incomplete" if result.content else "failed"), "error"
         else:  # the caller left (cancelled, or the stream closed)
             status, finish = "incomplete", "cancelled"
-        context_report: dict[str, Any] = asdict(report) if report is not None else {}
-        if isinstance(error, Exception):
-            context_report["error"] = str(error)
+        failure = str(error) if isinstance(error, Exception) else None
+        context_report = (
+            codec.encode_report(report, error=failure) if report is not None else {"error": failure or "not planned"}
+        )
         self.answer = ItemRecord(
             id=started.answer_id,
             conversation_id=entry.conversation_id,

@@ -1,9 +1,10 @@
 """What the engine asks of memory: two protocols, called around each turn.
 
-- ``Recall``: every completed round is indexed as it is written (``index_round``); before a
-  turn is planned, ``recall`` ranks the indexed items outside the newest round against the new
-  input (plus the previous turn, for pronouns) and returns candidates with scores; the planner
-  keeps the best that fit.
+- ``Recall``: before a turn that recalls is planned, ``recall`` indexes what of the path is not
+  indexed yet, then ranks the items outside the newest round against the new input (plus the
+  previous turn, for pronouns) and returns candidates with scores; the planner keeps the best
+  that fit. After each answer of such a turn its round is indexed (``index_round``), in the
+  background.
 - ``Compaction``: ``latest`` is the newest stored summary whose covered item is on the path;
   ``compact`` summarizes when the path passes the trigger share of the window (the oldest half
   of the rounds not yet summarized, incrementally from the previous summary) and stores it.

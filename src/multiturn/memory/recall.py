@@ -1,10 +1,13 @@
-"""The retrieval index: every completed turn indexed as it is written, recalled by fusion.
+"""The retrieval index: turns indexed when a conversation recalls, recalled by fusion.
 
-Indexing (``index_round``, after each completed answer): each unit of the round (an item, with
-the tool results of its calls) becomes one entry of ``memory_entries`` under its first item's
-id, its text exactly as the planner quotes it (``render_items``). With an embedder the entry also
-holds its vector (float32 bytes) and the embedder's name; vectors of another embedder are
-ignored, never compared.
+Indexing: each unit of a round (an item, with the tool results of its calls) becomes one entry
+of ``memory_entries`` under its first item's id, its text exactly as the planner quotes it
+(``render_items``). With an embedder the entry also holds its vector (float32 bytes) and the
+embedder's name; vectors of another embedder are ignored, never compared. The engine indexes a
+round in the background after each answer of a turn whose policy recalls (``index_round``);
+``recall`` first indexes whatever of the path is not indexed yet (the rounds of turns planned
+under another policy, a fork, an import, another process's turns), so a conversation pays for
+its index only once it recalls, and then once per round.
 
 Recall (``recall``, before a turn is planned): the query (``query.build_query``: the new input,
 plus the previous turn when the input leans on it) is searched lexically by the store's
@@ -106,6 +109,8 @@ class IndexRecall:
         self._cache_conversations = cache_conversations
         self._texts: OrderedDict[bytes, Vectors] = OrderedDict()
         self._cache_texts = cache_texts
+        self._indexed: OrderedDict[tuple[str, str], set[str]] = OrderedDict()
+        """Per conversation: the first item ids of the units known to be indexed (or empty)."""
 
     # -- indexing ----------------------------------------------------------------------------
 
@@ -115,27 +120,48 @@ class IndexRecall:
     async def index_path(self, conversation_id: str, path: Sequence[ItemRecord], *, tenant_id: str) -> None:
         """Index every unit of ``path`` (a round, or a whole path at once: a replay, a fork);
         an item indexed again is replaced."""
-        found = [(unit[0], text) for unit in units(path) if (text := unit_text(unit)).strip()]
-        if not found:
-            return
-        vectors = await self.embedder.embed([text for _, text in found]) if self.embedder is not None else None
-        name = self.embedder.name if self.embedder is not None else None
-        entries = [
-            IndexEntry(
-                item_id=ids[0],
-                text=text,
-                vector=vectors[n].tobytes() if vectors is not None else None,
-                vector_model=name,
-            )
-            for n, (ids, text) in enumerate(found)
-        ]
-        await self.store.index_entries(conversation_id, entries, tenant_id=tenant_id)
-        cached = self._vectors.get((tenant_id, conversation_id))
-        if cached is not None and vectors is not None:
-            for n, (ids, _) in enumerate(found):
-                if ids[0] not in cached.seen:
-                    cached.add(ids[0], vectors[n])
-            cached.seen.update(item.id for item in path)
+        await self._index_units(conversation_id, units(path), tenant_id)
+
+    async def _index_units(self, conversation_id: str, found_units: Sequence[Unit], tenant_id: str) -> None:
+        found = [(unit[0], text) for unit in found_units if (text := unit_text(unit)).strip()]
+        if found:
+            vectors = await self.embedder.embed([text for _, text in found]) if self.embedder is not None else None
+            name = self.embedder.name if self.embedder is not None else None
+            entries = [
+                IndexEntry(
+                    item_id=ids[0],
+                    text=text,
+                    vector=vectors[n].tobytes() if vectors is not None else None,
+                    vector_model=name,
+                )
+                for n, (ids, text) in enumerate(found)
+            ]
+            await self.store.index_entries(conversation_id, entries, tenant_id=tenant_id)
+            cached = self._vectors.get((tenant_id, conversation_id))
+            if cached is not None and vectors is not None:
+                for n, (ids, _) in enumerate(found):
+                    if ids[0] not in cached.seen:
+                        cached.add(ids[0], vectors[n])
+                cached.seen.update(item.id for unit in found_units for item in unit[1])
+        known = self._indexed.get((tenant_id, conversation_id))
+        if known is not None:
+            known.update(unit[0][0] for unit in found_units)
+
+    async def _catch_up(self, conversation_id: str, candidates: Sequence[Unit], tenant_id: str) -> None:
+        """Index the units of ``candidates`` that are not indexed yet."""
+        key = (tenant_id, conversation_id)
+        known = self._indexed.get(key)
+        if known is None:
+            stored = await self.store.entries(conversation_id, tenant_id=tenant_id, with_vectors=False)
+            known = self._indexed[key] = {entry.item_id for entry in stored}
+            while len(self._indexed) > self._cache_conversations:
+                self._indexed.popitem(last=False)
+        self._indexed.move_to_end(key)
+        missing = [unit for unit in candidates if unit[0][0] not in known]
+        if missing:
+            log.debug("indexing %d unit(s) of %s before recall", len(missing), conversation_id)
+            await self._index_units(conversation_id, missing, tenant_id)
+            known.update(unit[0][0] for unit in missing)
 
     # -- recall ------------------------------------------------------------------------------
 
@@ -147,6 +173,7 @@ class IndexRecall:
         candidates = units(history)
         if not candidates:
             return []
+        await self._catch_up(conversation_id, candidates, tenant_id)
         lexical, dense = await asyncio.gather(
             self._lexical(conversation_id, query, tenant_id), self._dense(conversation_id, query, history, tenant_id)
         )

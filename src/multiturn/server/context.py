@@ -58,21 +58,21 @@ async def apply_policy(gateway: Gateway, request: Request, chat: ChatRequest) ->
 
 
 def report_header(report: ContextReport, ids: Sequence[str]) -> str:
-    """The report as compact JSON, with ids replaced by positions in the incoming array."""
-    position = {item_id: i for i, item_id in enumerate(ids)}
+    """The report as compact JSON, each item's fate as ranges of positions in the incoming array."""
+    fates = report.fates(ids)
 
-    def spans(chosen: Sequence[str]) -> str:
-        return _ranges(sorted(position[i] for i in chosen if i in position))
+    def spans(fate: str) -> str:
+        return _ranges([n for n, item_id in enumerate(ids) if fates[item_id] == fate])
 
     body = {
         "policy": report.policy,
         "budget": report.budget,
         "tokens": report.tokens,
         "tokens_by_part": report.tokens_by_part,
-        "kept": spans(report.kept),
-        "dropped": spans(report.dropped),
-        "summarized": spans(report.summarized),
-        "recalled": spans(report.recalled),
+        "kept": spans("kept"),
+        "dropped": spans("dropped"),
+        "summarized": spans("summarized"),
+        "recalled": spans("recalled"),
     }
     return json.dumps(body, separators=(",", ":"))
 

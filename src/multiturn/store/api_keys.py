@@ -19,7 +19,7 @@ import secrets
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from ..errors import NotFound
 from .base import ApiKeyRecord
@@ -39,38 +39,38 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-async def insert(conn: AsyncConnection, record: ApiKeyRecord) -> None:
-    await conn.execute(api_keys.insert().values(**_row(record)))
+def insert(conn: Connection, record: ApiKeyRecord) -> None:
+    conn.execute(api_keys.insert().values(**_row(record)))
 
 
-async def select(conn: AsyncConnection, tenant_id: str | None) -> list[ApiKeyRecord]:
+def select(conn: Connection, tenant_id: str | None) -> list[ApiKeyRecord]:
     query = sa.select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id)
     if tenant_id is not None:
         query = query.where(api_keys.c.tenant_id == tenant_id)
-    return [_record(row) for row in (await conn.execute(query)).mappings()]
+    return [_record(row) for row in (conn.execute(query)).mappings()]
 
 
-async def revoke(conn: AsyncConnection, key_id: str, tenant_id: str | None, now: int) -> ApiKeyRecord:
+def revoke(conn: Connection, key_id: str, tenant_id: str | None, now: int) -> ApiKeyRecord:
     query = sa.select(api_keys).where(api_keys.c.id == key_id)
     if tenant_id is not None:
         query = query.where(api_keys.c.tenant_id == tenant_id)
-    row = (await conn.execute(query.with_for_update())).mappings().first()
+    row = (conn.execute(query.with_for_update())).mappings().first()
     if row is None:
         raise NotFound(f"API key {key_id!r} not found")
     record = _record(row)
     if record.revoked_at is not None:
         return record
-    await conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(revoked_at=now))
+    conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(revoked_at=now))
     return _record({**row, "revoked_at": now})
 
 
-async def by_hash(conn: AsyncConnection, key_hash: str) -> ApiKeyRecord | None:
-    row = (await conn.execute(sa.select(api_keys).where(api_keys.c.key_hash == key_hash))).mappings().first()
+def by_hash(conn: Connection, key_hash: str) -> ApiKeyRecord | None:
+    row = (conn.execute(sa.select(api_keys).where(api_keys.c.key_hash == key_hash))).mappings().first()
     return _record(row) if row is not None else None
 
 
-async def any_key(conn: AsyncConnection) -> bool:
-    return (await conn.execute(sa.select(api_keys.c.id).limit(1))).first() is not None
+def any_key(conn: Connection) -> bool:
+    return (conn.execute(sa.select(api_keys.c.id).limit(1))).first() is not None
 
 
 def _row(record: ApiKeyRecord) -> dict[str, Any]:

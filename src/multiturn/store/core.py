@@ -1,100 +1,111 @@
-"""What every part of the SQL store shares: the engines, guarded connections (driver errors
-become ``StoreError``), tenant-scoped lookups of a conversation and an item, the path cache, and
-this process's liveness as an owner of turns.
+"""What every part of the SQL store shares: the database (``dialect.Database``: transactions as
+functions of a connection), tenant-scoped lookups of a conversation and an item, the path
+cache, and this process's liveness as an owner of turns.
 
-Write transactions are short and, on SQLite, taken one at a time within a process (an
-``asyncio.Lock`` in front of ``BEGIN IMMEDIATE``): SQLite has one writer anyway, and queuing
-writers in the event loop, first come first served, replaces a busy-wait in which a writer
-that keeps losing the race for the file lock could time out ("database is locked") under load.
-Other processes on the same file still meet the busy timeout.
+Transactions are short: a few indexed reads and writes, never a model call or a memory job.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections import OrderedDict
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
-from ..errors import NotFound, StoreError
+from ..errors import NotFound
 from ..ids import IdFactory, new_id
 from ..records import ConversationRecord, ItemRecord
 from . import dialect
 from .rows import conversation_record, item_record
 from .schema import conversations, items
 
+_T = TypeVar("_T")
+
 
 class StoreCore:
     def __init__(self, url: str, *, ids: IdFactory = new_id) -> None:
         self.url = url
         self._ids = ids
-        self._engine = dialect.create_engine(url)
-        self._writer = dialect.writer(self._engine)
-        self._write_lock = asyncio.Lock() if self._engine.dialect.name == "sqlite" else None
+        self._db = dialect.open_database(url)
         self._paths = PathCache()
-        self.liveness = dialect.liveness(self._engine.url)
+        self.liveness = self._db.liveness()
 
     async def close(self) -> None:
         await self.liveness.close()
-        await self._engine.dispose()
+        await self._db.dispose()
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._db.dialect
 
     # -- internals ---------------------------------------------------------------------------
 
     def _describe(self) -> str:
-        return self._engine.url.render_as_string(hide_password=True).replace("+aiosqlite", "").replace("+psycopg", "")
+        return dialect.describe(self._db.url)
 
-    def _connect(self) -> _Guard:
-        return _Guard(self, begin=False)
+    async def _read(self, fn: Callable[[Connection], _T]) -> _T:
+        return await self._db.read(fn)
 
-    def _begin(self) -> _Guard:
-        return _Guard(self, begin=True)
+    async def _write(self, fn: Callable[[Connection], _T]) -> _T:
+        return await self._db.write(fn)
 
-    async def _conversation(
-        self, conn: AsyncConnection, conversation_id: str, tenant_id: str, *, lock: bool = False
-    ) -> ConversationRecord:
-        """The conversation's row; ``lock`` holds it until the transaction ends (PostgreSQL's
-        ``FOR NO KEY UPDATE``: writers of the row wait, inserts that only reference it through a
-        foreign key do not; SQLite's ``BEGIN IMMEDIATE`` has already locked the database)."""
-        query = sa.select(conversations).where(
-            conversations.c.id == conversation_id, conversations.c.tenant_id == tenant_id
-        )
-        if lock:
-            query = query.with_for_update(key_share=True)
-        row = (await conn.execute(query)).mappings().first()
-        if row is None:
-            raise NotFound(f"conversation {conversation_id!r} not found")
-        return conversation_record(row)
 
-    async def _item(
-        self, conn: AsyncConnection, item_id: str, tenant_id: str, conversation_id: str | None = None
-    ) -> ItemRecord:
-        query = (
-            sa.select(items)
-            .join(conversations, conversations.c.id == items.c.conversation_id)
-            .where(items.c.id == item_id, conversations.c.tenant_id == tenant_id)
-        )
-        if conversation_id is not None:
-            query = query.where(items.c.conversation_id == conversation_id)
-        row = (await conn.execute(query)).mappings().first()
-        if row is None:
-            where = f" in conversation {conversation_id!r}" if conversation_id else ""
-            raise NotFound(f"item {item_id!r} not found{where}")
-        return item_record(row)
+_CONVERSATION = sa.select(conversations).where(
+    conversations.c.id == sa.bindparam("b_conversation"), conversations.c.tenant_id == sa.bindparam("b_tenant")
+)
+_CONVERSATION_LOCKED = _CONVERSATION.with_for_update(key_share=True)
 
-    async def _item_id(self, conn: AsyncConnection, item_id: str, tenant_id: str, conversation_id: str) -> None:
-        """Check that an item exists in a conversation of this tenant (one indexed lookup)."""
-        query = (
-            sa.select(items.c.id)
-            .join(conversations, conversations.c.id == items.c.conversation_id)
-            .where(items.c.id == item_id, items.c.conversation_id == conversation_id)
-            .where(conversations.c.tenant_id == tenant_id)
-        )
-        if (await conn.execute(query)).first() is None:
-            raise NotFound(f"item {item_id!r} not found in conversation {conversation_id!r}")
+
+def conversation_row(
+    conn: Connection, conversation_id: str, tenant_id: str, *, lock: bool = False
+) -> ConversationRecord:
+    """The conversation's row; ``lock`` holds it until the transaction ends (PostgreSQL's ``FOR
+    NO KEY UPDATE``: writers of the row wait, inserts that only reference it through a foreign
+    key do not; SQLite's ``BEGIN IMMEDIATE`` has already locked the database).
+
+    Raises:
+        NotFound: no such conversation for this tenant.
+    """
+    query = sa.select(conversations).where(
+        conversations.c.id == conversation_id, conversations.c.tenant_id == tenant_id
+    )
+    if lock:
+        query = query.with_for_update(key_share=True)
+    row = conn.execute(query).mappings().first()
+    if row is None:
+        raise NotFound(f"conversation {conversation_id!r} not found")
+    return conversation_record(row)
+
+
+def item_row_of(conn: Connection, item_id: str, tenant_id: str, conversation_id: str | None = None) -> ItemRecord:
+    """One item of this tenant (of one conversation, when given). Raises NotFound."""
+    query = (
+        sa.select(items)
+        .join(conversations, conversations.c.id == items.c.conversation_id)
+        .where(items.c.id == item_id, conversations.c.tenant_id == tenant_id)
+    )
+    if conversation_id is not None:
+        query = query.where(items.c.conversation_id == conversation_id)
+    row = conn.execute(query).mappings().first()
+    if row is None:
+        where = f" in conversation {conversation_id!r}" if conversation_id else ""
+        raise NotFound(f"item {item_id!r} not found{where}")
+    return item_record(row)
+
+
+def require_item(conn: Connection, item_id: str, tenant_id: str, conversation_id: str) -> None:
+    """Check that an item exists in a conversation of this tenant (one indexed lookup)."""
+    query = (
+        sa.select(items.c.id)
+        .join(conversations, conversations.c.id == items.c.conversation_id)
+        .where(items.c.id == item_id, items.c.conversation_id == conversation_id)
+        .where(conversations.c.tenant_id == tenant_id)
+    )
+    if conn.execute(query).first() is None:
+        raise NotFound(f"item {item_id!r} not found in conversation {conversation_id!r}")
 
 
 class PathCache:
@@ -138,52 +149,9 @@ class PathCache:
             self._held -= len(evicted)
 
     def extend(self, parent_id: str | None, records: Sequence[ItemRecord]) -> None:
-        """Cache the paths of ``records`` (chained, the first under ``parent_id``) when the
-        parent's path is known; otherwise do nothing (the next read walks)."""
+        """Cache the path of the last of ``records`` (chained, the first under ``parent_id``)
+        when the parent's path is known; otherwise do nothing (the next read walks)."""
         base = () if parent_id is None else self._paths.get(parent_id)
-        if base is None:
+        if base is None or not records:
             return
-        for record in records:
-            base = (*base, record)
-        if records:
-            self.put(records[-1].id, base)
-
-
-class _Guard:
-    """A connection (optionally in a transaction) whose driver errors become ``StoreError``."""
-
-    def __init__(self, store: StoreCore, *, begin: bool) -> None:
-        self._store = store
-        self._begin = begin
-        self._cm: Any = None
-
-    async def __aenter__(self) -> AsyncConnection:
-        lock = self._store._write_lock if self._begin else None
-        if lock is not None:
-            await lock.acquire()
-        self._cm = self._store._writer.begin() if self._begin else self._store._engine.connect()
-        try:
-            conn: AsyncConnection = await self._cm.__aenter__()
-        except BaseException as exc:
-            if lock is not None:
-                lock.release()
-            if isinstance(exc, sa_exc.DBAPIError):
-                raise StoreError(f"cannot open the database {self._store._describe()}: {reason(exc)}") from exc
-            raise
-        return conn
-
-    async def __aexit__(self, *exc_info: Any) -> None:
-        try:
-            await self._cm.__aexit__(*exc_info)
-        except sa_exc.DBAPIError as exc:
-            raise StoreError(f"database error on {self._store._describe()}: {reason(exc)}") from exc
-        finally:
-            lock = self._store._write_lock if self._begin else None
-            if lock is not None:
-                lock.release()
-        if isinstance(exc_info[1], sa_exc.DBAPIError):
-            raise StoreError(f"database error on {self._store._describe()}: {reason(exc_info[1])}") from exc_info[1]
-
-
-def reason(exc: sa_exc.DBAPIError) -> str:
-    return str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+        self.put(records[-1].id, (*base, *records))

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class Liveness:
     async def close(self) -> None:
         """Stop owning turns (this process's open turns become another's to close)."""
 
-    async def alive(self, conn: AsyncConnection, owners: Iterable[str]) -> set[str]:
+    def alive(self, conn: Connection, owners: Iterable[str]) -> set[str]:
         """Which of ``owners`` are running processes (this one always is)."""
         live: set[str] = set()
         for owner in set(owners):
@@ -108,11 +108,11 @@ class PostgresLiveness(Liveness):
                 await self._task
             self._task = None
 
-    async def alive(self, conn: AsyncConnection, owners: Iterable[str]) -> set[str]:
+    def alive(self, conn: Connection, owners: Iterable[str]) -> set[str]:
         wanted = set(owners)
         if not any(owner.startswith("pg:") for owner in wanted):
             return wanted
-        held = {f"pg:{key}" for key in (await conn.execute(_LIVE_KEYS)).scalars()}
+        held = {f"pg:{key}" for key in conn.execute(_LIVE_KEYS).scalars()}
         return {owner for owner in wanted if owner in held or not owner.startswith("pg:")}
 
     async def _hold(self, wake: Wake) -> None:

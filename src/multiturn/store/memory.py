@@ -7,13 +7,13 @@ import re
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from ..errors import NotFound
 from ..ids import now_ms
 from ..records import IndexEntry, SummaryRecord
 from .base import DEFAULT_TENANT
-from .core import StoreCore
+from .core import StoreCore, conversation_row, item_row_of
 from .rows import summary_record, summary_row
 from .schema import items, memory_entries, summaries
 
@@ -50,32 +50,37 @@ class MemoryTables(StoreCore):
             model=model,
             created_at=now_ms(),
         )
-        async with self._begin() as conn:
+
+        def run(conn: Connection) -> SummaryRecord:
             if conversation_id is not None:
-                await self._conversation(conn, conversation_id, tenant_id)
+                conversation_row(conn, conversation_id, tenant_id)
                 if through_item_id is not None:
-                    await self._item(conn, through_item_id, tenant_id, conversation_id)
+                    item_row_of(conn, through_item_id, tenant_id, conversation_id)
             elif prefix_hash is not None:
-                stored = await self._summary_by_prefix(conn, prefix_hash, tenant_id)
+                stored = _summary_by_prefix(conn, prefix_hash, tenant_id)
                 if stored is not None:
                     return stored
-            await conn.execute(summaries.insert().values(**summary_row(record)))
-        return record
+            conn.execute(summaries.insert().values(**summary_row(record)))
+            return record
+
+        return await self._write(run)
 
     async def summaries(self, conversation_id: str, *, tenant_id: str = DEFAULT_TENANT) -> list[SummaryRecord]:
         """A conversation's summaries, newest first (each branch may have its own)."""
-        async with self._connect() as conn:
-            await self._conversation(conn, conversation_id, tenant_id)
-            query = (
-                sa.select(summaries)
-                .where(summaries.c.conversation_id == conversation_id)
-                .order_by(summaries.c.created_at.desc(), summaries.c.id.desc())
-            )
-            return [summary_record(row) for row in (await conn.execute(query)).mappings()]
+        query = (
+            sa.select(summaries)
+            .where(summaries.c.conversation_id == conversation_id)
+            .order_by(summaries.c.created_at.desc(), summaries.c.id.desc())
+        )
+
+        def run(conn: Connection) -> list[SummaryRecord]:
+            conversation_row(conn, conversation_id, tenant_id)
+            return [summary_record(row) for row in conn.execute(query).mappings()]
+
+        return await self._read(run)
 
     async def summary_by_prefix(self, prefix_hash: str, *, tenant_id: str = DEFAULT_TENANT) -> SummaryRecord | None:
-        async with self._connect() as conn:
-            return await self._summary_by_prefix(conn, prefix_hash, tenant_id)
+        return await self._read(lambda conn: _summary_by_prefix(conn, prefix_hash, tenant_id))
 
     async def summaries_by_prefix(
         self, prefix_hashes: Sequence[str], *, tenant_id: str = DEFAULT_TENANT
@@ -86,13 +91,7 @@ class MemoryTables(StoreCore):
         query = sa.select(summaries).where(
             summaries.c.tenant_id == tenant_id, summaries.c.prefix_hash.in_(list(prefix_hashes))
         )
-        async with self._connect() as conn:
-            return [summary_record(row) for row in (await conn.execute(query)).mappings()]
-
-    async def _summary_by_prefix(self, conn: AsyncConnection, prefix_hash: str, tenant_id: str) -> SummaryRecord | None:
-        query = sa.select(summaries).where(summaries.c.tenant_id == tenant_id, summaries.c.prefix_hash == prefix_hash)
-        row = (await conn.execute(query)).mappings().first()
-        return summary_record(row) if row is not None else None
+        return await self._read(lambda conn: [summary_record(row) for row in conn.execute(query).mappings()])
 
     # -- retrieval index ---------------------------------------------------------------------
 
@@ -103,18 +102,19 @@ class MemoryTables(StoreCore):
         if not entries:
             return
         now = now_ms()
-        async with self._begin() as conn:
-            await self._conversation(conn, conversation_id, tenant_id)
+
+        def run(conn: Connection) -> None:
+            conversation_row(conn, conversation_id, tenant_id)
             ids = [entry.item_id for entry in entries]
-            owned = await conn.execute(
+            owned = conn.execute(
                 sa.select(sa.func.count())
                 .select_from(items)
                 .where(items.c.id.in_(ids), items.c.conversation_id == conversation_id)
             )
             if owned.scalar_one() != len(set(ids)):
                 raise NotFound(f"an indexed item is not in conversation {conversation_id!r}")
-            await conn.execute(memory_entries.delete().where(memory_entries.c.item_id.in_(ids)))
-            await conn.execute(
+            conn.execute(memory_entries.delete().where(memory_entries.c.item_id.in_(ids)))
+            conn.execute(
                 memory_entries.insert(),
                 [
                     {
@@ -129,6 +129,8 @@ class MemoryTables(StoreCore):
                 ],
             )
 
+        await self._write(run)
+
     async def search_entries(
         self, conversation_id: str, query: str, *, limit: int = 50, tenant_id: str = DEFAULT_TENANT
     ) -> list[tuple[str, float]]:
@@ -138,25 +140,27 @@ class MemoryTables(StoreCore):
         words = list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))
         if not words:
             return []
-        async with self._connect() as conn:
-            await self._conversation(conn, conversation_id, tenant_id)
-            if conn.dialect.name == "postgresql":
-                sql = sa.text(
-                    "SELECT item_id, ts_rank_cd(text_tsv, q) AS score "
-                    "FROM memory_entries, to_tsquery('english', :q) AS q "
-                    "WHERE conversation_id = :cid AND text_tsv @@ q ORDER BY score DESC, item_id LIMIT :k"
-                )
-                params = {"q": " | ".join(words), "cid": conversation_id, "k": limit}
-            else:
-                sql = sa.text(
-                    "SELECT e.item_id, -bm25(memory_fts) AS score FROM memory_fts "
-                    "JOIN memory_entries AS e ON e.rowid = memory_fts.rowid "
-                    "WHERE memory_fts MATCH :q AND e.conversation_id = :cid "
-                    "ORDER BY bm25(memory_fts), e.item_id LIMIT :k"
-                )
-                params = {"q": " OR ".join(f'"{w}"' for w in words), "cid": conversation_id, "k": limit}
-            rows = await conn.execute(sql, params)
-            return [(row[0], float(row[1])) for row in rows]
+        if self.dialect == "postgresql":
+            sql = sa.text(
+                "SELECT item_id, ts_rank_cd(text_tsv, q) AS score "
+                "FROM memory_entries, to_tsquery('english', :q) AS q "
+                "WHERE conversation_id = :cid AND text_tsv @@ q ORDER BY score DESC, item_id LIMIT :k"
+            )
+            params = {"q": " | ".join(words), "cid": conversation_id, "k": limit}
+        else:
+            sql = sa.text(
+                "SELECT e.item_id, -bm25(memory_fts) AS score FROM memory_fts "
+                "JOIN memory_entries AS e ON e.rowid = memory_fts.rowid "
+                "WHERE memory_fts MATCH :q AND e.conversation_id = :cid "
+                "ORDER BY bm25(memory_fts), e.item_id LIMIT :k"
+            )
+            params = {"q": " OR ".join(f'"{w}"' for w in words), "cid": conversation_id, "k": limit}
+
+        def run(conn: Connection) -> list[tuple[str, float]]:
+            conversation_row(conn, conversation_id, tenant_id)
+            return [(row[0], float(row[1])) for row in conn.execute(sql, params)]
+
+        return await self._read(run)
 
     async def entries(
         self, conversation_id: str, *, tenant_id: str = DEFAULT_TENANT, with_vectors: bool = True
@@ -166,13 +170,14 @@ class MemoryTables(StoreCore):
         columns = [memory_entries.c.item_id, memory_entries.c.text, memory_entries.c.vector_model]
         if with_vectors:
             columns.append(memory_entries.c.vector)
-        async with self._connect() as conn:
-            await self._conversation(conn, conversation_id, tenant_id)
-            query = (
-                sa.select(*columns)
-                .where(memory_entries.c.conversation_id == conversation_id)
-                .order_by(memory_entries.c.item_id)
-            )
+        query = (
+            sa.select(*columns)
+            .where(memory_entries.c.conversation_id == conversation_id)
+            .order_by(memory_entries.c.item_id)
+        )
+
+        def run(conn: Connection) -> list[IndexEntry]:
+            conversation_row(conn, conversation_id, tenant_id)
             return [
                 IndexEntry(
                     item_id=row["item_id"],
@@ -180,8 +185,16 @@ class MemoryTables(StoreCore):
                     vector=row["vector"] if with_vectors else None,
                     vector_model=row["vector_model"],
                 )
-                for row in (await conn.execute(query)).mappings()
+                for row in conn.execute(query).mappings()
             ]
+
+        return await self._read(run)
+
+
+def _summary_by_prefix(conn: Connection, prefix_hash: str, tenant_id: str) -> SummaryRecord | None:
+    query = sa.select(summaries).where(summaries.c.tenant_id == tenant_id, summaries.c.prefix_hash == prefix_hash)
+    row = conn.execute(query).mappings().first()
+    return summary_record(row) if row is not None else None
 
 
 _WORD = re.compile(r"[^\W_]+")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeAlias, TypeGuard
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from .. import codec
 from ..errors import NotFound
@@ -92,48 +92,49 @@ def keeps_responses(store: object) -> TypeGuard[ResponseStore]:
 # -- queries (SQLStore calls these inside its transactions) ------------------------------------
 
 
-async def insert(conn: AsyncConnection, record: ResponseRecord) -> None:
-    await conn.execute(responses.insert().values(**_row(record)))
+_FINISH = responses.update().where(responses.c.id == sa.bindparam("b_response"))
 
 
-async def finish(conn: AsyncConnection, response_id: str, values: dict[str, Any]) -> None:
+def insert(conn: Connection, record: ResponseRecord) -> None:
+    conn.execute(responses.insert(), _row(record))
+
+
+def finish(conn: Connection, response_id: str, values: dict[str, Any]) -> None:
     usage = values.get("usage")
     if isinstance(usage, Usage):
         values = {**values, "usage": codec.encode_usage(usage)}
-    await conn.execute(responses.update().where(responses.c.id == response_id).values(**values))
+    conn.execute(_FINISH, {"b_response": response_id, **values})
 
 
-async def select(conn: AsyncConnection, response_id: str, tenant_id: str) -> ResponseRecord:
+def select(conn: Connection, response_id: str, tenant_id: str) -> ResponseRecord:
     query = sa.select(responses).where(responses.c.id == response_id, responses.c.tenant_id == tenant_id)
-    row = (await conn.execute(query)).mappings().first()
+    row = (conn.execute(query)).mappings().first()
     if row is None:
         raise NotFound(f"Response with id '{response_id}' not found.")
     return _record(row)
 
 
-async def delete(conn: AsyncConnection, response_id: str, tenant_id: str) -> None:
-    record = await select(conn, response_id, tenant_id)
-    await conn.execute(responses.delete().where(responses.c.id == response_id))
-    left = await conn.execute(
+def delete(conn: Connection, response_id: str, tenant_id: str) -> None:
+    record = select(conn, response_id, tenant_id)
+    conn.execute(responses.delete().where(responses.c.id == response_id))
+    left = conn.execute(
         sa.select(sa.func.count()).select_from(responses).where(responses.c.conversation_id == record.conversation_id)
     )
     if left.scalar_one():
         return
     row = (
-        (await conn.execute(sa.select(conversations.c.metadata).where(conversations.c.id == record.conversation_id)))
+        (conn.execute(sa.select(conversations.c.metadata).where(conversations.c.id == record.conversation_id)))
         .scalars()
         .first()
     )
     if isinstance(row, dict) and row.get(ORIGIN_KEY) == ORIGIN_RESPONSES:
-        await conn.execute(items.delete().where(items.c.conversation_id == record.conversation_id))
-        await conn.execute(conversations.delete().where(conversations.c.id == record.conversation_id))
+        conn.execute(items.delete().where(items.c.conversation_id == record.conversation_id))
+        conn.execute(conversations.delete().where(conversations.c.id == record.conversation_id))
 
 
-async def delete_subtree(conn: AsyncConnection, conversation: ConversationRecord, item_id: str) -> str | None:
+def delete_subtree(conn: Connection, conversation: ConversationRecord, item_id: str) -> str | None:
     """Delete ``item_id`` and its descendants; returns the head the conversation should have."""
-    rows = await conn.execute(
-        sa.select(items.c.id, items.c.parent_id).where(items.c.conversation_id == conversation.id)
-    )
+    rows = conn.execute(sa.select(items.c.id, items.c.parent_id).where(items.c.conversation_id == conversation.id))
     parent_of = {row.id: row.parent_id for row in rows}
     if item_id not in parent_of:
         raise NotFound(f"item {item_id!r} not found in conversation {conversation.id!r}")
@@ -147,9 +148,9 @@ async def delete_subtree(conn: AsyncConnection, conversation: ConversationRecord
         doomed.append(current)
         stack.extend(children.get(current, ()))
     gone = set(doomed)
-    await conn.execute(responses.delete().where(responses.c.output_item_id.in_(doomed)))
+    conn.execute(responses.delete().where(responses.c.output_item_id.in_(doomed)))
     for chunk in _chunks(list(reversed(doomed)), 500):  # children before parents
-        await conn.execute(items.delete().where(items.c.id.in_(chunk)))
+        conn.execute(items.delete().where(items.c.id.in_(chunk)))
     head = conversation.head_item_id
     return parent_of[item_id] if head in gone else head
 

@@ -1,14 +1,16 @@
 """``SQLStore``: the one ``Store`` implementation, for SQLite and PostgreSQL alike.
 
-Queries are SQLAlchemy Core expressions (never formatted strings); dialect differences live in
-``dialect.py``. The constructor only prepares an engine: no connection and no DDL happen until
-``migrate()`` or the first query.
+Each method is one short transaction, written once as a function of a connection (SQLAlchemy
+Core expressions, never formatted strings) and run by the dialect's ``Database``
+(``dialect.py``). The constructor only prepares the database object: no connection and no DDL
+happen until ``migrate()`` or the first query.
 
-Concurrency: every write transaction starts by locking the conversation's row (``SELECT ...
-FOR NO KEY UPDATE`` on PostgreSQL; on SQLite, ``BEGIN IMMEDIATE`` already holds the database's one
-write lock) and reads the head inside that transaction, so appends to one conversation are
-serialized across tasks and processes: none is lost, none is written twice. Ids and times of
-an appended item are taken under the lock, so a parent is always older than its children.
+Concurrency: every write transaction that changes a conversation starts by locking its row
+(``SELECT ... FOR NO KEY UPDATE`` on PostgreSQL; on SQLite, ``BEGIN IMMEDIATE`` already holds
+the database's one write lock) and reads the head inside that transaction, so appends to one
+conversation are serialized across tasks and processes: none is lost, none is written twice.
+Ids and times of an appended item are taken under the lock, so a parent is always older than
+its children.
 """
 
 from __future__ import annotations
@@ -18,15 +20,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from ..errors import StoreError
 from ..ids import now_ms
 from ..records import ConversationRecord, ItemRecord, NewItem
 from . import api_keys, dialect, responses, transfer
 from .base import DEFAULT_TENANT, HEAD, ApiKeyRecord, Parent
-from .core import reason
+from .core import conversation_row, item_row_of, require_item
 from .memory import MemoryTables
 from .migrations import MIGRATIONS
 from .rows import conversation_record, item_record, item_row
@@ -44,35 +45,32 @@ class SQLStore(TurnTables, MemoryTables):
     # -- schema ------------------------------------------------------------------------------
 
     async def migrate(self) -> list[str]:
-        path = dialect.sqlite_file(self._engine.url)
+        path = dialect.sqlite_file(self._db.url)
         if path is not None:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"cannot create the database directory {path.parent}: {exc.strerror}") from exc
-        applied: list[str] = []
-        try:
-            async with self._writer.begin() as conn:
-                await conn.run_sync(dialect.lock_for_migration)
-                await conn.run_sync(lambda c: schema_migrations.create(c, checkfirst=True))
-                done = set((await conn.execute(sa.select(schema_migrations.c.name))).scalars())
-                for name, migration in MIGRATIONS:
-                    if name in done:
-                        continue
-                    log.info("applying migration %s", name)
-                    await conn.run_sync(migration)
-                    await conn.execute(schema_migrations.insert().values(name=name, applied_at=now_ms()))
-                    applied.append(name)
-        except sa_exc.OperationalError as exc:
-            raise StoreError(f"cannot open the database {self._describe()}: {reason(exc)}") from exc
-        except sa_exc.DBAPIError as exc:
-            raise StoreError(f"cannot migrate the database {self._describe()}: {reason(exc)}") from exc
-        return applied
+
+        def run(conn: Connection) -> list[str]:
+            dialect.lock_for_migration(conn)
+            schema_migrations.create(conn, checkfirst=True)
+            done = set(conn.execute(sa.select(schema_migrations.c.name)).scalars())
+            applied: list[str] = []
+            for name, migration in MIGRATIONS:
+                if name in done:
+                    continue
+                log.info("applying migration %s", name)
+                migration(conn)
+                conn.execute(schema_migrations.insert().values(name=name, applied_at=now_ms()))
+                applied.append(name)
+            return applied
+
+        return await self._write(run)
 
     async def applied_migrations(self) -> list[str]:
-        async with self._connect() as conn:
-            rows = await conn.execute(sa.select(schema_migrations.c.name).order_by(schema_migrations.c.name))
-            return list(rows.scalars())
+        query = sa.select(schema_migrations.c.name).order_by(schema_migrations.c.name)
+        return await self._read(lambda conn: list(conn.execute(query).scalars()))
 
     # -- conversations -----------------------------------------------------------------------
 
@@ -97,25 +95,22 @@ class SQLStore(TurnTables, MemoryTables):
             head_item_id=None,
             metadata=dict(metadata or {}),
         )
-        async with self._begin() as conn:
-            await conn.execute(
-                conversations.insert().values(
-                    id=record.id,
-                    tenant_id=tenant_id,
-                    created_at=now,
-                    updated_at=now,
-                    title=title,
-                    model=model,
-                    system_prompt=system_prompt,
-                    head_item_id=None,
-                    metadata=record.metadata,
-                )
-            )
+        insert = conversations.insert().values(
+            id=record.id,
+            tenant_id=tenant_id,
+            created_at=now,
+            updated_at=now,
+            title=title,
+            model=model,
+            system_prompt=system_prompt,
+            head_item_id=None,
+            metadata=record.metadata,
+        )
+        await self._write(lambda conn: conn.execute(insert))
         return record
 
     async def get_conversation(self, conversation_id: str, *, tenant_id: str = DEFAULT_TENANT) -> ConversationRecord:
-        async with self._connect() as conn:
-            return await self._conversation(conn, conversation_id, tenant_id)
+        return await self._read(lambda conn: conversation_row(conn, conversation_id, tenant_id))
 
     async def list_conversations(self, *, tenant_id: str = DEFAULT_TENANT, limit: int = 50) -> list[ConversationRecord]:
         query = (
@@ -124,8 +119,7 @@ class SQLStore(TurnTables, MemoryTables):
             .order_by(conversations.c.updated_at.desc(), conversations.c.id.desc())
             .limit(limit)
         )
-        async with self._connect() as conn:
-            return [conversation_record(row) for row in (await conn.execute(query)).mappings()]
+        return await self._read(lambda conn: [conversation_record(row) for row in conn.execute(query).mappings()])
 
     async def update_conversation(
         self, conversation_id: str, *, tenant_id: str = DEFAULT_TENANT, **fields: Any
@@ -133,27 +127,30 @@ class SQLStore(TurnTables, MemoryTables):
         unknown = set(fields) - _UPDATABLE
         if unknown:
             raise TypeError(f"cannot update {sorted(unknown)}")
-        async with self._begin() as conn:
-            await self._conversation(conn, conversation_id, tenant_id)
+
+        def run(conn: Connection) -> ConversationRecord:
+            conversation_row(conn, conversation_id, tenant_id, lock=True)
             if fields.get("head_item_id") is not None:
-                await self._item(conn, fields["head_item_id"], tenant_id, conversation_id)
-            await conn.execute(
-                conversations.update()
-                .where(conversations.c.id == conversation_id)
-                .values(**fields, updated_at=now_ms())
-            )
-            return await self._conversation(conn, conversation_id, tenant_id)
+                require_item(conn, fields["head_item_id"], tenant_id, conversation_id)
+            update = conversations.update().where(conversations.c.id == conversation_id)
+            conn.execute(update.values(**fields, updated_at=now_ms()))
+            return conversation_row(conn, conversation_id, tenant_id)
+
+        return await self._write(run)
 
     async def delete_conversation(self, conversation_id: str, *, tenant_id: str = DEFAULT_TENANT) -> None:
-        """Delete the conversation; foreign keys cascade to its items, summaries and index
-        entries, and the full-text rows follow (SQLite: triggers, then the FTS5 segments are
-        merged so no deleted word stays in them; PostgreSQL: a generated column of the row).
-        Inline media live in the items' content, so they go with the items."""
-        async with self._begin() as conn:
-            await self._conversation(conn, conversation_id, tenant_id, lock=True)
-            await conn.execute(items.delete().where(items.c.conversation_id == conversation_id))
-            await conn.execute(conversations.delete().where(conversations.c.id == conversation_id))
-            await conn.run_sync(dialect.purge_fulltext)
+        """Delete the conversation; foreign keys cascade to its items, summaries, index entries,
+        responses and open turns, and the full-text rows follow (SQLite: triggers, then the FTS5
+        segments are merged so no deleted word stays in them; PostgreSQL: a generated column of
+        the row). Inline media live in the items' content, so they go with the items."""
+
+        def run(conn: Connection) -> None:
+            conversation_row(conn, conversation_id, tenant_id, lock=True)
+            conn.execute(items.delete().where(items.c.conversation_id == conversation_id))
+            conn.execute(conversations.delete().where(conversations.c.id == conversation_id))
+            dialect.purge_fulltext(conn)
+
+        await self._write(run)
 
     async def prune(self, older_than_ms: int, *, tenant_id: str | None = DEFAULT_TENANT) -> list[str]:
         """Delete the conversations with no activity since ``older_than_ms`` (of one tenant, or
@@ -162,20 +159,22 @@ class SQLStore(TurnTables, MemoryTables):
         stale = conversations.c.updated_at < older_than_ms
         if tenant_id is not None:
             stale = sa.and_(stale, conversations.c.tenant_id == tenant_id)
-        async with self._begin() as conn:
-            deleted = sorted(
-                (await conn.execute(conversations.delete().where(stale).returning(conversations.c.id))).scalars()
-            )
+
+        def run(conn: Connection) -> list[str]:
+            deleted = sorted(conn.execute(conversations.delete().where(stale).returning(conversations.c.id)).scalars())
             if deleted:
-                await conn.run_sync(dialect.purge_fulltext)
+                dialect.purge_fulltext(conn)
             return deleted
+
+        return await self._write(run)
 
     async def import_conversation(
         self, conversation: ConversationRecord, tree: Sequence[ItemRecord], *, tenant_id: str = DEFAULT_TENANT
     ) -> ConversationRecord:
         record, copies = transfer.renumber(conversation, tree, tenant_id=tenant_id, ids=self._ids)
-        async with self._begin() as conn:
-            await conn.execute(
+
+        def run(conn: Connection) -> None:
+            conn.execute(
                 conversations.insert().values(
                     id=record.id,
                     tenant_id=record.tenant_id,
@@ -189,7 +188,9 @@ class SQLStore(TurnTables, MemoryTables):
                 )
             )
             for copy in copies:  # one by one, in order: a parent is written before its children
-                await conn.execute(items.insert().values(**item_row(copy)))
+                conn.execute(items.insert().values(**item_row(copy)))
+
+        await self._write(run)
         return record
 
     # -- items -------------------------------------------------------------------------------
@@ -203,11 +204,11 @@ class SQLStore(TurnTables, MemoryTables):
         tenant_id: str = DEFAULT_TENANT,
         move_head: bool = True,
     ) -> ItemRecord:
-        async with self._begin() as conn:
-            conversation = await self._conversation(conn, conversation_id, tenant_id, lock=True)
+        def run(conn: Connection) -> ItemRecord:
+            conversation = conversation_row(conn, conversation_id, tenant_id, lock=True)
             parent = conversation.head_item_id if parent_id is HEAD else parent_id
             if parent is not None and parent_id is not HEAD:
-                await self._item(conn, parent, tenant_id, conversation_id)
+                require_item(conn, parent, tenant_id, conversation_id)
             record = ItemRecord(
                 id=item.id or self._ids("item"),
                 conversation_id=conversation_id,
@@ -225,17 +226,19 @@ class SQLStore(TurnTables, MemoryTables):
                 token_count=item.token_count,
                 context_report=item.context_report,
             )
-            await conn.execute(items.insert().values(**item_row(record)))
+            conn.execute(items.insert().values(**item_row(record)))
             values: dict[str, Any] = {"updated_at": record.created_at}
             if move_head:
                 values["head_item_id"] = record.id
-            await conn.execute(conversations.update().where(conversations.c.id == conversation_id).values(**values))
-        self._paths.extend(parent, [record])
+            conn.execute(conversations.update().where(conversations.c.id == conversation_id).values(**values))
+            return record
+
+        record = await self._write(run)
+        self._paths.extend(record.parent_id, [record])
         return record
 
     async def get_item(self, item_id: str, *, tenant_id: str = DEFAULT_TENANT) -> ItemRecord:
-        async with self._connect() as conn:
-            return await self._item(conn, item_id, tenant_id)
+        return await self._read(lambda conn: item_row_of(conn, item_id, tenant_id))
 
     async def path(
         self, conversation_id: str, leaf_id: str | None, *, tenant_id: str = DEFAULT_TENANT
@@ -250,13 +253,12 @@ class SQLStore(TurnTables, MemoryTables):
         """
         if leaf_id is None:
             return []
-        async with self._connect() as conn:
-            cached = self._paths.get(leaf_id)
-            if cached is not None:
-                await self._item_id(conn, leaf_id, tenant_id, conversation_id)
-            else:
-                cached = await self._read_path(conn, leaf_id, tenant_id, conversation_id)
-                self._paths.put(leaf_id, cached)
+        cached = self._paths.get(leaf_id)
+        if cached is not None:
+            await self._read(lambda conn: require_item(conn, leaf_id, tenant_id, conversation_id))
+        else:
+            cached = await self._read(lambda conn: self._read_path(conn, leaf_id, tenant_id, conversation_id))
+            self._paths.put(leaf_id, cached)
         return list(cached)
 
     def known_path(self, leaf_id: str | None) -> list[ItemRecord] | None:
@@ -267,13 +269,13 @@ class SQLStore(TurnTables, MemoryTables):
         cached = self._paths.get(leaf_id)
         return list(cached) if cached is not None else None
 
-    async def _read_path(
-        self, conn: AsyncConnection, leaf_id: str, tenant_id: str, conversation_id: str
+    def _read_path(
+        self, conn: Connection, leaf_id: str, tenant_id: str, conversation_id: str
     ) -> tuple[ItemRecord, ...]:
         missing: list[ItemRecord] = []
         current = leaf_id
         for _ in range(_STEPS_TO_CACHED):
-            record = await self._item(conn, current, tenant_id, conversation_id)
+            record = item_row_of(conn, current, tenant_id, conversation_id)
             missing.append(record)
             if record.parent_id is None:
                 return tuple(reversed(missing))
@@ -281,44 +283,34 @@ class SQLStore(TurnTables, MemoryTables):
             if above is not None:
                 return (*above, *reversed(missing))
             current = record.parent_id
-        return tuple(await self._walk(conn, leaf_id))
-
-    async def _walk(self, conn: AsyncConnection, leaf_id: str) -> list[ItemRecord]:
-        walk = (
-            sa.select(items.c.id, items.c.parent_id, sa.literal(0).label("depth"))
-            .where(items.c.id == leaf_id)
-            .cte("walk", recursive=True)
-        )
-        walk = walk.union_all(
-            sa.select(items.c.id, items.c.parent_id, (walk.c.depth + 1).label("depth")).join(
-                walk, items.c.id == walk.c.parent_id
-            )
-        )
-        query = sa.select(items).join(walk, items.c.id == walk.c.id).order_by(walk.c.depth.desc())
-        return [item_record(row) for row in (await conn.execute(query)).mappings()]
+        return tuple(_walk(conn, leaf_id))
 
     async def items(self, conversation_id: str, *, tenant_id: str = DEFAULT_TENANT) -> list[ItemRecord]:
-        async with self._connect() as conn:
-            await self._conversation(conn, conversation_id, tenant_id)
-            query = (
-                sa.select(items)
-                .where(items.c.conversation_id == conversation_id)
-                .order_by(items.c.created_at, items.c.id)
-            )
-            return [item_record(row) for row in (await conn.execute(query)).mappings()]
+        query = (
+            sa.select(items).where(items.c.conversation_id == conversation_id).order_by(items.c.created_at, items.c.id)
+        )
+
+        def run(conn: Connection) -> list[ItemRecord]:
+            conversation_row(conn, conversation_id, tenant_id)
+            return [item_record(row) for row in conn.execute(query).mappings()]
+
+        return await self._read(run)
 
     async def children(
         self, conversation_id: str, parent_id: str | None, *, tenant_id: str = DEFAULT_TENANT
     ) -> Sequence[ItemRecord]:
         parent = items.c.parent_id.is_(None) if parent_id is None else items.c.parent_id == parent_id
-        async with self._connect() as conn:
-            await self._conversation(conn, conversation_id, tenant_id)
-            query = (
-                sa.select(items)
-                .where(items.c.conversation_id == conversation_id, parent)
-                .order_by(items.c.created_at, items.c.id)
-            )
-            return [item_record(row) for row in (await conn.execute(query)).mappings()]
+        query = (
+            sa.select(items)
+            .where(items.c.conversation_id == conversation_id, parent)
+            .order_by(items.c.created_at, items.c.id)
+        )
+
+        def run(conn: Connection) -> list[ItemRecord]:
+            conversation_row(conn, conversation_id, tenant_id)
+            return [item_record(row) for row in conn.execute(query).mappings()]
+
+        return await self._read(run)
 
     # -- API keys ----------------------------------------------------------------------------
 
@@ -335,52 +327,61 @@ class SQLStore(TurnTables, MemoryTables):
             policy=policy,
             created_at=now_ms(),
         )
-        async with self._begin() as conn:
-            await api_keys.insert(conn, record)
+        await self._write(lambda conn: api_keys.insert(conn, record))
         return record, key
 
     async def list_api_keys(self, *, tenant_id: str | None = None) -> list[ApiKeyRecord]:
-        async with self._connect() as conn:
-            return await api_keys.select(conn, tenant_id)
+        return await self._read(lambda conn: api_keys.select(conn, tenant_id))
 
     async def revoke_api_key(self, key_id: str, *, tenant_id: str | None = None) -> ApiKeyRecord:
-        async with self._begin() as conn:
-            return await api_keys.revoke(conn, key_id, tenant_id, now_ms())
+        return await self._write(lambda conn: api_keys.revoke(conn, key_id, tenant_id, now_ms()))
 
     async def api_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
-        async with self._connect() as conn:
-            return await api_keys.by_hash(conn, key_hash)
+        return await self._read(lambda conn: api_keys.by_hash(conn, key_hash))
 
     async def has_api_keys(self) -> bool:
-        async with self._connect() as conn:
-            return await api_keys.any_key(conn)
+        return await self._read(api_keys.any_key)
 
     # -- responses (the stateful API: /v1/responses, /v1/conversations) --------------------------
 
     async def get_response(self, response_id: str, *, tenant_id: str = DEFAULT_TENANT) -> responses.ResponseRecord:
-        async with self._connect() as conn:
-            return await responses.select(conn, response_id, tenant_id)
+        return await self._read(lambda conn: responses.select(conn, response_id, tenant_id))
 
     async def delete_response(self, response_id: str, *, tenant_id: str = DEFAULT_TENANT) -> None:
-        async with self._begin() as conn:
-            await responses.delete(conn, response_id, tenant_id)
+        await self._write(lambda conn: responses.delete(conn, response_id, tenant_id))
 
     async def delete_item(
         self, conversation_id: str, item_id: str, *, tenant_id: str = DEFAULT_TENANT
     ) -> ConversationRecord:
-        async with self._begin() as conn:
-            conversation = await self._conversation(conn, conversation_id, tenant_id, lock=True)
-            head = await responses.delete_subtree(conn, conversation, item_id)
-            await conn.execute(
+        def run(conn: Connection) -> ConversationRecord:
+            conversation = conversation_row(conn, conversation_id, tenant_id, lock=True)
+            head = responses.delete_subtree(conn, conversation, item_id)
+            conn.execute(
                 conversations.update()
                 .where(conversations.c.id == conversation_id)
                 .values(head_item_id=head, updated_at=now_ms())
             )
-            return await self._conversation(conn, conversation_id, tenant_id)
+            return conversation_row(conn, conversation_id, tenant_id)
+
+        return await self._write(run)
 
     async def conversations_page(
         self, *, tenant_id: str = DEFAULT_TENANT, after: str | None = None, limit: int = 20, descending: bool = True
     ) -> list[ConversationRecord]:
-        async with self._connect() as conn:
-            rows = await conn.execute(responses.page_query(tenant_id, after, limit, descending))
-            return [conversation_record(row) for row in rows.mappings()]
+        query = responses.page_query(tenant_id, after, limit, descending)
+        return await self._read(lambda conn: [conversation_record(row) for row in conn.execute(query).mappings()])
+
+
+def _walk(conn: Connection, leaf_id: str) -> list[ItemRecord]:
+    walk = (
+        sa.select(items.c.id, items.c.parent_id, sa.literal(0).label("depth"))
+        .where(items.c.id == leaf_id)
+        .cte("walk", recursive=True)
+    )
+    walk = walk.union_all(
+        sa.select(items.c.id, items.c.parent_id, (walk.c.depth + 1).label("depth")).join(
+            walk, items.c.id == walk.c.parent_id
+        )
+    )
+    query = sa.select(items).join(walk, items.c.id == walk.c.id).order_by(walk.c.depth.desc())
+    return [item_record(row) for row in conn.execute(query).mappings()]

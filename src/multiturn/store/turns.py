@@ -34,7 +34,7 @@ from typing import Any, Literal, TypeAlias
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from .. import codec
 from ..errors import NotFound, StoreError
@@ -42,7 +42,7 @@ from ..ids import now_ms
 from ..records import ConversationRecord, ItemRecord, NewItem
 from ..types import TextPart
 from . import responses
-from .core import StoreCore
+from .core import StoreCore, conversation_row
 from .liveness import CHANNEL, Wake
 from .rows import item_row
 from .schema import conversations, items, turns
@@ -111,6 +111,18 @@ class OpenTurn:
     status: TurnStatus
 
 
+_OPEN = (
+    sa.select(turns.c.id, turns.c.owner, turns.c.seq)
+    .where(turns.c.conversation_id == sa.bindparam("b_conversation"))
+    .order_by(turns.c.seq)
+)
+_UPDATE_TURN = turns.update().where(turns.c.id == sa.bindparam("b_turn"))
+_UPDATE_CONVERSATION = conversations.update().where(conversations.c.id == sa.bindparam("b_conversation"))
+_END_TURN = turns.delete().where(turns.c.id == sa.bindparam("b_turn")).returning(turns.c.parent_id, turns.c.response_id)
+"""Statements of the hot path, built once: values are bound at execution (building a statement
+with its values costs more than running it on SQLite)."""
+
+
 def chain(
     inputs: Sequence[NewItem], ids: Sequence[str], conversation_id: str, parent_id: str | None, at: int
 ) -> list[ItemRecord]:
@@ -139,8 +151,8 @@ def chain(
     return records
 
 
-async def enter(
-    conn: AsyncConnection,
+def enter(
+    conn: Connection,
     entry: TurnEntry,
     conversation: ConversationRecord,
     ids: Sequence[str],
@@ -153,36 +165,30 @@ async def enter(
         NotFound: the explicit parent is not in this conversation, or ``after_response`` is
             not a response of it.
     """
-    open_turns = (
-        await conn.execute(
-            sa.select(turns.c.id, turns.c.owner, turns.c.seq)
-            .where(turns.c.conversation_id == entry.conversation_id)
-            .order_by(turns.c.seq)
-        )
-    ).all()
+    open_turns = conn.execute(_OPEN, {"b_conversation": entry.conversation_id}).all()
     row = next((turn for turn in open_turns if turn.id == entry.id), None)
     seq = row.seq if row is not None else (open_turns[-1].seq + 1 if open_turns else 1)
     if entry.waits:
         ahead = next((turn for turn in reversed(open_turns) if turn.seq < seq), None)
         if ahead is not None:
             if row is None:
-                await conn.execute(turns.insert().values(**_row(entry, seq, now)))
+                conn.execute(turns.insert(), _row(entry, seq, now))
             return Blocked(ahead.id, ahead.owner)
-    parent = await _parent(conn, entry, conversation)
+    parent = _parent(conn, entry, conversation)
     input_ids, answer_id = tuple(ids[: len(entry.inputs)]), ids[len(entry.inputs)]
     if entry.response is not None:
-        await responses.insert(conn, replace(entry.response, input_item_ids=input_ids))
+        responses.insert(conn, replace(entry.response, input_item_ids=input_ids))
     values: dict[str, Any] = {}
     if entry.title is not None and conversation.title is None:
         values["title"] = entry.title
     written: tuple[ItemRecord, ...] = ()
     if not entry.answers:
         written = tuple(chain(entry.inputs, input_ids, entry.conversation_id, parent, now))
-        await conn.execute(items.insert(), [item_row(record) for record in written])
+        conn.execute(items.insert(), [item_row(record) for record in written])
         values.update(head_item_id=written[-1].id, updated_at=now)
         if row is not None:
-            await conn.execute(turns.delete().where(turns.c.id == entry.id))
-            await notify(conn, entry.id)
+            conn.execute(turns.delete().where(turns.c.id == entry.id))
+            notify(conn, entry.id)
     else:
         started = {
             "status": "generating",
@@ -193,18 +199,18 @@ async def enter(
             "started_at": now,
         }
         if row is None:
-            await conn.execute(turns.insert().values(**{**_row(entry, seq, now), **started}))
+            conn.execute(turns.insert(), {**_row(entry, seq, now), **started})
         else:
-            await conn.execute(turns.update().where(turns.c.id == entry.id).values(**started))
+            conn.execute(_UPDATE_TURN, {"b_turn": entry.id, **started})
     if values:
-        await conn.execute(conversations.update().where(conversations.c.id == entry.conversation_id).values(**values))
+        conn.execute(_UPDATE_CONVERSATION, {"b_conversation": entry.conversation_id, **values})
     now_conversation = conversation if "title" not in values else replace(conversation, title=values["title"])
     return Started(now_conversation, parent, now, input_ids, answer_id, written)
 
 
-async def _parent(conn: AsyncConnection, entry: TurnEntry, conversation: ConversationRecord) -> str | None:
+def _parent(conn: Connection, entry: TurnEntry, conversation: ConversationRecord) -> str | None:
     if entry.after_response is not None:
-        found = await conn.execute(
+        found = conn.execute(
             sa.select(responses_table.c.output_item_id).where(
                 responses_table.c.id == entry.after_response,
                 responses_table.c.conversation_id == entry.conversation_id,
@@ -215,13 +221,13 @@ async def _parent(conn: AsyncConnection, entry: TurnEntry, conversation: Convers
             raise NotFound(f"Previous response with id '{entry.after_response}' not found.")
         return str(output)
     if entry.parent_id is not None:
-        await _require_item(conn, entry.parent_id, entry.conversation_id)
+        _require_item(conn, entry.parent_id, entry.conversation_id)
         return entry.parent_id
     return conversation.head_item_id
 
 
-async def end(
-    conn: AsyncConnection,
+def end(
+    conn: Connection,
     turn_id: str,
     conversation_id: str,
     records: Sequence[ItemRecord],
@@ -238,52 +244,50 @@ async def end(
     calls ``drop``). The caller holds the conversation's lock, or takes it here: the
     conversation's row is always locked before a turn's row."""
     if records and not discard:
-        await conn.execute(
+        conn.execute(
             conversations.update()
             .where(conversations.c.id == conversation_id)
             .values(head_item_id=records[-1].id, updated_at=now)
         )
     row = (
-        await conn.execute(
-            turns.delete().where(turns.c.id == turn_id).returning(turns.c.parent_id, turns.c.response_id)
-        )
+        conn.execute(turns.delete().where(turns.c.id == turn_id).returning(turns.c.parent_id, turns.c.response_id))
     ).first()
     if row is None:
         return False
     if discard:
         if row.response_id is not None:
-            await conn.execute(responses_table.delete().where(responses_table.c.id == row.response_id))
+            conn.execute(responses_table.delete().where(responses_table.c.id == row.response_id))
     else:
         if records:
-            await conn.execute(items.insert(), [item_row(record) for record in records])
+            conn.execute(items.insert(), [item_row(record) for record in records])
         if response is not None and row.response_id is not None:
-            await responses.finish(conn, row.response_id, {**response, "completed_at": now})
-    await notify(conn, turn_id)
+            responses.finish(conn, row.response_id, {**response, "completed_at": now})
+    notify(conn, turn_id)
     return True
 
 
-async def drop(conn: AsyncConnection, turn_id: str) -> None:
+def drop(conn: Connection, turn_id: str) -> None:
     """Close a turn with nothing stored (its parent is gone)."""
-    await conn.execute(turns.delete().where(turns.c.id == turn_id))
-    await notify(conn, turn_id)
+    conn.execute(turns.delete().where(turns.c.id == turn_id))
+    notify(conn, turn_id)
 
 
-async def leave(conn: AsyncConnection, turn_id: str, conversation_id: str) -> None:
+def leave(conn: Connection, turn_id: str, conversation_id: str) -> None:
     """Forget a queued turn (its client left before it started); a started one is left alone."""
-    gone = await conn.execute(turns.delete().where(turns.c.id == turn_id, turns.c.status == "queued"))
+    gone = conn.execute(turns.delete().where(turns.c.id == turn_id, turns.c.status == "queued"))
     if gone.rowcount:
-        await notify(conn, turn_id)
+        notify(conn, turn_id)
 
 
-async def write_draft(conn: AsyncConnection, turn_id: str, text: str) -> None:
-    await conn.execute(turns.update().where(turns.c.id == turn_id).values(draft=text))
+def write_draft(conn: Connection, turn_id: str, text: str) -> None:
+    conn.execute(turns.update().where(turns.c.id == turn_id).values(draft=text))
 
 
-async def ahead_of(conn: AsyncConnection, turn_id: str, conversation_id: str) -> Blocked | None:
+def ahead_of(conn: Connection, turn_id: str, conversation_id: str) -> Blocked | None:
     """The open turn right before ``turn_id`` in its conversation's queue (a read: no lock)."""
     mine = sa.select(turns.c.seq).where(turns.c.id == turn_id).scalar_subquery()
     row = (
-        await conn.execute(
+        conn.execute(
             sa.select(turns.c.id, turns.c.owner)
             .where(turns.c.conversation_id == conversation_id, turns.c.seq < mine)
             .order_by(turns.c.seq.desc())
@@ -293,26 +297,26 @@ async def ahead_of(conn: AsyncConnection, turn_id: str, conversation_id: str) ->
     return Blocked(row.id, row.owner) if row is not None else None
 
 
-async def open_turns(conn: AsyncConnection, *, owner: str | None = None) -> list[OpenTurn]:
+def open_turns(conn: Connection, *, owner: str | None = None) -> list[OpenTurn]:
     query = sa.select(turns.c.id, turns.c.tenant_id, turns.c.conversation_id, turns.c.owner, turns.c.status)
     if owner is not None:
         query = query.where(turns.c.owner == owner)
-    return [OpenTurn(*row) for row in await conn.execute(query.order_by(turns.c.conversation_id, turns.c.seq))]
+    return [OpenTurn(*row) for row in conn.execute(query.order_by(turns.c.conversation_id, turns.c.seq))]
 
 
-async def close_abandoned(conn: AsyncConnection, turn_id: str, model_fallback: str | None, now: int) -> bool:
+def close_abandoned(conn: Connection, turn_id: str, model_fallback: str | None, now: int) -> bool:
     """Close a dead owner's turn (see the module docstring); ``False`` if it is already closed.
     The caller holds the conversation's lock and has checked that the owner is dead."""
-    row = (await conn.execute(sa.select(turns).where(turns.c.id == turn_id))).mappings().first()
+    row = (conn.execute(sa.select(turns).where(turns.c.id == turn_id))).mappings().first()
     if row is None:
         return False
     conversation_id = row["conversation_id"]
     if row["status"] == "queued":
-        await conn.execute(turns.delete().where(turns.c.id == turn_id))
-        await notify(conn, turn_id)
+        conn.execute(turns.delete().where(turns.c.id == turn_id))
+        notify(conn, turn_id)
         return True
-    if row["parent_id"] is not None and not await _exists(conn, row["parent_id"], conversation_id):
-        await drop(conn, turn_id)  # its parent was deleted: there is nothing to continue
+    if row["parent_id"] is not None and not _exists(conn, row["parent_id"], conversation_id):
+        drop(conn, turn_id)  # its parent was deleted: there is nothing to continue
         return True
     draft = row["draft"] or ""
     answer = NewItem(
@@ -333,13 +337,13 @@ async def close_abandoned(conn: AsyncConnection, turn_id: str, model_fallback: s
         "usage": None,
         "error": {"code": "server_error", "message": ABANDONED},
     }
-    return await end(conn, turn_id, conversation_id, records, response, now)
+    return end(conn, turn_id, conversation_id, records, response, now)
 
 
-async def notify(conn: AsyncConnection, turn_id: str) -> None:
+def notify(conn: Connection, turn_id: str) -> None:
     """Announce (PostgreSQL, on commit) that the turn ``turn_id`` ended or left its queue."""
     if conn.dialect.name == "postgresql":
-        await conn.execute(sa.select(sa.func.pg_notify(CHANNEL, turn_id)))
+        conn.execute(sa.select(sa.func.pg_notify(CHANNEL, turn_id)))
 
 
 def encode_inputs(inputs: Sequence[NewItem], ids: Sequence[str] | None) -> list[dict[str, Any]]:
@@ -391,15 +395,13 @@ def _row(entry: TurnEntry, seq: int, now: int) -> dict[str, Any]:
     }
 
 
-async def _exists(conn: AsyncConnection, item_id: str, conversation_id: str) -> bool:
-    found = await conn.execute(
-        sa.select(items.c.id).where(items.c.id == item_id, items.c.conversation_id == conversation_id)
-    )
+def _exists(conn: Connection, item_id: str, conversation_id: str) -> bool:
+    found = conn.execute(sa.select(items.c.id).where(items.c.id == item_id, items.c.conversation_id == conversation_id))
     return found.first() is not None
 
 
-async def _require_item(conn: AsyncConnection, item_id: str, conversation_id: str) -> None:
-    if not await _exists(conn, item_id, conversation_id):
+def _require_item(conn: Connection, item_id: str, conversation_id: str) -> None:
+    if not _exists(conn, item_id, conversation_id):
         raise NotFound(f"item {item_id!r} not found in conversation {conversation_id!r}")
 
 
@@ -421,8 +423,8 @@ class TurnTables(StoreCore):
         return self.liveness.notifies
 
     async def own_turns(self, wake: Wake) -> None:
-        """Start owning turns as this process; ``wake(conversation_id)`` hears of turns that
-        ended in other processes. Raises StoreError: the database cannot be reached."""
+        """Start owning turns as this process; ``wake(turn_id)`` hears of turns that ended in
+        other processes. Raises StoreError: the database cannot be reached."""
         try:
             await self.liveness.start(wake)
         except Exception as exc:
@@ -431,17 +433,19 @@ class TurnTables(StoreCore):
     async def enter_turn(self, entry: TurnEntry) -> Started | Blocked:
         """Queue or start a turn (module docstring). Raises NotFound: the conversation (of this
         tenant), or an explicit parent in it, does not exist."""
-        async with self._begin() as conn:
-            conversation = await self._conversation(conn, entry.conversation_id, entry.tenant_id, lock=True)
+
+        def run(conn: Connection) -> Started | Blocked:
+            conversation = conversation_row(conn, entry.conversation_id, entry.tenant_id, lock=True)
             ids = [self._ids("item") for _ in range(len(entry.inputs) + 1)]
-            outcome = await enter(conn, entry, conversation, ids, now_ms())
+            return enter(conn, entry, conversation, ids, now_ms())
+
+        outcome = await self._write(run)
         if isinstance(outcome, Started) and outcome.written:
             self._paths.extend(outcome.parent_id, outcome.written)
         return outcome
 
     async def turn_ahead(self, turn_id: str, conversation_id: str) -> Blocked | None:
-        async with self._connect() as conn:
-            return await ahead_of(conn, turn_id, conversation_id)
+        return await self._read(lambda conn: ahead_of(conn, turn_id, conversation_id))
 
     async def end_turn(
         self,
@@ -454,53 +458,58 @@ class TurnTables(StoreCore):
         discard: bool = False,
     ) -> bool:
         """Store a started turn's outcome; ``False`` when it could not be (see ``end``)."""
+
+        def run(conn: Connection) -> None:
+            if not end(conn, turn_id, conversation_id, records, response, now_ms(), discard=discard):
+                raise _Closed  # roll back: the conversation's head and time stay as they were
+
         try:
-            async with self._begin() as conn:
-                if not await end(conn, turn_id, conversation_id, records, response, now_ms(), discard=discard):
-                    raise _Closed  # roll back: the conversation's head and time stay as they were
+            await self._write(run)
         except _Closed:
             return False
         except StoreError as exc:
             if not isinstance(exc.__cause__, sa_exc.IntegrityError):
                 raise
-            async with self._begin() as conn:  # the parent was deleted while the turn ran
-                await drop(conn, turn_id)
+            await self._write(lambda conn: drop(conn, turn_id))  # the parent was deleted while the turn ran
             return False
         if records and not discard:
             self._paths.extend(parent_id, records)
         return True
 
     async def leave_turn(self, turn_id: str, conversation_id: str) -> None:
-        async with self._begin() as conn:
-            await leave(conn, turn_id, conversation_id)
+        await self._write(lambda conn: leave(conn, turn_id, conversation_id))
 
     async def save_draft(self, turn_id: str, text: str) -> None:
-        async with self._begin() as conn:
-            await write_draft(conn, turn_id, text)
+        await self._write(lambda conn: write_draft(conn, turn_id, text))
 
     async def abandoned_turns(self) -> list[OpenTurn]:
         """Open turns whose owner process is dead."""
-        async with self._connect() as conn:
-            found = await open_turns(conn)
+
+        def run(conn: Connection) -> list[OpenTurn]:
+            found = open_turns(conn)
             if not found:
                 return []
-            live = await self.liveness.alive(conn, {turn.owner for turn in found})
-        return [turn for turn in found if turn.owner not in live]
+            live = self.liveness.alive(conn, {turn.owner for turn in found})
+            return [turn for turn in found if turn.owner not in live]
+
+        return await self._read(run)
 
     async def is_alive(self, owner: str) -> bool:
-        async with self._connect() as conn:
-            return owner in await self.liveness.alive(conn, [owner])
+        return await self._read(lambda conn: owner in self.liveness.alive(conn, [owner]))
 
     async def close_abandoned(self, turn_id: str, conversation_id: str, owner: str) -> bool:
         """Close a dead owner's turn (``close_abandoned``), after checking again, under the
         conversation's lock, that its owner is dead; ``False`` when there was nothing to do."""
-        async with self._begin() as conn:
-            locked = await conn.execute(
+
+        def run(conn: Connection) -> bool:
+            locked = conn.execute(
                 sa.select(conversations.c.model)
                 .where(conversations.c.id == conversation_id)
                 .with_for_update(key_share=True)
             )
             row = locked.first()
-            if row is None or owner in await self.liveness.alive(conn, [owner]):
+            if row is None or owner in self.liveness.alive(conn, [owner]):
                 return False
-            return await close_abandoned(conn, turn_id, row.model, now_ms())
+            return close_abandoned(conn, turn_id, row.model, now_ms())
+
+        return await self._write(run)

@@ -20,6 +20,7 @@ from multiturn.errors import InvalidInput
 from multiturn.records import ItemRecord
 from multiturn.tokens import REPLY_PRIMER, Calibration, EstimateTokenizer, QwenTokenizer, message_tokens
 from multiturn.types import ContextReport, ImagePart, Message, TextPart
+from support.reports import fated
 
 from .paths import PNG_280, PathBuilder, conversations
 
@@ -119,10 +120,12 @@ def test_invariants(request: tuple[list[ItemRecord], Policy, int, int, Summary |
     if newest_kept and path[int(newest_kept[-1][1:])].role == "user":
         assert messages[-1].role == "user"
 
-    # Every item is accounted for exactly once (summarized and recalled may overlap).
+    # Every item has one fate; the counts agree with the fates.
     ids = [item.id for item in path]
-    assert set(report.kept) | set(report.dropped) | set(report.summarized) | set(report.recalled) == set(ids)
-    assert not set(report.kept) & set(report.dropped)
+    fates = report.fates(ids)
+    assert sum(1 for f in fates.values() if f == "dropped") == report.dropped_count
+    summarized = sum(1 for f in fates.values() if f == "summarized")
+    assert summarized <= report.summarized_count  # a summarized item may be recalled too
     assert not set(report.kept) & set(report.recalled)
     assert list(report.kept) == [i for i in ids if i in report.kept]  # in path order
     assert list(report.recalled) == [i for i in ids if i in report.recalled]  # chronological
@@ -228,7 +231,7 @@ def test_full_matches_build_messages() -> None:
     messages, report = _plan(builder.items, PRESETS["full"])
     expected, old = build_messages(SYSTEM, builder.items)
     assert messages == expected
-    assert (report.kept, report.dropped) == (old.kept, old.dropped)
+    assert (report.kept, report.dropped_count) == (old.kept, old.dropped_count)
 
 
 def test_full_never_drops_but_reports_the_overflow() -> None:
@@ -237,7 +240,7 @@ def test_full_never_drops_but_reports_the_overflow() -> None:
         builder.round(f"question {i} " * 20, f"answer {i} " * 20)
     builder.add("user", "last")
     _, report = _plan(builder.items, PRESETS["full"], window_tokens=300)
-    assert report.dropped == () and report.over_budget
+    assert report.dropped_count == 0 and report.over_budget
 
 
 def test_budget_is_the_smaller_of_policy_and_window() -> None:
@@ -254,7 +257,7 @@ def test_the_newest_round_alone_over_budget_is_reported() -> None:
     builder.add("user", "very long " * 500)
     messages, report = _plan(builder.items, PRESETS["window"], window_tokens=200)
     assert report.over_budget
-    assert report.kept == ("i2",) and report.dropped == ("i0", "i1")
+    assert report.kept == ("i2",) and fated(report, builder.items, "dropped") == ("i0", "i1")
     assert [m.role for m in messages] == ["system", "user"]
 
 
@@ -267,7 +270,7 @@ def test_summary_sits_after_the_system_prompt_and_replaces_what_it_covers() -> N
     messages, report = _plan(builder.items, PRESETS["summary"], summary=summary)
     assert messages[0] == Message.of("system", f"{SYSTEM}\n\n{SUMMARY_PREFIX}{summary.text}")
     assert [m.text for m in messages[1:]] == ["q2", "a2", "q3", "a3", "q4"]
-    assert report.summarized == ("i0", "i1", "i2", "i3")
+    assert fated(report, builder.items, "summarized") == ("i0", "i1", "i2", "i3") and report.summarized_count == 4
     alone = message_tokens(Message.of("system", SYSTEM), TOKENIZER)
     assert report.tokens_by_part["summary"] == message_tokens(messages[0], TOKENIZER) - alone
     # Without a system prompt the summary is the one system message.
@@ -275,9 +278,9 @@ def test_summary_sits_after_the_system_prompt_and_replaces_what_it_covers() -> N
     assert bare[0] == Message.of("system", SUMMARY_PREFIX + summary.text)
     assert [m.role for m in bare[1:]] == ["user", "assistant"] * 2 + ["user"]
     # The window policy ignores summaries; so does every policy for another branch's summary.
-    assert _plan(builder.items, PRESETS["window"], summary=summary)[1].summarized == ()
+    assert _plan(builder.items, PRESETS["window"], summary=summary)[1].summarized_count == 0
     other = Summary("elsewhere", through_item_id="not-on-this-path")
-    assert _plan(builder.items, PRESETS["auto"], summary=other)[1].summarized == ()
+    assert _plan(builder.items, PRESETS["auto"], summary=other)[1].summarized_count == 0
 
 
 def test_recalled_rounds_are_chronological_marked_and_within_budget() -> None:
@@ -351,7 +354,7 @@ def test_system_items_before_the_first_user_are_pinned() -> None:
     builder.add("user", "fin")
     messages, report = _plan(builder.items, PRESETS["window"], window_tokens=400)
     assert messages[:2] == [Message.of("system", SYSTEM), Message.of("system", "Answer in French.")]
-    assert report.kept[0] == "i0" and "i1" in report.dropped
+    assert report.kept[0] == "i0" and "i1" in fated(report, builder.items, "dropped")
 
 
 def test_max_rounds_keeps_the_last_n_rounds_in_blocks() -> None:

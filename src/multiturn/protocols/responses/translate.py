@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from ... import codec
 from ...types import ContextReport, GenerationParams, ImagePart, Message, Part, Role, TextPart, Usage
 from ..openai_chat.wire import InvalidParameter
 from .wire import (
@@ -323,22 +324,25 @@ def list_page(data: Sequence[Mapping[str, Any]], *, has_more: bool) -> dict[str,
 
 
 def report_object(report: ContextReport | Mapping[str, Any]) -> dict[str, Any]:
-    """A context report as the API shows it (ids of kept, dropped... items)."""
-    data = report if isinstance(report, Mapping) else _report_dict(report)
-    keys = ("policy", "budget", "tokens", "tokens_by_part", "kept", "dropped", "summarized", "recalled")
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items() if k in keys}
-
-
-def _report_dict(report: ContextReport) -> dict[str, Any]:
+    """A context report as the API shows it: the ids of the items sent verbatim (``kept``) and
+    quoted (``recalled``), how many the summary stands for (those up to ``summarized_through``)
+    and how many were dropped; policy, budget and tokens. Its size is bounded by the request's,
+    not by the conversation's length."""
+    if isinstance(report, Mapping):
+        decoded = codec.decode_report(report)
+        if decoded is None:
+            return {"error": report.get("error")}
+        report = decoded
     return {
         "policy": report.policy,
         "budget": report.budget,
         "tokens": report.tokens,
-        "tokens_by_part": report.tokens_by_part,
-        "kept": report.kept,
-        "dropped": report.dropped,
-        "summarized": report.summarized,
-        "recalled": report.recalled,
+        "tokens_by_part": dict(report.tokens_by_part),
+        "kept": list(report.kept),
+        "recalled": list(report.recalled),
+        "summarized_through": report.summarized_through,
+        "summarized_count": report.summarized_count,
+        "dropped_count": report.dropped_count,
     }
 
 
