@@ -25,8 +25,6 @@ never drops, so it reports the overflow instead).
 from __future__ import annotations
 
 import math
-import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
@@ -36,10 +34,10 @@ from ..errors import InvalidInput
 from ..records import ItemRecord
 from ..tokens import REPLY_PRIMER, Calibration, Tokenizer, message_tokens
 from ..types import AudioPart, ContextReport, ImagePart, Message, TextPart, VideoPart
+from .cache import PlanCache, Positions
 from .retrieval import Recalled, render_items, with_recalled
-from .rounds import split_rounds
 from .summary import Summary, with_summary
-from .window import DEFAULT_LOW_WATER, first_kept
+from .window import DEFAULT_LOW_WATER, WindowState, advance, check
 
 _Count: TypeAlias = Callable[[Message], int]
 
@@ -208,79 +206,6 @@ def _block(items: Sequence[ItemRecord], *, replay_reasoning: bool, omit_media: b
     return _Block(tuple(messages), tuple(kept), tuple(dropped), sum(costs), costs[0] if opened_by_user else sum(costs))
 
 
-class _Counts:
-    """Token counts of recent messages for one tokenizer (a conversation's history is counted
-    again every turn; a message's hash is cheap next to counting it)."""
-
-    def __init__(self, size: int = 65_536) -> None:
-        self._size = size
-        self._counts: OrderedDict[Message, int] = OrderedDict()
-
-    def get(self, message: Message) -> int | None:
-        try:
-            n = self._counts.get(message)
-        except TypeError:  # an unhashable part: count it every time
-            return None
-        if n is not None:
-            self._counts.move_to_end(message)
-        return n
-
-    def put(self, message: Message, n: int) -> None:
-        try:
-            self._counts[message] = n
-        except TypeError:
-            return
-        if len(self._counts) > self._size:
-            self._counts.popitem(last=False)
-
-
-class _ByItems:
-    """Values computed from a run of item records, kept while the records are the same objects.
-
-    Items never change, and ``SQLStore.path`` hands the same records to every turn of a
-    conversation, so a history's rounds are built (messages, token counts, quotations) once and
-    found again by their ids; a hit is checked by identity, so new records (a stateless request,
-    another process's path, a test's reused ids) are computed afresh. Bounded, least recently
-    used out first.
-    """
-
-    def __init__(self, size: int = 65_536) -> None:
-        self._size = size
-        self._values: OrderedDict[tuple[object, ...], tuple[tuple[ItemRecord, ...], object]] = OrderedDict()
-
-    def get(self, key: tuple[object, ...], items: Sequence[ItemRecord]) -> object | None:
-        hit = self._values.get(key)
-        if hit is None or len(hit[0]) != len(items) or any(a is not b for a, b in zip(hit[0], items, strict=True)):
-            return None
-        self._values.move_to_end(key)
-        return hit[1]
-
-    def put(self, key: tuple[object, ...], items: Sequence[ItemRecord], value: object) -> None:
-        self._values[key] = (tuple(items), value)
-        self._values.move_to_end(key)
-        if len(self._values) > self._size:
-            self._values.popitem(last=False)
-
-
-@dataclass(frozen=True, slots=True)
-class _Memo:
-    counts: _Counts
-    rounds: _ByItems
-
-
-_MEMOS: weakref.WeakKeyDictionary[Tokenizer, _Memo] = weakref.WeakKeyDictionary()
-
-
-def _memo_for(tokenizer: Tokenizer) -> _Memo | None:
-    try:
-        memo = _MEMOS.get(tokenizer)
-        if memo is None:
-            memo = _MEMOS[tokenizer] = _Memo(_Counts(), _ByItems())
-        return memo
-    except TypeError:  # a tokenizer that cannot be weakly referenced: no memo
-        return None
-
-
 def _media_boundary(last_round: int, keep: int | None) -> int:
     """Rounds before this index lose their media. It moves in steps of ``keep`` rounds (every
     ``keep`` turns, not every turn, so old rounds keep their bytes between steps) and always
@@ -292,7 +217,7 @@ def _media_boundary(last_round: int, keep: int | None) -> int:
 
 def _select_recalled(
     recalled: Sequence[Recalled],
-    positions: Mapping[str, int],
+    positions: Positions,
     excluded: set[str],
     room: int,
     count: _Count,
@@ -308,7 +233,7 @@ def _select_recalled(
     used = sum(count(m) for m in with_recalled(head, ())) - base
     for entry in sorted(recalled, key=lambda r: (-r.score, min((positions.get(i, 0) for i in r.item_ids), default=0))):
         ids = set(entry.item_ids)
-        if not ids or not ids <= positions.keys() or ids & (excluded | taken):
+        if not ids or not all(i in positions for i in ids) or ids & (excluded | taken):
             continue
         text, cost = quote(entry)
         if not text.strip() or used + cost > room:
@@ -337,6 +262,7 @@ def plan_context(
     recalled: Sequence[Recalled] = (),
     calibration: Calibration | None = None,
     overhead: int = 0,
+    cache: PlanCache | None = None,
 ) -> tuple[list[Message], ContextReport]:
     """The messages of one request under ``policy``, and the report of what went in.
 
@@ -356,6 +282,9 @@ def plan_context(
         overhead: prompt tokens the backend adds that the tokenizer cannot see (a chat
             template's default system prompt, another vocabulary's surplus), as measured on an
             earlier call; they are taken off the budget and reported under ``template``.
+        cache: what the planner remembers between turns (``context/cache.py``; one per
+            tokenizer): with it a turn's cost follows its window, not the conversation's
+            length. The result is the same without it.
 
     Returns:
         The messages, and a ``ContextReport`` whose ``over_budget`` is set when the newest
@@ -363,50 +292,30 @@ def plan_context(
     """
 
     scale = calibration or Calibration()
-    memo = _memo_for(tokenizer)
+    memo = cache if cache is not None else PlanCache(size=4096)
 
     def count(message: Message) -> int:
-        n = memo.counts.get(message) if memo is not None else None
+        n = memo.counts.get(message)
         if n is None:
             n = message_tokens(message, tokenizer)
-            if memo is not None:
-                memo.counts.put(message, n)
+            memo.counts.put(message, n)
         return scale.apply(n)
-
-    def block(items: Sequence[ItemRecord], omit_media: bool) -> _Block:
-        key = ("block", tuple(i.id for i in items), policy.replay_reasoning, omit_media, scale.steps)
-        found = memo.rounds.get(key, items) if memo is not None else None
-        if isinstance(found, _Block):
-            return found
-        built = _block(items, replay_reasoning=policy.replay_reasoning, omit_media=omit_media, count=count)
-        if memo is not None:
-            memo.rounds.put(key, items, built)
-        return built
-
-    empty_quote = count(Message.of("system", ""))
-
-    def quote(entry: Recalled) -> tuple[str, int]:
-        items = [path[positions[i]] for i in entry.item_ids]
-        key = ("quote", entry.item_ids, entry.text, scale.steps)
-        found = memo.rounds.get(key, items) if memo is not None else None
-        if isinstance(found, tuple):
-            return found
-        text = entry.text if entry.text is not None else render_items(items)
-        cost = count(Message.of("system", text)) - empty_quote + 1  # + the "\n\n" before it
-        if memo is not None:
-            memo.rounds.put(key, items, (text, cost))
-        return text, cost
 
     budget = max(0, window_tokens - reserved_output)
     if policy.budget is not None:
         budget = min(budget, policy.budget)
-    positions = {item.id: i for i, item in enumerate(path)}
-    rounds = split_rounds(path)
-    preamble = rounds[0].items if rounds and rounds[0].is_preamble else ()
+    starts = memo.round_starts(path)
+    positions = memo.positions(path)
+    ends = [*starts[1:], len(path)]
+
+    def round_items(index: int) -> Sequence[ItemRecord]:
+        return path[starts[index] : ends[index]]
+
+    preamble = round_items(0) if starts and path[0].role != "user" else ()
     pinned = [item for item in preamble if item.role == "system" and item.status != "failed"]
     pinned_ids = {item.id for item in pinned}
 
-    newest_start = positions[rounds[-1].items[0].id] if rounds else 0
+    newest_start = starts[-1] if starts else 0
     used_summary = summary if policy.uses_summary and summary else None
     if used_summary and positions.get(used_summary.through_item_id, newest_start) >= newest_start:
         used_summary = None  # another branch's summary, or one that claims the new input
@@ -419,27 +328,62 @@ def plan_context(
         head = with_summary(head, used_summary)
     summary_tokens = sum(count(m) for m in head) - head_tokens
 
-    boundary = _media_boundary(rounds[-1].index if rounds else 0, policy.keep_images_rounds)
-    blocks = [
-        block(items, r.index < boundary)
-        for r in rounds
-        if (items := [i for i in r.items if positions[i.id] > through and i.id not in pinned_ids])
-    ]
+    # The rounds the window chooses from: those with an item after the summary, not pinned. They
+    # are the last rounds of the path (the summary covers a prefix; pinned items open it).
+    boundary = _media_boundary(len(starts) - 1, policy.keep_images_rounds)
+    first = 0
+    while first < len(starts) and not _window_items(round_items(first), starts[first], through, pinned_ids):
+        first += 1
+
+    def block_at(index: int) -> _Block:
+        items = _window_items(round_items(index), starts[index], through, pinned_ids)
+        omit = index < boundary
+        key = ("block", tuple(i.id for i in items), policy.replay_reasoning, omit, scale.steps)
+        found = memo.blocks.get(key, items)
+        if isinstance(found, _Block):
+            return found
+        built = _block(items, replay_reasoning=policy.replay_reasoning, omit_media=omit, count=count)
+        memo.blocks.put(key, items, built)
+        return built
+
+    empty_quote = count(Message.of("system", ""))
+
+    def quote(entry: Recalled) -> tuple[str, int]:
+        items = [path[positions[i]] for i in entry.item_ids]
+        key = ("quote", entry.item_ids, entry.text, scale.steps)
+        found = memo.blocks.get(key, items)
+        if isinstance(found, tuple):
+            return found
+        text = entry.text if entry.text is not None else render_items(items)
+        cost = count(Message.of("system", text)) - empty_quote + 1  # + the "\n\n" before it
+        memo.blocks.put(key, items, (text, cost))
+        return text, cost
 
     available = budget - head_tokens - REPLY_PRIMER - overhead
-    if policy.name == "full":
+    count_rounds = len(starts) - first
+    if policy.name == "full" or count_rounds == 0:
         cut = 0
     else:
         memory = available - math.floor(policy.recent_share * available) if available > 0 else 0
         window_budget = available - max(summary_tokens, memory)
-        cut = first_kept(
-            [b.tokens for b in blocks],
-            window_budget,
-            low_water=policy.low_water,
-            max_rounds=policy.max_rounds,
-            input_tokens=[b.arrival for b in blocks],
-        )
-    window = blocks[cut:]
+        check(policy.low_water, policy.max_rounds)
+
+        def step(state: WindowState, index: int) -> WindowState:
+            block = block_at(first + index)
+            arriving = block.tokens if index == count_rounds - 1 else block.arrival
+            return advance(
+                state,
+                arriving,
+                lambda i: block_at(first + i).tokens,
+                window_budget,
+                low_water=policy.low_water,
+                max_rounds=policy.max_rounds,
+            )
+
+        key = (window_budget, policy.low_water, policy.max_rounds, through, first, boundary, policy.replay_reasoning)
+        last_item: Callable[[int], ItemRecord] = lambda index: path[ends[first + index] - 1]  # noqa: E731
+        cut = memo.window((*key, scale.steps), count_rounds, last_item, step).cut
+    window = [block_at(first + index) for index in range(cut, count_rounds)]
     history_tokens = sum(b.tokens for b in window[:-1])
     input_tokens = window[-1].tokens if window else 0
     kept = [item.id for item in pinned] + [i for b in window for i in b.kept]
@@ -482,3 +426,8 @@ def plan_context(
         over_budget=tokens > budget,
     )
     return messages, report
+
+
+def _window_items(items: Sequence[ItemRecord], start: int, through: int, pinned: set[str]) -> list[ItemRecord]:
+    """The items of a round the window may send: after the summary, not pinned."""
+    return [item for n, item in enumerate(items) if start + n > through and item.id not in pinned]

@@ -12,7 +12,9 @@ conversation's growth from its first round (for each turn, the earlier rounds as
 plus the new round as it was then, its user message; if they exceed the budget, advance the cut
 until they fit under the low-water mark). Called on turn t and on turn t+1, it takes the same
 decisions on every step up to t, so it gives exactly the cut an incremental, stateful
-implementation would, with no state to store.
+implementation would, with no state to store. ``advance`` is one step of that replay: the
+planner keeps the state after each turn's complete rounds (``context/cache.py``) and resumes
+from it, so the cost of a turn does not grow with the conversation.
 
 Invariants (for rounds given oldest first, the last being the new input):
 - the newest round is always kept, even alone over the budget (the caller reports
@@ -27,12 +29,51 @@ Invariants (for rounds given oldest first, the last being the new input):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 DEFAULT_LOW_WATER = 0.6
 """After a block drop the kept rounds hold at most 60 % of the budget: measured on the embedded
 model, keeping 6 rounds and dropping back to 3 (one slow turn, then prefix reuse returns) cost
 558 evaluated tokens over 10 turns against 1,510 for a one-round-per-turn window."""
+
+
+@dataclass(frozen=True, slots=True)
+class WindowState:
+    """Where ``first_kept``'s replay stands after a round: the cut, and the tokens the kept
+    rounds hold (``earlier``), with ``rounds`` rounds replayed. A state depends only on the rounds
+    replayed, so it can be kept and resumed on the next turn (``advance``): the replay of a
+    1,000-round conversation is then one step a turn, not 1,000."""
+
+    cut: int = 0
+    earlier: int = 0
+    rounds: int = 0
+
+
+def advance(
+    state: WindowState,
+    arriving: int,
+    tokens: Callable[[int], int],
+    budget: int,
+    *,
+    low_water: float = DEFAULT_LOW_WATER,
+    max_rounds: int | None = None,
+) -> WindowState:
+    """One step of the replay: round ``state.rounds`` arrives with ``arriving`` tokens (its user
+    message, or all of it when it is the new input); ``tokens(i)`` is round ``i``'s size as it is
+    now (called only for kept rounds). Returns the state after the round, its final size added."""
+    budget = max(0, budget)
+    end, cut, earlier = state.rounds, state.cut, state.earlier
+    kept = earlier + arriving
+    if kept > budget or (max_rounds is not None and end - cut > max_rounds):
+        low_tokens = low_water * budget
+        low_rounds = math.floor(low_water * max_rounds) if max_rounds is not None else 0
+        while cut < end and (kept > low_tokens or (max_rounds is not None and end - cut > low_rounds)):
+            size = tokens(cut)
+            kept -= size
+            earlier -= size
+            cut += 1
+    return WindowState(cut, earlier + tokens(end), end + 1)
 
 
 def first_kept(
@@ -64,23 +105,19 @@ def first_kept(
         ValueError: ``low_water`` outside (0, 1], a negative ``max_rounds``, or
             ``input_tokens`` of another length.
     """
+    check(low_water, max_rounds)
+    if input_tokens is not None and len(input_tokens) != len(round_tokens):
+        raise ValueError("input_tokens and round_tokens differ in length")
+    arriving = round_tokens if input_tokens is None else [*input_tokens[:-1], *round_tokens[-1:]]
+    state = WindowState()
+    for tokens in arriving:
+        state = advance(state, tokens, round_tokens.__getitem__, budget, low_water=low_water, max_rounds=max_rounds)
+    return state.cut
+
+
+def check(low_water: float, max_rounds: int | None) -> None:
+    """Raises ValueError: ``low_water`` outside (0, 1], or a negative ``max_rounds``."""
     if not 0 < low_water <= 1:
         raise ValueError(f"low_water must be in (0, 1], not {low_water}")
     if max_rounds is not None and max_rounds < 0:
         raise ValueError(f"max_rounds must be >= 0, not {max_rounds}")
-    if input_tokens is not None and len(input_tokens) != len(round_tokens):
-        raise ValueError("input_tokens and round_tokens differ in length")
-    arriving = round_tokens if input_tokens is None else [*input_tokens[:-1], *round_tokens[-1:]]
-    budget = max(0, budget)
-    low_tokens = low_water * budget
-    low_rounds = math.floor(low_water * max_rounds) if max_rounds is not None else 0
-    cut = earlier = 0  # earlier: tokens of the kept rounds before ``end``, as they are now
-    for end, tokens in enumerate(arriving):
-        kept = earlier + tokens
-        if kept > budget or (max_rounds is not None and end - cut > max_rounds):
-            while cut < end and (kept > low_tokens or (max_rounds is not None and end - cut > low_rounds)):
-                kept -= round_tokens[cut]
-                earlier -= round_tokens[cut]
-                cut += 1
-        earlier += round_tokens[end]
-    return cut

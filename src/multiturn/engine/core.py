@@ -18,6 +18,7 @@ from typing import TypeVar
 from ..backends.base import Backend, completes
 from ..backends.capabilities import check_capabilities
 from ..context.budget import measured_overhead, prompt_budget, reserved_output
+from ..context.cache import PlanCache
 from ..context.plan import Policy, plan_context, preset
 from ..context.retrieval import Recalled
 from ..context.rounds import last_round_items
@@ -68,6 +69,8 @@ class Engine(ConversationOps):
         self._policy_for_model = policy_for_model
         self._tune_policy = tune_policy
         self.tokenizer = tokenizer or default_tokenizer()
+        self.plan_cache = PlanCache()
+        """What planning remembers between turns (bounded; shared by tenant-scoped copies)."""
 
     def for_tenant(self, tenant_id: str) -> Engine:
         """This engine scoped to another tenant: same store, backends, memory and settings."""
@@ -235,6 +238,7 @@ class Engine(ConversationOps):
             summary=found,
             recalled=recalled,
             overhead=overhead,
+            cache=self.plan_cache,
         )
 
     def memory_jobs(

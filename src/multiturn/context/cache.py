@@ -1,0 +1,218 @@
+"""What the planner remembers between turns, so that a turn costs what its window costs and not
+what the whole conversation does. One ``PlanCache`` per engine (the engine owns it and hands it
+to ``plan_context``); without one the planner computes everything afresh and gives the same
+answer.
+
+Items never change, and the store hands every turn of a conversation the same item records
+(``SQLStore.path`` extends the previous turn's path), so what was computed from a run of records
+holds for as long as those records are the ones planned. Every entry is checked by identity
+(the records it was computed from must be the very objects of the path), never by id alone, so
+new records with old ids (a stateless request, another process's path, a test) are computed
+afresh. Every part is bounded, least recently used out first:
+
+- ``counts``: tokens of a message (a history is counted again every turn; hashing a message is
+  cheap next to counting it);
+- ``blocks``: a round as it would be sent (messages, token counts, the quotation a recalled round
+  would add), by the ids of its items;
+- ``shape``: where a path's rounds start, extended from the previous turn's path by the new
+  items only; and each item's position (its depth in the tree: the same in every path through it);
+- ``windows``: the window's replay state (``window.WindowState``) after a turn's complete rounds,
+  by the last item of those rounds and the window's parameters; the next turn resumes from it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from ..records import ItemRecord
+from ..types import Message
+from .window import WindowState
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+LOOKBACK = 16
+"""How far back from a path's end a cached shape or window state is looked for (the previous
+turn's leaf is a few items back: its answer, the new input)."""
+
+
+class Bounded(Generic[_K, _V]):
+    """A dict that forgets its least recently used entries past ``size``."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[_K, _V] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: _K) -> _V | None:
+        value = self._entries.get(key)
+        if value is not None:
+            self._entries.move_to_end(key)
+        return value
+
+    def put(self, key: _K, value: _V) -> None:
+        self._entries[key] = value
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+
+class Counts:
+    """Token counts of messages (a message that cannot be hashed is counted every time)."""
+
+    def __init__(self, size: int) -> None:
+        self._counts: Bounded[Message, int] = Bounded(size)
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def get(self, message: Message) -> int | None:
+        try:
+            return self._counts.get(message)
+        except TypeError:
+            return None
+
+    def put(self, message: Message, n: int) -> None:
+        try:
+            self._counts.put(message, n)
+        except TypeError:
+            return
+
+
+class ByItems:
+    """Values computed from a run of item records, found by key while the records are the same
+    objects."""
+
+    def __init__(self, size: int) -> None:
+        self._values: Bounded[tuple[object, ...], tuple[tuple[ItemRecord, ...], object]] = Bounded(size)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def get(self, key: tuple[object, ...], items: Sequence[ItemRecord]) -> object | None:
+        hit = self._values.get(key)
+        if hit is None or len(hit[0]) != len(items) or any(a is not b for a, b in zip(hit[0], items, strict=True)):
+            return None
+        return hit[1]
+
+    def put(self, key: tuple[object, ...], items: Sequence[ItemRecord], value: object) -> None:
+        self._values.put(key, (tuple(items), value))
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    leaf: ItemRecord
+    length: int
+    starts: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    last: ItemRecord
+    """The last item of the rounds replayed (checked by identity)."""
+    state: WindowState
+
+
+class PlanCache:
+    """The planner's memory (see the module docstring). ``size`` bounds each part."""
+
+    def __init__(self, size: int = 65_536) -> None:
+        self.counts = Counts(size)
+        self.blocks = ByItems(size)
+        self._shapes: Bounded[str, _Shape] = Bounded(size // 16)
+        self._depths: Bounded[str, tuple[int, ItemRecord]] = Bounded(size * 4)
+        self._windows: Bounded[tuple[object, ...], _Window] = Bounded(size // 16)
+
+    def sizes(self) -> dict[str, int]:
+        """How many entries each part holds (each is bounded by ``size`` or a share of it)."""
+        return {
+            "counts": len(self.counts),
+            "blocks": len(self.blocks),
+            "shapes": len(self._shapes),
+            "depths": len(self._depths),
+            "windows": len(self._windows),
+        }
+
+    def round_starts(self, path: Sequence[ItemRecord]) -> tuple[int, ...]:
+        """Where ``path``'s rounds start (``rounds.split_rounds``: before every user item, and
+        at 0), extending the shape of a cached prefix of it by the items after that prefix."""
+        n = len(path)
+        starts: list[int] = []
+        begin = 0
+        for k in range(n - 1, max(-1, n - 1 - LOOKBACK), -1):
+            hit = self._shapes.get(path[k].id)
+            if hit is not None and hit.leaf is path[k] and hit.length == k + 1:
+                starts, begin = list(hit.starts), k + 1
+                break
+        for position in range(begin, n):
+            item = path[position]
+            if item.role == "user" or not starts:
+                starts.append(position)
+            self._depths.put(item.id, (position, item))
+        shape = tuple(starts)
+        if n:
+            self._shapes.put(path[-1].id, _Shape(path[-1], n, shape))
+        return shape
+
+    def positions(self, path: Sequence[ItemRecord]) -> Positions:
+        return Positions(path, self._depths)
+
+    def window(
+        self,
+        key: tuple[object, ...],
+        rounds: int,
+        last_item: Callable[[int], ItemRecord],
+        step: Callable[[WindowState, int], WindowState],
+    ) -> WindowState:
+        """The window's replay state after ``rounds - 1`` complete rounds then the new input:
+        resumed from the state a recent turn left (``key`` names the window's parameters; a
+        state is found by the last item of the rounds it replayed), then stepped (``step(state,
+        i)`` replays round ``i``). The state after the complete rounds is kept for the next turn."""
+        state = WindowState()
+        for done in range(rounds - 1, max(0, rounds - 1 - LOOKBACK), -1):
+            last = last_item(done - 1)
+            hit = self._windows.get((*key, last.id, done))
+            if hit is not None and hit.last is last:
+                state = hit.state
+                break
+        while state.rounds < rounds - 1:
+            state = step(state, state.rounds)
+        if rounds > 1:
+            last = last_item(rounds - 2)
+            self._windows.put((*key, last.id, rounds - 1), _Window(last, state))
+        return step(state, rounds - 1) if rounds else state
+
+
+class Positions:
+    """Positions of items in one path, read from the cached depths (checked by identity), with
+    one full scan of the path as the fallback."""
+
+    def __init__(self, path: Sequence[ItemRecord], depths: Bounded[str, tuple[int, ItemRecord]] | None) -> None:
+        self._path = path
+        self._depths = depths
+        self._scanned: dict[str, int] | None = None
+
+    def get(self, item_id: str | None, default: int = -1) -> int:
+        """The position of ``item_id`` in the path, or ``default`` when it is not on it."""
+        if item_id is None:
+            return default
+        if self._depths is not None:
+            hit = self._depths.get(item_id)
+            if hit is not None and hit[0] < len(self._path) and self._path[hit[0]] is hit[1]:
+                return hit[0]
+        if self._scanned is None:
+            self._scanned = {item.id: n for n, item in enumerate(self._path)}
+        return self._scanned.get(item_id, default)
+
+    def __getitem__(self, item_id: str) -> int:
+        found = self.get(item_id)
+        if found < 0:
+            raise KeyError(item_id)
+        return found
+
+    def __contains__(self, item_id: object) -> bool:
+        return isinstance(item_id, str) and self.get(item_id) >= 0
