@@ -11,7 +11,19 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .errors import InvalidInput
-from .types import AudioPart, ContextReport, ImagePart, Message, Part, TextPart, ToolCall, Usage, VideoPart
+from .types import (
+    AudioPart,
+    ContextReport,
+    ImagePart,
+    Message,
+    Part,
+    TextPart,
+    ToolCall,
+    Usage,
+    VideoPart,
+    parse_spans,
+    spans_text,
+)
 
 JSON = dict[str, Any]
 
@@ -110,18 +122,19 @@ def decode_usage(data: Mapping[str, Any] | None) -> Usage | None:
 
 
 def encode_report(report: ContextReport, *, error: str | None = None) -> JSON:
-    """A context report as stored with its answer (``error``: why the turn failed, if it did)."""
+    """A context report as stored with its answer (``error``: why the turn failed, if it did).
+    Positions are runs written as text (``0,3-40``), so the stored report does not grow with the
+    conversation."""
     data: JSON = {
         "policy": report.policy,
-        "kept": list(report.kept),
-        "recalled": list(report.recalled),
-        "summarized_through": report.summarized_through,
-        "summarized_count": report.summarized_count,
-        "dropped_count": report.dropped_count,
+        "items": report.items,
+        "kept": spans_text(report.kept),
+        "recalled": spans_text(report.recalled),
+        "summarized": spans_text(report.summarized),
         "budget": report.budget,
         "tokens": report.tokens,
         "tokens_by_part": dict(report.tokens_by_part),
-        "recalled_scores": dict(report.recalled_scores),
+        "recalled_scores": {str(n): score for n, score in report.recalled_scores.items()},
         "over_budget": report.over_budget,
     }
     if error is not None:
@@ -131,22 +144,26 @@ def encode_report(report: ContextReport, *, error: str | None = None) -> JSON:
 
 def decode_report(data: Mapping[str, Any]) -> ContextReport | None:
     """The report ``encode_report`` stored; ``None`` for a record that holds only an error (a
-    turn closed before it was planned). Reports stored before counts replaced the lists of
-    dropped and summarized ids are read too."""
-    if "policy" not in data:
+    turn closed before it was planned) or a report in an older shape (lists of item ids, from
+    before reports counted positions: its tokens are still read by ``report_tokens``).
+
+    Raises:
+        InvalidInput: a field of the wrong shape.
+    """
+    if "policy" not in data or not isinstance(data.get("kept"), str):
         return None
-    summarized = data.get("summarized")
-    dropped = data.get("dropped")
-    return ContextReport(
-        policy=str(data["policy"]),
-        kept=tuple(data.get("kept") or ()),
-        recalled=tuple(data.get("recalled") or ()),
-        summarized_through=data.get("summarized_through") or (summarized[-1] if summarized else None),
-        summarized_count=int(data.get("summarized_count", len(summarized or ()))),
-        dropped_count=int(data.get("dropped_count", len(dropped or ()))),
-        budget=data.get("budget"),
-        tokens=int(data.get("tokens") or 0),
-        tokens_by_part=dict(data.get("tokens_by_part") or {}),
-        recalled_scores=dict(data.get("recalled_scores") or {}),
-        over_budget=bool(data.get("over_budget", False)),
-    )
+    try:
+        return ContextReport(
+            policy=str(data["policy"]),
+            items=int(data.get("items") or 0),
+            kept=parse_spans(data.get("kept") or ""),
+            recalled=parse_spans(data.get("recalled") or ""),
+            summarized=parse_spans(data.get("summarized") or ""),
+            budget=data.get("budget"),
+            tokens=int(data.get("tokens") or 0),
+            tokens_by_part={str(k): int(v) for k, v in (data.get("tokens_by_part") or {}).items()},
+            recalled_scores={int(k): float(v) for k, v in (data.get("recalled_scores") or {}).items()},
+            over_budget=bool(data.get("over_budget", False)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"malformed context report: {exc}") from exc

@@ -13,7 +13,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
@@ -185,49 +185,132 @@ class Completion:
 
 @dataclass(frozen=True, slots=True)
 class ContextReport:
-    """What the context builder did for one request: which stored items went in, and how.
+    """What the context builder did for one request, item by item, by position in the
+    request's path (root first, the newest input last; a Responses object's input items in
+    ascending order are that path).
 
-    Every item of the request's path (root to the newest input) has one fate:
-    ``kept`` (sent verbatim, ids listed), ``recalled`` (quoted from earlier, ids listed),
-    ``summarized`` (stood for by the summary, which covers the path up to and including
-    ``summarized_through``: ``summarized_count`` items) or ``dropped`` (``dropped_count`` items:
-    neither). Only what the request holds is listed by id, so a report's size is bounded by the
-    budget, not by the conversation's length; ``fates`` gives every item's fate from the path.
+    Every position has one fate: ``kept`` (sent verbatim), ``recalled`` (quoted from earlier),
+    ``summarized`` (stood for by the summary) or dropped (none of those). Positions are written
+    as runs (``Spans``), so a report stays a few numbers long however long the conversation is;
+    ``fates`` names every item's fate from the path's ids.
 
     ``tokens_by_part`` splits ``tokens`` into ``system`` (prompt and pinned system items),
     ``summary``, ``recalled``, ``history`` (the window's earlier rounds), ``input`` (the newest
-    round) and ``template`` (the reply's opening); ``recalled_scores`` maps each recalled item
-    id to its round's retrieval score; ``over_budget`` is set when even the newest round alone
-    does not fit (the caller reports context-too-long).
+    round) and ``template`` (the reply's opening); ``recalled_scores`` maps each recalled
+    position to its round's retrieval score; ``over_budget`` is set when even the newest round
+    alone does not fit (the caller reports context-too-long).
     """
 
     policy: str
-    kept: tuple[str, ...] = ()
-    recalled: tuple[str, ...] = ()
-    summarized_through: str | None = None
-    summarized_count: int = 0
-    dropped_count: int = 0
+    items: int = 0
+    """How many items the request's path holds."""
+    kept: Spans = ()
+    recalled: Spans = ()
+    summarized: Spans = ()
     budget: int | None = None
     tokens: int = 0
     tokens_by_part: dict[str, int] = field(default_factory=dict)
-    recalled_scores: dict[str, float] = field(default_factory=dict)
+    recalled_scores: dict[int, float] = field(default_factory=dict)
     over_budget: bool = False
 
+    def fate(self, position: int) -> Fate:
+        if in_spans(self.kept, position):
+            return "kept"
+        if in_spans(self.recalled, position):
+            return "recalled"
+        if in_spans(self.summarized, position):
+            return "summarized"
+        return "dropped"
+
     def fates(self, ids: Sequence[str]) -> dict[str, Fate]:
-        """Each id of the request's path (in order) with its fate (see the class docstring)."""
-        kept, recalled = set(self.kept), set(self.recalled)
-        through = ids.index(self.summarized_through) if self.summarized_through in ids else -1
-        out: dict[str, Fate] = {}
-        for n, item_id in enumerate(ids):
-            if item_id in kept:
-                out[item_id] = "kept"
-            elif item_id in recalled:
-                out[item_id] = "recalled"
-            elif n <= through:
-                out[item_id] = "summarized"
-            else:
-                out[item_id] = "dropped"
-        return out
+        """Each id of the request's path (in order) with its fate."""
+        return {item_id: self.fate(n) for n, item_id in enumerate(ids)}
+
+    @property
+    def dropped(self) -> Spans:
+        """The positions that went in no way."""
+        return complement(merge_spans((*self.kept, *self.recalled, *self.summarized)), self.items)
+
+    def count(self, fate: Fate) -> int:
+        """How many items had ``fate``."""
+        own = {"kept": self.kept, "recalled": self.recalled, "summarized": self.summarized}
+        if fate == "dropped":
+            return span_count(self.dropped)
+        if fate == "summarized":  # an item the summary covers may be recalled too: it counts as recalled
+            return span_count(self.summarized) - span_count(intersect(self.summarized, self.recalled))
+        return span_count(own[fate])
+
+
+Spans: TypeAlias = tuple[tuple[int, int], ...]
+"""Positions as inclusive runs ``(first, last)``, sorted, not touching (``spans_of``)."""
+
+
+def spans_of(positions: Iterable[int]) -> Spans:
+    """The runs of a set of positions."""
+    runs: list[tuple[int, int]] = []
+    for n in sorted(set(positions)):
+        if runs and n == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], n)
+        else:
+            runs.append((n, n))
+    return tuple(runs)
+
+
+def merge_spans(spans: Iterable[tuple[int, int]]) -> Spans:
+    runs: list[tuple[int, int]] = []
+    for first, last in sorted(spans):
+        if runs and first <= runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], max(runs[-1][1], last))
+        else:
+            runs.append((first, last))
+    return tuple(runs)
+
+
+def complement(spans: Spans, length: int) -> Spans:
+    """The positions in ``[0, length)`` outside ``spans``."""
+    out: list[tuple[int, int]] = []
+    at = 0
+    for first, last in spans:
+        if first > at:
+            out.append((at, min(first, length) - 1))
+        at = max(at, last + 1)
+    if at < length:
+        out.append((at, length - 1))
+    return tuple((a, b) for a, b in out if a <= b)
+
+
+def intersect(a: Spans, b: Spans) -> Spans:
+    out: list[tuple[int, int]] = []
+    for first, last in a:
+        for other_first, other_last in b:
+            lo, hi = max(first, other_first), min(last, other_last)
+            if lo <= hi:
+                out.append((lo, hi))
+    return merge_spans(out)
+
+
+def in_spans(spans: Spans, position: int) -> bool:
+    return any(first <= position <= last for first, last in spans)
+
+
+def span_count(spans: Spans) -> int:
+    return sum(last - first + 1 for first, last in spans)
+
+
+def spans_text(spans: Spans) -> str:
+    """``0,3-40``: the runs as text (the wire's and the store's form)."""
+    return ",".join(str(first) if first == last else f"{first}-{last}" for first, last in spans)
+
+
+def parse_spans(text: str) -> Spans:
+    """The inverse of ``spans_text``. Raises ValueError on anything else."""
+    runs: list[tuple[int, int]] = []
+    for piece in filter(None, text.split(",")):
+        first, _, last = piece.partition("-")
+        runs.append((int(first), int(last or first)))
+    if any(a > b for a, b in runs) or list(runs) != list(merge_spans(runs)):
+        raise ValueError(f"not sorted, disjoint runs of positions: {text!r}")
+    return tuple(runs)
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,12 +81,7 @@ async def _tree(store: SQLStore, tenant_id: str = "default") -> str:
             status="incomplete",
             finish_reason="cancelled",
             context_report=codec.encode_report(
-                ContextReport(
-                    policy="retrieval",
-                    kept=(user.id, call.id, result.id),
-                    summarized_through=user.id,
-                    recalled_scores={user.id: 0.5},
-                )
+                ContextReport(policy="retrieval", items=3, kept=((0, 2),), recalled_scores={0: 0.5})
             ),
         ),
         tenant_id=tenant_id,
@@ -133,8 +128,8 @@ async def test_export_import_export_is_equal_but_for_the_ids(store: SQLStore) ->
     path = await store.path(copy.id, copy.head_item_id)
     assert [i.role for i in path] == ["user", "assistant", "tool", "assistant"]
     assert path[-1].context_report is not None
-    assert path[-1].context_report["kept"] == [i.id for i in path[:3]]
-    assert list(path[-1].context_report["recalled_scores"]) == [path[0].id]
+    assert path[-1].context_report["kept"] == "0-2"  # positions on the path: nothing to rename
+    assert path[-1].context_report["recalled_scores"] == {"0": 0.5}
     assert len(await store.children(copy.id, path[0].id)) == 2
 
 

@@ -108,16 +108,16 @@ async def test_the_summary_policy_compacts_and_the_report_says_what_it_covers(
     report = assistant(path, replies[used_at]).context_report
     assert report is not None
     assert fated(report, path, "summarized") == tuple(ids[: through + 1])
-    assert report["summarized_through"] == ids[through] and report["summarized_count"] == through + 1
-    assert not set(ids[: through + 1]) & set(report["kept"])
+    assert report["summarized"] == f"0-{through}"
+    assert not set(ids[: through + 1]) & set(fated(report, path, "kept"))
     assert report["tokens_by_part"]["summary"] > 0
     assert report["tokens"] <= report["budget"]
     if background:
         before = assistant(path, replies[compacted_at]).context_report
-        assert before is not None and before["summarized_count"] == 0
+        assert before is not None and before["summarized"] == ""
     # earlier turns, under the trigger, summarized nothing
     first = assistant(path, replies[0]).context_report
-    assert first is not None and first["summarized_count"] == 0 and first["tokens_by_part"]["summary"] == 0
+    assert first is not None and first["summarized"] == "" and first["tokens_by_part"]["summary"] == 0
 
 
 @pytest.fixture
@@ -167,7 +167,7 @@ async def test_a_failing_summarizer_never_fails_the_turn(
     path = await engine.history(conv.id)
     assert [item.status for item in path] == ["completed"] * 4
     last = path[-1].context_report
-    assert last is not None and last["summarized_count"] == 0
+    assert last is not None and last["summarized"] == ""
 
 
 def test_build_compaction_is_extractive_by_default(small: Settings) -> None:
@@ -201,19 +201,20 @@ async def test_a_growing_stateless_array_is_summarized_once_per_compaction(
         messages.append(Message.of("user", note(k).split(". ")[0] + "."))  # ~30 tokens a turn
         request = ChatRequest(model=small.model, messages=tuple(messages), params=PARAMS)
         planned, report, ids = await engine.plan_stateless(request, "summary")
-        if report.summarized_through and summarized_at is None:
+        through = report.summarized[-1][1] if report.summarized else None
+        if through is not None and summarized_at is None:
             summarized_at = k
             assert summarizer.calls == 1
             assert planned.messages[0].text.startswith(f"{SYSTEM}\n\n{SUMMARY_PREFIX}")  # one system message
             assert planned.messages[1].role == "user"
             summary = planned.messages[0].text.removeprefix(f"{SYSTEM}\n\n{SUMMARY_PREFIX}")
-            covered = [m.text for m in messages[1 : ids.index(report.summarized_through) + 1]]
+            covered = [m.text for m in messages[1 : through + 1]]
             assert summary and all(line.removeprefix("user: ") in covered for line in summary.splitlines())
-            record = await store.summary_by_prefix(report.summarized_through)
+            record = await store.summary_by_prefix(ids[through])
             assert record is not None and record.conversation_id is None
-            assert fated(report, ids, "summarized") == tuple(ids[1 : ids.index(report.summarized_through) + 1])
+            assert fated(report, ids, "summarized") == tuple(ids[1 : through + 1])
         elif summarized_at is not None:
-            assert report.summarized_count  # the stored summary, found by the hash of its prefix
+            assert report.summarized  # the stored summary, found by the hash of its prefix
         if summarized_at is not None and k == summarized_at + 1:
             break
         messages.append(Message.of("assistant", f"Noted for {GUESTS[k]}."))
@@ -223,4 +224,4 @@ async def test_a_growing_stateless_array_is_summarized_once_per_compaction(
     again = RollingSummary(store, summarizer, TOKENS)
     engine = Engine(store, registry.get, default_model=small.model, compaction=again)
     _, report, _ = await engine.plan_stateless(request, "summary")
-    assert report.summarized_count and summarizer.calls == 1
+    assert report.summarized and summarizer.calls == 1

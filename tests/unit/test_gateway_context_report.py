@@ -4,15 +4,32 @@ from __future__ import annotations
 
 import json
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from multiturn.context.unstored import message_ids
-from multiturn.server.context import _ranges, report_header
-from multiturn.types import ContextReport, Message
+from multiturn.server.context import report_header
+from multiturn.types import ContextReport, Message, complement, parse_spans, span_count, spans_of, spans_text
 
 
-def test_ranges_join_consecutive_positions() -> None:
-    assert _ranges([]) == ""
-    assert _ranges([4]) == "4"
-    assert _ranges([0, 1, 2, 3, 8, 10, 11, 12]) == "0-3,8,10-12"
+def test_runs_join_consecutive_positions() -> None:
+    assert spans_text(spans_of([])) == ""
+    assert spans_text(spans_of([4])) == "4"
+    assert spans_text(spans_of([0, 1, 2, 3, 8, 10, 11, 12])) == "0-3,8,10-12"
+    with pytest.raises(ValueError):
+        parse_spans("3-1")
+    with pytest.raises(ValueError):
+        parse_spans("0-2,3")  # touching runs are one run: not a form spans_text writes
+
+
+@given(st.sets(st.integers(0, 200)), st.integers(0, 220))
+def test_runs_round_trip_and_complement(positions: set[int], length: int) -> None:
+    spans = spans_of(positions)
+    assert parse_spans(spans_text(spans)) == spans
+    assert span_count(spans) == len(positions)
+    rest = complement(spans, length)
+    assert {n for a, b in rest for n in range(a, b + 1)} == set(range(length)) - positions
 
 
 def test_message_ids_chain_so_equal_prefixes_have_equal_ids() -> None:
@@ -25,9 +42,9 @@ def test_message_ids_chain_so_equal_prefixes_have_equal_ids() -> None:
 
 
 def test_the_header_names_positions_not_ids() -> None:
-    ids = message_ids([Message.of("user", str(n)) for n in range(6)])
-    report = ContextReport(policy="window", kept=(ids[4], ids[5]), dropped_count=4, budget=100, tokens=40)
-    body = json.loads(report_header(report, ids))
+
+    report = ContextReport(policy="window", items=6, kept=((4, 5),), budget=100, tokens=40)
+    body = json.loads(report_header(report))
     assert body == {
         "policy": "window",
         "budget": 100,

@@ -29,8 +29,8 @@ def test_system_prompt_comes_first() -> None:
     messages, report = build_messages("Be brief.", path)
     assert messages == [Message.of("system", "Be brief."), Message.of("user", "hi"), Message.of("assistant", "hello")]
     assert report.policy == "full"
-    assert report.kept == ("i1", "i2")
-    assert report.dropped_count == 0
+    assert fated(report, path, "kept") == ("i1", "i2")
+    assert report.count("dropped") == 0
 
 
 def test_no_system_message_without_a_prompt() -> None:
@@ -42,7 +42,7 @@ def test_no_system_message_without_a_prompt() -> None:
 def test_empty_path() -> None:
     messages, report = build_messages("sys", [])
     assert messages == [Message.of("system", "sys")]
-    assert (report.kept, report.dropped_count, report.tokens) == ((), 0, 0)
+    assert (report.kept, report.count("dropped"), report.tokens) == ((), 0, 0)
 
 
 def test_reasoning_is_never_replayed_by_default() -> None:
@@ -50,7 +50,7 @@ def test_reasoning_is_never_replayed_by_default() -> None:
     messages, report = build_messages(None, path)
     assert all(m.reasoning is None for m in messages)
     assert messages[1] == Message.of("assistant", "4")
-    assert report.kept == ("i1", "i2")
+    assert fated(report, path, "kept") == ("i1", "i2")
 
 
 def test_reasoning_is_replayed_on_request() -> None:
@@ -71,22 +71,22 @@ def test_failed_and_empty_assistant_items_are_dropped_and_reported() -> None:
     ]
     messages, report = build_messages(None, path)
     assert [m.text for m in messages] == ["first", "ok"]
-    assert report.kept == ("u1", "a4")
-    assert fated(report, path, "dropped") == ("a1", "a2", "a3", "u2") and report.dropped_count == 4
+    assert fated(report, path, "kept") == ("u1", "a4")
+    assert fated(report, path, "dropped") == ("a1", "a2", "a3", "u2") and report.count("dropped") == 4
 
 
 def test_incomplete_items_with_content_are_kept() -> None:
     path = [_item("u1", "user", "tell me a story"), _item("a1", "assistant", "Once upon a", status="incomplete")]
     messages, report = build_messages(None, path)
     assert messages[-1] == Message.of("assistant", "Once upon a")
-    assert report.kept == ("u1", "a1")
-    assert report.dropped_count == 0
+    assert fated(report, path, "kept") == ("u1", "a1")
+    assert report.count("dropped") == 0
 
 
 def test_incomplete_empty_assistant_item_is_dropped() -> None:
     path = [_item("u1", "user", "hi"), _item("a1", "assistant", None, status="incomplete")]
     _, report = build_messages(None, path)
-    assert report.kept == ("u1",)
+    assert fated(report, path, "kept") == ("u1",)
     assert fated(report, path, "dropped") == ("a1",)
 
 
@@ -99,7 +99,7 @@ def test_tool_calls_and_results_are_kept() -> None:
         _item("a2", "assistant", "found it"),
     ]
     messages, report = build_messages(None, path)
-    assert report.kept == ("u1", "a1", "t1", "a2")
+    assert fated(report, path, "kept") == ("u1", "a1", "t1", "a2")
     assert messages[1].tool_calls == (call,)
     assert messages[1].content == ()
     assert messages[2].role == "tool"

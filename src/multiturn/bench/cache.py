@@ -24,11 +24,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import codec
 from ..client import AsyncClient
 from ..context.plan import Policy, preset
 from ..errors import InvalidInput, MultiturnError
 from ..settings import Settings
-from ..types import Delta, Reply, text_parts
+from ..types import ContextReport, Delta, Reply, text_parts
 from .planning_script import SYSTEM_PROMPT, user_turns
 
 SLIDING = Policy("window", low_water=1.0)
@@ -218,9 +219,10 @@ async def _replay(
         if reply is None or reply.user_item_id is None:
             return PolicyRun(name, policy, tuple(turns), error=f"turn {index}: the turn ended without a reply")
         stored = await client.store.get_item(reply.item_id, tenant_id=engine.tenant_id)
-        report = stored.context_report or {}
-        kept = set(report.get("kept", ()))
-        left_out = sum(1 for user in earlier_users if user not in kept)
+        report = codec.decode_report(stored.context_report or {}) or ContextReport(policy=name)
+        path = [item.id for item in await engine.path(conversation.id, reply.user_item_id)]
+        fates = report.fates(path)
+        left_out = sum(1 for user in earlier_users if fates.get(user) != "kept")
         turn = Turn(
             index=index,
             prompt_tokens=reply.usage.prompt_tokens,
@@ -228,9 +230,9 @@ async def _replay(
             completion_tokens=reply.usage.completion_tokens,
             rounds_sent=len(earlier_users) - left_out + 1,
             rounds_left_out=left_out,
-            summarized=int(report.get("summarized_count", len(report.get("summarized", ())))),
-            recalled=len(report.get("recalled", ())),
-            context_tokens=int(report.get("tokens", 0)),
+            summarized=report.count("summarized"),
+            recalled=report.count("recalled"),
+            context_tokens=report.tokens,
             seconds=seconds,
             ttft=first,
             status=reply.status,

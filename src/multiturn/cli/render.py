@@ -107,8 +107,8 @@ def context_report(report: dict[str, object] | None) -> Text:
     if decoded is not None:
         out.append(f"policy {decoded.policy} · {decoded.tokens} tokens of a {decoded.budget} budget\n")
         out.append(
-            f"items kept {len(decoded.kept)} · dropped {decoded.dropped_count} · summarized "
-            f"{decoded.summarized_count} · recalled {len(decoded.recalled)}\n"
+            f"items kept {decoded.count('kept')} · dropped {decoded.count('dropped')} · summarized "
+            f"{decoded.count('summarized')} · recalled {decoded.count('recalled')}\n"
         )
     parts = decoded.tokens_by_part if decoded is not None else None
     if isinstance(parts, dict) and parts:

@@ -33,7 +33,7 @@ from typing import Literal, TypeAlias, get_args
 from ..errors import InvalidInput
 from ..records import ItemRecord
 from ..tokens import REPLY_PRIMER, Calibration, Tokenizer, message_tokens
-from ..types import AudioPart, ContextReport, ImagePart, Message, TextPart, VideoPart
+from ..types import AudioPart, ContextReport, ImagePart, Message, TextPart, VideoPart, complement, spans_of
 from .cache import PlanCache, Positions
 from .retrieval import Recalled, render_items, with_recalled
 from .summary import Summary, with_summary
@@ -63,7 +63,9 @@ def build_messages(
         messages.append(message)
         kept.append(item.id)
     tokens = sum(item.token_count or 0 for item in path if item.id in kept)
-    return messages, ContextReport(policy="full", kept=tuple(kept), dropped_count=len(dropped), tokens=tokens)
+    position = {item.id: n for n, item in enumerate(path)}
+    report = ContextReport(policy="full", items=len(path), kept=spans_of(position[i] for i in kept), tokens=tokens)
+    return messages, report
 
 
 # -- Policies ------------------------------------------------------------------------------------
@@ -320,7 +322,6 @@ def plan_context(
     if used_summary and positions.get(used_summary.through_item_id, newest_start) >= newest_start:
         used_summary = None  # another branch's summary, or one that claims the new input
     through = positions[used_summary.through_item_id] if used_summary else -1
-    summarized_count = through + 1 - sum(1 for item in pinned if positions[item.id] <= through)
 
     head = ([Message.of("system", system_prompt)] if system_prompt else []) + [item.to_message() for item in pinned]
     head_tokens = sum(count(m) for m in head)
@@ -408,21 +409,17 @@ def plan_context(
         "template": REPLY_PRIMER + overhead,
     }
     tokens = sum(by_part.values())
-    # Every item is kept, recalled, summarized (at or before ``through``) or dropped: count the
-    # last from the others, never listing the history (a report stays as small as the request).
-    listed = set(kept) | set(recalled_ids)
-    after_through = sum(1 for item_id in listed if positions[item_id] > through)
+    pinned_at = {positions[item.id] for item in pinned}
     report = ContextReport(
         policy=policy.name,
-        kept=tuple(kept),
-        recalled=tuple(recalled_ids),
-        summarized_through=used_summary.through_item_id if used_summary else None,
-        summarized_count=summarized_count,
-        dropped_count=len(path) - (through + 1) - after_through,
+        items=len(path),
+        kept=spans_of(positions[i] for i in kept),
+        recalled=spans_of(positions[i] for i in recalled_ids),
+        summarized=complement(spans_of(pinned_at), through + 1),
         budget=budget,
         tokens=tokens,
         tokens_by_part=by_part,
-        recalled_scores={i: entry.score for entry in recalled_entries for i in entry.item_ids},
+        recalled_scores={positions[i]: entry.score for entry in recalled_entries for i in entry.item_ids},
         over_budget=tokens > budget,
     )
     return messages, report

@@ -11,14 +11,13 @@ with item positions in the incoming array written as ranges (``"0-3,8,10-12"``).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import replace
 
 from starlette.requests import Request
 
 from ..context.plan import PRESETS, Policy, preset
 from ..errors import InvalidInput
-from ..types import ChatRequest, ContextReport
+from ..types import ChatRequest, ContextReport, spans_text
 from .gateway import Gateway
 
 POLICY_HEADER = "x-multiturn-policy"
@@ -53,38 +52,20 @@ async def apply_policy(gateway: Gateway, request: Request, chat: ChatRequest) ->
         return chat, {}
     tenant = getattr(request.state, "tenant_id", None)
     engine = gateway.engine.for_tenant(tenant) if tenant else gateway.engine
-    planned, report, ids = await engine.plan_stateless(chat, policy)
-    return planned, {REPORT_HEADER: report_header(report, ids)}
+    planned, report, _ = await engine.plan_stateless(chat, policy)
+    return planned, {REPORT_HEADER: report_header(report)}
 
 
-def report_header(report: ContextReport, ids: Sequence[str]) -> str:
-    """The report as compact JSON, each item's fate as ranges of positions in the incoming array."""
-    fates = report.fates(ids)
-
-    def spans(fate: str) -> str:
-        return _ranges([n for n, item_id in enumerate(ids) if fates[item_id] == fate])
-
+def report_header(report: ContextReport) -> str:
+    """The report as compact JSON: each fate as runs of positions in the incoming array."""
     body = {
         "policy": report.policy,
         "budget": report.budget,
         "tokens": report.tokens,
         "tokens_by_part": report.tokens_by_part,
-        "kept": spans("kept"),
-        "dropped": spans("dropped"),
-        "summarized": spans("summarized"),
-        "recalled": spans("recalled"),
+        "kept": spans_text(report.kept),
+        "dropped": spans_text(report.dropped),
+        "summarized": spans_text(report.summarized),
+        "recalled": spans_text(report.recalled),
     }
     return json.dumps(body, separators=(",", ":"))
-
-
-def _ranges(positions: Sequence[int]) -> str:
-    pieces: list[str] = []
-    start = previous = None
-    for n in [*positions, None]:
-        if n is not None and previous is not None and n == previous + 1:
-            previous = n
-            continue
-        if start is not None:
-            pieces.append(str(start) if start == previous else f"{start}-{previous}")
-        start = previous = n
-    return ",".join(pieces)

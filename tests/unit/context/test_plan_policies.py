@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from multiturn import codec
 from multiturn.context.plan import PRESETS, Policy, build_messages, plan_context, preset
 from multiturn.context.retrieval import RECALLED_HEADER, Recalled
 from multiturn.context.rounds import split_rounds
@@ -88,6 +89,7 @@ def _newest_round_ids(path: Sequence[ItemRecord]) -> list[str]:
 def test_invariants(request: tuple[list[ItemRecord], Policy, int, int, Summary | None, list[Recalled]]) -> None:
     path, policy, window_tokens, reserved, summary, recalled = request
     messages, report = _plan(path, policy, window_tokens, reserved, summary, recalled)
+    kept, recalled_ids = fated(report, path, "kept"), fated(report, path, "recalled")
 
     # Deterministic for the same inputs.
     assert (messages, report) == _plan(path, policy, window_tokens, reserved, summary, recalled)
@@ -95,7 +97,7 @@ def test_invariants(request: tuple[list[ItemRecord], Policy, int, int, Summary |
     # System first, and only there: the summary joins the system prompt, recalled rounds join
     # the new input (current chat templates reject a system message anywhere but first).
     assert messages[0].role == "system" and messages[0].text.startswith(SYSTEM)
-    pinned = [i for i in report.kept if path[int(i[1:])].role == "system"]
+    pinned = [i for i in kept if path[int(i[1:])].role == "system"]
     assert [m.role for m in messages[: 1 + len(pinned)]] == ["system"] * (1 + len(pinned))
     assert all(m.role != "system" for m in messages[1 + len(pinned) :])
 
@@ -107,28 +109,26 @@ def test_invariants(request: tuple[list[ItemRecord], Policy, int, int, Summary |
 
     # Never over budget, unless only the newest round (and what is always kept) remains.
     newest = _newest_round_ids(path)
-    history = [i for i in report.kept if i not in newest and path[int(i[1:])].role != "system"]
+    history = [i for i in kept if i not in newest and path[int(i[1:])].role != "system"]
     if report.over_budget:
-        assert policy.name == "full" or (not history and not report.recalled)
+        assert policy.name == "full" or (not history and not recalled_ids)
     else:
         assert report.tokens <= report.budget
 
     # Newest input last: every usable item of the newest round is sent, at the end.
-    newest_kept = [i for i in newest if i in report.kept]
-    assert list(report.kept[len(report.kept) - len(newest_kept) :]) == newest_kept
+    newest_kept = [i for i in newest if i in kept]
+    assert list(kept[len(kept) - len(newest_kept) :]) == newest_kept
     assert newest_kept, "the new input is always sent"
     if newest_kept and path[int(newest_kept[-1][1:])].role == "user":
         assert messages[-1].role == "user"
 
-    # Every item has one fate; the counts agree with the fates.
-    ids = [item.id for item in path]
-    fates = report.fates(ids)
-    assert sum(1 for f in fates.values() if f == "dropped") == report.dropped_count
-    summarized = sum(1 for f in fates.values() if f == "summarized")
-    assert summarized <= report.summarized_count  # a summarized item may be recalled too
-    assert not set(report.kept) & set(report.recalled)
-    assert list(report.kept) == [i for i in ids if i in report.kept]  # in path order
-    assert list(report.recalled) == [i for i in ids if i in report.recalled]  # chronological
+    # Every item has one fate; the counts agree with the fates; the runs are the path's.
+    fates = report.fates([item.id for item in path])
+    assert report.items == len(path)
+    for fate in ("kept", "recalled", "summarized", "dropped"):
+        assert sum(1 for f in fates.values() if f == fate) == report.count(fate)  # type: ignore[arg-type]
+    assert all(0 <= first <= last < len(path) for first, last in (*report.kept, *report.recalled))
+    assert not set(kept) & set(recalled_ids)
 
     # Tool calls and their results travel together.
     calls: set[str] = set()
@@ -144,8 +144,8 @@ def test_invariants(request: tuple[list[ItemRecord], Policy, int, int, Summary |
     if not policy.replay_reasoning:
         assert all(m.reasoning is None for m in messages)
 
-    # The report is JSON, as the engine stores it.
-    assert orjson.loads(orjson.dumps(asdict(report)))["policy"] == policy.name
+    # The report is stored as JSON and read back whole.
+    assert codec.decode_report(orjson.loads(orjson.dumps(codec.encode_report(report)))) == report
 
 
 @given(path=conversations(), window_tokens=st.integers(50, 3000))
@@ -231,7 +231,7 @@ def test_full_matches_build_messages() -> None:
     messages, report = _plan(builder.items, PRESETS["full"])
     expected, old = build_messages(SYSTEM, builder.items)
     assert messages == expected
-    assert (report.kept, report.dropped_count) == (old.kept, old.dropped_count)
+    assert (report.kept, report.count("dropped")) == (old.kept, old.count("dropped"))
 
 
 def test_full_never_drops_but_reports_the_overflow() -> None:
@@ -240,7 +240,7 @@ def test_full_never_drops_but_reports_the_overflow() -> None:
         builder.round(f"question {i} " * 20, f"answer {i} " * 20)
     builder.add("user", "last")
     _, report = _plan(builder.items, PRESETS["full"], window_tokens=300)
-    assert report.dropped_count == 0 and report.over_budget
+    assert report.count("dropped") == 0 and report.over_budget
 
 
 def test_budget_is_the_smaller_of_policy_and_window() -> None:
@@ -257,7 +257,7 @@ def test_the_newest_round_alone_over_budget_is_reported() -> None:
     builder.add("user", "very long " * 500)
     messages, report = _plan(builder.items, PRESETS["window"], window_tokens=200)
     assert report.over_budget
-    assert report.kept == ("i2",) and fated(report, builder.items, "dropped") == ("i0", "i1")
+    assert fated(report, builder.items, "kept") == ("i2",) and fated(report, builder.items, "dropped") == ("i0", "i1")
     assert [m.role for m in messages] == ["system", "user"]
 
 
@@ -270,7 +270,7 @@ def test_summary_sits_after_the_system_prompt_and_replaces_what_it_covers() -> N
     messages, report = _plan(builder.items, PRESETS["summary"], summary=summary)
     assert messages[0] == Message.of("system", f"{SYSTEM}\n\n{SUMMARY_PREFIX}{summary.text}")
     assert [m.text for m in messages[1:]] == ["q2", "a2", "q3", "a3", "q4"]
-    assert fated(report, builder.items, "summarized") == ("i0", "i1", "i2", "i3") and report.summarized_count == 4
+    assert fated(report, builder.items, "summarized") == ("i0", "i1", "i2", "i3") and report.summarized == ((0, 3),)
     alone = message_tokens(Message.of("system", SYSTEM), TOKENIZER)
     assert report.tokens_by_part["summary"] == message_tokens(messages[0], TOKENIZER) - alone
     # Without a system prompt the summary is the one system message.
@@ -278,9 +278,9 @@ def test_summary_sits_after_the_system_prompt_and_replaces_what_it_covers() -> N
     assert bare[0] == Message.of("system", SUMMARY_PREFIX + summary.text)
     assert [m.role for m in bare[1:]] == ["user", "assistant"] * 2 + ["user"]
     # The window policy ignores summaries; so does every policy for another branch's summary.
-    assert _plan(builder.items, PRESETS["window"], summary=summary)[1].summarized_count == 0
+    assert _plan(builder.items, PRESETS["window"], summary=summary)[1].summarized == ()
     other = Summary("elsewhere", through_item_id="not-on-this-path")
-    assert _plan(builder.items, PRESETS["auto"], summary=other)[1].summarized_count == 0
+    assert _plan(builder.items, PRESETS["auto"], summary=other)[1].summarized == ()
 
 
 def test_recalled_rounds_are_chronological_marked_and_within_budget() -> None:
@@ -296,8 +296,8 @@ def test_recalled_rounds_are_chronological_marked_and_within_budget() -> None:
     ]
     sixty = Policy("retrieval", recent_share=0.6)
     messages, report = _plan(builder.items, sixty, window_tokens=700, recalled=recalled)
-    assert report.recalled == ("i4", "i5", "i6", "i7")
-    assert report.recalled_scores == {"i4": 2.5, "i5": 2.5, "i6": 0.9, "i7": 0.9}
+    assert fated(report, builder.items, "recalled") == ("i4", "i5", "i6", "i7")
+    assert report.recalled_scores == {4: 2.5, 5: 2.5, 6: 0.9, 7: 0.9}
     # Quoted at the end of the one system message, before the window.
     block = messages[0]
     assert block.role == "system" and block.text.startswith(f"{SYSTEM}\n\n{RECALLED_HEADER}\n\n")
@@ -310,7 +310,7 @@ def test_recalled_rounds_are_chronological_marked_and_within_budget() -> None:
     assert report.budget is not None and report.tokens <= report.budget
     # With little room only the best-scored round is recalled.
     _, tight = _plan(builder.items, replace(sixty, budget=238), recalled=recalled)
-    assert tight.recalled == ("i4", "i5")
+    assert tight.recalled == ((4, 5),)
     # The window policy never recalls.
     assert _plan(builder.items, PRESETS["window"], window_tokens=700, recalled=recalled)[1].recalled == ()
 
@@ -322,7 +322,7 @@ def test_recalled_text_given_by_the_retriever_is_used_verbatim() -> None:
     builder.add("user", "and?")
     recalled = [Recalled(("i0", "i1"), 1.0, text="user: question 0 (abridged)")]
     messages, report = _plan(builder.items, PRESETS["auto"], window_tokens=500, recalled=recalled)
-    assert report.recalled == ("i0", "i1")
+    assert fated(report, builder.items, "recalled") == ("i0", "i1")
     assert messages[0].text == f"{SYSTEM}\n\n{RECALLED_HEADER}\n\nuser: question 0 (abridged)"
     # After a summary, the summary first: it changes less often.
     summary = Summary("Earlier: trips.", through_item_id="i1")
@@ -354,7 +354,7 @@ def test_system_items_before_the_first_user_are_pinned() -> None:
     builder.add("user", "fin")
     messages, report = _plan(builder.items, PRESETS["window"], window_tokens=400)
     assert messages[:2] == [Message.of("system", SYSTEM), Message.of("system", "Answer in French.")]
-    assert report.kept[0] == "i0" and "i1" in fated(report, builder.items, "dropped")
+    assert fated(report, builder.items, "kept")[0] == "i0" and "i1" in fated(report, builder.items, "dropped")
 
 
 def test_max_rounds_keeps_the_last_n_rounds_in_blocks() -> None:
@@ -425,4 +425,4 @@ def test_rounds_remembered_between_turns_are_never_another_paths() -> None:
             text = "\n".join(m.text for m in messages)
             assert city in text and other not in text, (policy.name, text)
             assert report.tokens == sum(message_tokens(m, TOKENIZER) for m in messages) + REPLY_PRIMER
-        assert report.recalled == ("i0", "i1") and f"user: question 0 about {city}" in messages[0].text
+        assert report.recalled == ((0, 1),) and f"user: question 0 about {city}" in messages[0].text

@@ -20,7 +20,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from ... import codec
-from ...types import ContextReport, GenerationParams, ImagePart, Message, Part, Role, TextPart, Usage
+from ...types import ContextReport, GenerationParams, ImagePart, Message, Part, Role, TextPart, Usage, spans_text
 from ..openai_chat.wire import InvalidParameter
 from .wire import (
     ConversationCreateRequest,
@@ -324,25 +324,26 @@ def list_page(data: Sequence[Mapping[str, Any]], *, has_more: bool) -> dict[str,
 
 
 def report_object(report: ContextReport | Mapping[str, Any]) -> dict[str, Any]:
-    """A context report as the API shows it: the ids of the items sent verbatim (``kept``) and
-    quoted (``recalled``), how many the summary stands for (those up to ``summarized_through``)
-    and how many were dropped; policy, budget and tokens. Its size is bounded by the request's,
-    not by the conversation's length."""
+    """A context report as the API shows it (extension field ``context_report``): each fate as
+    runs of positions in the response's input items, ascending (``"0,3-40"``), so its size does
+    not grow with the conversation; policy, budget and tokens. A stored report of an older shape
+    is shown as it was stored."""
     if isinstance(report, Mapping):
         decoded = codec.decode_report(report)
         if decoded is None:
-            return {"error": report.get("error")}
+            keys = ("policy", "budget", "tokens", "tokens_by_part", "error")
+            return {k: report[k] for k in keys if k in report}
         report = decoded
     return {
         "policy": report.policy,
         "budget": report.budget,
         "tokens": report.tokens,
         "tokens_by_part": dict(report.tokens_by_part),
-        "kept": list(report.kept),
-        "recalled": list(report.recalled),
-        "summarized_through": report.summarized_through,
-        "summarized_count": report.summarized_count,
-        "dropped_count": report.dropped_count,
+        "items": report.items,
+        "kept": spans_text(report.kept),
+        "recalled": spans_text(report.recalled),
+        "summarized": spans_text(report.summarized),
+        "dropped": spans_text(report.dropped),
     }
 
 
