@@ -45,7 +45,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .. import codec
-from ..backends.base import Backend
+from ..backends.base import Backend, completes
 from ..backends.capabilities import check_capabilities
 from ..context.plan import Policy
 from ..errors import ContextTooLong, InvalidInput, MultiturnError, NotFound, StoreError
@@ -54,7 +54,18 @@ from ..records import ConversationRecord, ItemRecord, NewItem
 from ..store.base import Store
 from ..store.responses import ResponseRecord, ResponseStatus
 from ..store.turns import Blocked, Started, TurnEntry, chain
-from ..types import Accumulator, ContextReport, Delta, GenerationParams, Message, Part, Reply, Status, TextPart
+from ..types import (
+    Accumulator,
+    ContextReport,
+    Delta,
+    GenerationParams,
+    Message,
+    Part,
+    Reply,
+    Status,
+    TextPart,
+    ToolCallDelta,
+)
 
 if TYPE_CHECKING:
     from .core import Engine, PolicyChoice
@@ -167,6 +178,7 @@ class Turn:
         self.status: ResponseStatus | None = None
         self.answer: ItemRecord | None = None
         """The answer as stored, once the turn has ended."""
+        self._whole = False
 
     async def events(self) -> AsyncGenerator[Delta | Reply, None]:
         engine, options = self._engine, self._options
@@ -199,7 +211,10 @@ class Turn:
                 yield event
 
     async def collect(self) -> Reply:
-        """Run the turn to its end; its ``Reply``."""
+        """Run the turn to its end; its ``Reply``. Nobody reads the answer as it is made, so a
+        backend that can answer in one piece (an upstream: one response, not a stream of
+        chunks to parse) is asked that way."""
+        self._whole = True
         async with aclosing(self.events()) as events:
             async for event in events:
                 if isinstance(event, Reply):
@@ -230,7 +245,7 @@ class Turn:
             refuse_over_budget(report)
             self.start = TurnStart(entry.conversation_id, started.input_ids, started.answer_id, report)
             generated = True
-            async with aclosing(backend.generate(messages, self._params)) as deltas:
+            async with aclosing(_deltas(backend, messages, self._params, whole=self._whole)) as deltas:
                 async for delta in deltas:
                     answer.add(delta)
                     drafts.tick(answer)
@@ -589,6 +604,28 @@ class _Drafts:
     async def stop(self) -> None:
         if self._task is not None:
             await _shielded(self._task)
+
+
+async def _deltas(
+    backend: Backend, messages: Sequence[Message], params: GenerationParams, *, whole: bool
+) -> AsyncGenerator[Delta, None]:
+    """The backend's answer as deltas: streamed, or (``whole``, when it can) in one piece."""
+    if whole and completes(backend):
+        done = await backend.complete(messages, params)
+        yield Delta(
+            content=done.content,
+            reasoning=done.reasoning,
+            tool_calls=tuple(
+                ToolCallDelta(index=n, id=call.id, name=call.name, arguments=call.arguments)
+                for n, call in enumerate(done.tool_calls)
+            ),
+            finish_reason=done.finish_reason or "stop",
+            usage=done.usage,
+        )
+        return
+    async with aclosing(backend.generate(messages, params)) as stream:
+        async for delta in stream:
+            yield delta
 
 
 def refuse_over_budget(report: ContextReport) -> None:

@@ -46,11 +46,13 @@ class StoreCore:
     def _describe(self) -> str:
         return dialect.describe(self._db.url)
 
-    async def _read(self, fn: Callable[[Connection], _T]) -> _T:
-        return await self._db.read(fn)
+    async def _read(self, fn: Callable[[Connection], _T], *, long: bool = False) -> _T:
+        """Run a read transaction (``long``: it may read more than a few rows)."""
+        return await self._db.read(fn, long=long)
 
-    async def _write(self, fn: Callable[[Connection], _T]) -> _T:
-        return await self._db.write(fn)
+    async def _write(self, fn: Callable[[Connection], _T], *, long: bool = False) -> _T:
+        """Run a write transaction (``long``: it may write or read more than a few rows)."""
+        return await self._db.write(fn, long=long)
 
 
 _CONVERSATION = sa.select(conversations).where(
@@ -69,27 +71,34 @@ def conversation_row(
     Raises:
         NotFound: no such conversation for this tenant.
     """
-    query = sa.select(conversations).where(
-        conversations.c.id == conversation_id, conversations.c.tenant_id == tenant_id
-    )
-    if lock:
-        query = query.with_for_update(key_share=True)
-    row = conn.execute(query).mappings().first()
+    query = _CONVERSATION_LOCKED if lock else _CONVERSATION
+    row = conn.execute(query, {"b_conversation": conversation_id, "b_tenant": tenant_id}).mappings().first()
     if row is None:
         raise NotFound(f"conversation {conversation_id!r} not found")
     return conversation_record(row)
 
 
+_ITEM = (
+    sa.select(items)
+    .join(conversations, conversations.c.id == items.c.conversation_id)
+    .where(items.c.id == sa.bindparam("b_item"), conversations.c.tenant_id == sa.bindparam("b_tenant"))
+)
+_ITEM_OF = _ITEM.where(items.c.conversation_id == sa.bindparam("b_conversation"))
+_ITEM_EXISTS = (
+    sa.select(items.c.id)
+    .join(conversations, conversations.c.id == items.c.conversation_id)
+    .where(items.c.id == sa.bindparam("b_item"), items.c.conversation_id == sa.bindparam("b_conversation"))
+    .where(conversations.c.tenant_id == sa.bindparam("b_tenant"))
+)
+
+
 def item_row_of(conn: Connection, item_id: str, tenant_id: str, conversation_id: str | None = None) -> ItemRecord:
     """One item of this tenant (of one conversation, when given). Raises NotFound."""
-    query = (
-        sa.select(items)
-        .join(conversations, conversations.c.id == items.c.conversation_id)
-        .where(items.c.id == item_id, conversations.c.tenant_id == tenant_id)
-    )
-    if conversation_id is not None:
-        query = query.where(items.c.conversation_id == conversation_id)
-    row = conn.execute(query).mappings().first()
+    params = {"b_item": item_id, "b_tenant": tenant_id}
+    if conversation_id is None:
+        row = conn.execute(_ITEM, params).mappings().first()
+    else:
+        row = conn.execute(_ITEM_OF, {**params, "b_conversation": conversation_id}).mappings().first()
     if row is None:
         where = f" in conversation {conversation_id!r}" if conversation_id else ""
         raise NotFound(f"item {item_id!r} not found{where}")
@@ -98,13 +107,8 @@ def item_row_of(conn: Connection, item_id: str, tenant_id: str, conversation_id:
 
 def require_item(conn: Connection, item_id: str, tenant_id: str, conversation_id: str) -> None:
     """Check that an item exists in a conversation of this tenant (one indexed lookup)."""
-    query = (
-        sa.select(items.c.id)
-        .join(conversations, conversations.c.id == items.c.conversation_id)
-        .where(items.c.id == item_id, items.c.conversation_id == conversation_id)
-        .where(conversations.c.tenant_id == tenant_id)
-    )
-    if conn.execute(query).first() is None:
+    params = {"b_item": item_id, "b_conversation": conversation_id, "b_tenant": tenant_id}
+    if conn.execute(_ITEM_EXISTS, params).first() is None:
         raise NotFound(f"item {item_id!r} not found in conversation {conversation_id!r}")
 
 

@@ -77,7 +77,7 @@ class MemoryTables(StoreCore):
             conversation_row(conn, conversation_id, tenant_id)
             return [summary_record(row) for row in conn.execute(query).mappings()]
 
-        return await self._read(run)
+        return await self._read(run, long=True)
 
     async def summary_by_prefix(self, prefix_hash: str, *, tenant_id: str = DEFAULT_TENANT) -> SummaryRecord | None:
         return await self._read(lambda conn: _summary_by_prefix(conn, prefix_hash, tenant_id))
@@ -129,7 +129,7 @@ class MemoryTables(StoreCore):
                 ],
             )
 
-        await self._write(run)
+        await self._write(run, long=True)
 
     async def search_entries(
         self, conversation_id: str, query: str, *, limit: int = 50, tenant_id: str = DEFAULT_TENANT
@@ -160,7 +160,7 @@ class MemoryTables(StoreCore):
             conversation_row(conn, conversation_id, tenant_id)
             return [(row[0], float(row[1])) for row in conn.execute(sql, params)]
 
-        return await self._read(run)
+        return await self._read(run, long=True)
 
     async def entries(
         self, conversation_id: str, *, tenant_id: str = DEFAULT_TENANT, with_vectors: bool = True
@@ -188,7 +188,7 @@ class MemoryTables(StoreCore):
                 for row in conn.execute(query).mappings()
             ]
 
-        return await self._read(run)
+        return await self._read(run, long=True)
 
 
 def _summary_by_prefix(conn: Connection, prefix_hash: str, tenant_id: str) -> SummaryRecord | None:

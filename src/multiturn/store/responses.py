@@ -106,9 +106,13 @@ def finish(conn: Connection, response_id: str, values: dict[str, Any]) -> None:
     conn.execute(_FINISH, {"b_response": response_id, **values})
 
 
+_SELECT = sa.select(responses).where(
+    responses.c.id == sa.bindparam("b_response"), responses.c.tenant_id == sa.bindparam("b_tenant")
+)
+
+
 def select(conn: Connection, response_id: str, tenant_id: str) -> ResponseRecord:
-    query = sa.select(responses).where(responses.c.id == response_id, responses.c.tenant_id == tenant_id)
-    row = (conn.execute(query)).mappings().first()
+    row = conn.execute(_SELECT, {"b_response": response_id, "b_tenant": tenant_id}).mappings().first()
     if row is None:
         raise NotFound(f"Response with id '{response_id}' not found.")
     return _record(row)

@@ -66,7 +66,7 @@ class SQLStore(TurnTables, MemoryTables):
                 applied.append(name)
             return applied
 
-        return await self._write(run)
+        return await self._write(run, long=True)
 
     async def applied_migrations(self) -> list[str]:
         query = sa.select(schema_migrations.c.name).order_by(schema_migrations.c.name)
@@ -150,7 +150,7 @@ class SQLStore(TurnTables, MemoryTables):
             conn.execute(conversations.delete().where(conversations.c.id == conversation_id))
             dialect.purge_fulltext(conn)
 
-        await self._write(run)
+        await self._write(run, long=True)
 
     async def prune(self, older_than_ms: int, *, tenant_id: str | None = DEFAULT_TENANT) -> list[str]:
         """Delete the conversations with no activity since ``older_than_ms`` (of one tenant, or
@@ -166,7 +166,7 @@ class SQLStore(TurnTables, MemoryTables):
                 dialect.purge_fulltext(conn)
             return deleted
 
-        return await self._write(run)
+        return await self._write(run, long=True)
 
     async def import_conversation(
         self, conversation: ConversationRecord, tree: Sequence[ItemRecord], *, tenant_id: str = DEFAULT_TENANT
@@ -190,7 +190,7 @@ class SQLStore(TurnTables, MemoryTables):
             for copy in copies:  # one by one, in order: a parent is written before its children
                 conn.execute(items.insert().values(**item_row(copy)))
 
-        await self._write(run)
+        await self._write(run, long=True)
         return record
 
     # -- items -------------------------------------------------------------------------------
@@ -257,7 +257,8 @@ class SQLStore(TurnTables, MemoryTables):
         if cached is not None:
             await self._read(lambda conn: require_item(conn, leaf_id, tenant_id, conversation_id))
         else:
-            cached = await self._read(lambda conn: self._read_path(conn, leaf_id, tenant_id, conversation_id))
+            walk = lambda conn: self._read_path(conn, leaf_id, tenant_id, conversation_id)  # noqa: E731
+            cached = await self._read(walk, long=True)
             self._paths.put(leaf_id, cached)
         return list(cached)
 
@@ -294,7 +295,7 @@ class SQLStore(TurnTables, MemoryTables):
             conversation_row(conn, conversation_id, tenant_id)
             return [item_record(row) for row in conn.execute(query).mappings()]
 
-        return await self._read(run)
+        return await self._read(run, long=True)
 
     async def children(
         self, conversation_id: str, parent_id: str | None, *, tenant_id: str = DEFAULT_TENANT
@@ -310,7 +311,7 @@ class SQLStore(TurnTables, MemoryTables):
             conversation_row(conn, conversation_id, tenant_id)
             return [item_record(row) for row in conn.execute(query).mappings()]
 
-        return await self._read(run)
+        return await self._read(run, long=True)
 
     # -- API keys ----------------------------------------------------------------------------
 
@@ -348,7 +349,7 @@ class SQLStore(TurnTables, MemoryTables):
         return await self._read(lambda conn: responses.select(conn, response_id, tenant_id))
 
     async def delete_response(self, response_id: str, *, tenant_id: str = DEFAULT_TENANT) -> None:
-        await self._write(lambda conn: responses.delete(conn, response_id, tenant_id))
+        await self._write(lambda conn: responses.delete(conn, response_id, tenant_id), long=True)
 
     async def delete_item(
         self, conversation_id: str, item_id: str, *, tenant_id: str = DEFAULT_TENANT
@@ -363,7 +364,7 @@ class SQLStore(TurnTables, MemoryTables):
             )
             return conversation_row(conn, conversation_id, tenant_id)
 
-        return await self._write(run)
+        return await self._write(run, long=True)
 
     async def conversations_page(
         self, *, tenant_id: str = DEFAULT_TENANT, after: str | None = None, limit: int = 20, descending: bool = True

@@ -118,6 +118,10 @@ _OPEN = (
 )
 _UPDATE_TURN = turns.update().where(turns.c.id == sa.bindparam("b_turn"))
 _UPDATE_CONVERSATION = conversations.update().where(conversations.c.id == sa.bindparam("b_conversation"))
+_OUTPUT = sa.select(responses_table.c.output_item_id).where(
+    responses_table.c.id == sa.bindparam("b_response"),
+    responses_table.c.conversation_id == sa.bindparam("b_conversation"),
+)
 _END_TURN = turns.delete().where(turns.c.id == sa.bindparam("b_turn")).returning(turns.c.parent_id, turns.c.response_id)
 """Statements of the hot path, built once: values are bound at execution (building a statement
 with its values costs more than running it on SQLite)."""
@@ -210,12 +214,7 @@ def enter(
 
 def _parent(conn: Connection, entry: TurnEntry, conversation: ConversationRecord) -> str | None:
     if entry.after_response is not None:
-        found = conn.execute(
-            sa.select(responses_table.c.output_item_id).where(
-                responses_table.c.id == entry.after_response,
-                responses_table.c.conversation_id == entry.conversation_id,
-            )
-        )
+        found = conn.execute(_OUTPUT, {"b_response": entry.after_response, "b_conversation": entry.conversation_id})
         output = found.scalar()
         if output is None:
             raise NotFound(f"Previous response with id '{entry.after_response}' not found.")
@@ -244,14 +243,9 @@ def end(
     calls ``drop``). The caller holds the conversation's lock, or takes it here: the
     conversation's row is always locked before a turn's row."""
     if records and not discard:
-        conn.execute(
-            conversations.update()
-            .where(conversations.c.id == conversation_id)
-            .values(head_item_id=records[-1].id, updated_at=now)
-        )
-    row = (
-        conn.execute(turns.delete().where(turns.c.id == turn_id).returning(turns.c.parent_id, turns.c.response_id))
-    ).first()
+        move = {"b_conversation": conversation_id, "head_item_id": records[-1].id, "updated_at": now}
+        conn.execute(_UPDATE_CONVERSATION, move)
+    row = conn.execute(_END_TURN, {"b_turn": turn_id}).first()
     if row is None:
         return False
     if discard:
