@@ -75,3 +75,18 @@ def gateways(fake: FakeUpstream, database: str, tmp_path: Path) -> Iterator[Gate
         yield started
     finally:
         started.stop()
+
+
+def query(database: str, sql: str) -> list[dict[str, Any]]:
+    """Rows of a gateway's store, read directly (not through multiturn)."""
+    import sqlalchemy as sa
+
+    url = database if database.startswith("postgresql") else f"sqlite:///{database}"
+    if url.startswith("postgresql"):
+        url = sa.make_url(url).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [dict(row) for row in conn.execute(sa.text(sql)).mappings()]
+    finally:
+        engine.dispose()
