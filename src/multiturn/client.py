@@ -80,7 +80,7 @@ class AsyncClient:
     async def aclose(self) -> None:
         """Finish background work (turn ends, indexing, summaries), then close the backends this client made
         (upstream connections, the embedded model's thread) and the store."""
-        await self.engine.turns.close()
+        await self.engine.aclose()
         if self._owns_backends:
             await self.backends.aclose()
         await self.store.close()

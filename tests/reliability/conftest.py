@@ -20,14 +20,16 @@ INSTANT = "qwen-plus"
 HANG = "hang"
 """Never answers, streamed or not, until the client leaves."""
 SLOW = "stall-1"
-"""Streams two chunks, then one a second (one word each)."""
+"""Streams two chunks, then one a second (one word each); not streamed, answers at once."""
+LATE = "delay-2"
+"""Answers after 2 s, streamed or not."""
 
 
 def models(fake: FakeUpstream) -> dict[str, Any]:
     def alias() -> dict[str, Any]:
         return {"backend": "upstream", "base_url": fake.base_url, "capabilities": ["text"]}
 
-    return {INSTANT: alias(), HANG: alias(), SLOW: alias()}
+    return {INSTANT: alias(), HANG: alias(), SLOW: alias(), LATE: alias()}
 
 
 @pytest.fixture(scope="module")

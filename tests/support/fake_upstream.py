@@ -28,6 +28,7 @@ Faults, chosen by the model name (or ``FakeUpstream.fault``, which overrides it)
 ``stall-S``                 2 chunks, then S seconds of silence before each further chunk
 ``late-end-S``              the whole stream, then S seconds before the body ends
 ``hang``                    no answer at all, streamed or not, until the client leaves
+``delay-S``                 the answer, streamed or not, S seconds late (or the client leaves)
 ==========================  ==============================================================
 
 ``requests`` records every request (method, path, headers, JSON body, client address: equal
@@ -190,12 +191,15 @@ class FakeUpstream:
             text = "An internal error has occured, please try again later or contact service support."
             await _json(send, 500, _error(text, "internal_error", "internal_error"))
             return
-        if fault == "hang":
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            self.left_at[index] = time.monotonic()
-            self.disconnects.append(index)
-            return
+        if fault == "hang" or (delay := re.fullmatch(r"delay-([\d.]+)", fault)):
+            waited = asyncio.ensure_future(receive())
+            seconds = float(delay.group(1)) if fault != "hang" and delay else None
+            done, _ = await asyncio.wait({waited}, timeout=seconds)
+            if done:  # the client left (http.disconnect) before the answer was due
+                self.left_at[index] = time.monotonic()
+                self.disconnects.append(index)
+                return
+            waited.cancel()
         if fault == "context-too-long":
             text = f"<400> InternalError.Algo.InvalidParameter: Range of input length should be [1, {CONTEXT_LIMIT}]"
             await _json(send, 400, _error(text, "invalid_parameter_error", "invalid_request_error"))

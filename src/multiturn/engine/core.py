@@ -273,6 +273,14 @@ class Engine(ConversationOps):
         """Wait for background work (indexing, summaries, turn ends being written)."""
         await self.turns.drain()
 
+    async def aclose(self) -> None:
+        """Finish background work, stop the turn service, release memory's connections (an
+        upstream embedder's)."""
+        await self.turns.close()
+        close = getattr(self.recall, "aclose", None)
+        if close is not None:
+            await close()
+
     async def best_effort(self, what: str, job: Awaitable[_T]) -> _T | None:
         """Await a memory job; a failure is logged and the turn goes on without it."""
         try:

@@ -112,6 +112,12 @@ class IndexRecall:
         self._indexed: OrderedDict[tuple[str, str], set[str]] = OrderedDict()
         """Per conversation: the first item ids of the units known to be indexed (or empty)."""
 
+    async def aclose(self) -> None:
+        """Release the embedder's connections (an upstream embedder's HTTP session)."""
+        close = getattr(self.embedder, "aclose", None)
+        if close is not None:
+            await close()
+
     # -- indexing ----------------------------------------------------------------------------
 
     async def index_round(self, conversation_id: str, items: Sequence[ItemRecord], *, tenant_id: str) -> None:

@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
-            await engine.turns.close()
+            await engine.aclose()
             await registry.aclose()
             await store.close()
 

@@ -1,0 +1,47 @@
+"""The store's path cache: bounded by paths and by the item references they hold, and a path
+extended by the next turn's items shares the records of the path it extends."""
+
+from __future__ import annotations
+
+from multiturn.records import ItemRecord
+from multiturn.store.core import PathCache
+from multiturn.types import TextPart
+
+
+def _item(n: int, parent: ItemRecord | None) -> ItemRecord:
+    return ItemRecord(
+        id=f"item_{n}",
+        conversation_id="c",
+        parent_id=parent.id if parent else None,
+        role="user" if n % 2 == 0 else "assistant",
+        content=(TextPart(f"text {n}"),),
+        status="completed",
+        created_at=n,
+    )
+
+
+def test_extending_a_path_shares_its_records() -> None:
+    cache = PathCache()
+    first = _item(0, None)
+    cache.put(first.id, (first,))
+    second = _item(1, first)
+    cache.extend(first.id, [second])
+    path = cache.get(second.id)
+    assert path is not None and path[0] is first and path[1] is second
+    cache.extend("unknown", [_item(2, second)])  # the parent's path is not cached: nothing is
+    assert cache.get("item_2") is None
+
+
+def test_the_cache_is_bounded_by_paths_and_by_references() -> None:
+    cache = PathCache(size=8, references=100)
+    parent: ItemRecord | None = None
+    for n in range(1000):  # one conversation of 1,000 items, each turn's path cached
+        item = _item(n, parent)
+        cache.extend(parent.id if parent else None, [item])
+        parent = item
+        assert len(cache) <= 8 and cache.references <= max(100, n + 1)  # a path alone may pass the bound
+    assert len(cache) == 1 and cache.get(parent.id) is not None  # the newest path stays
+    for n in range(50):  # many short conversations: the bound on paths holds
+        cache.put(f"leaf_{n}", (_item(n, None),))
+    assert len(cache) == 8
+    assert cache.references <= 100
