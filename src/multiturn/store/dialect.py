@@ -210,15 +210,16 @@ class PostgresDatabase:
             )
         except ModuleNotFoundError as exc:
             raise MissingDependency(exc.name or str(exc), "postgres") from exc
+        self._statement = self._engine.execution_options(isolation_level="AUTOCOMMIT")
+        """Short reads are one statement each: no BEGIN and ROLLBACK round trips around them."""
 
     async def read(self, fn: Callable[[Connection], _T], *, long: bool = False) -> _T:
-        return await self._run(fn, write=False)
+        return await self._run(fn, self._engine.connect() if long else self._statement.connect())
 
     async def write(self, fn: Callable[[Connection], _T], *, long: bool = False) -> _T:
-        return await self._run(fn, write=True)
+        return await self._run(fn, self._engine.begin())
 
-    async def _run(self, fn: Callable[[Connection], _T], *, write: bool) -> _T:
-        context: Any = self._engine.begin() if write else self._engine.connect()
+    async def _run(self, fn: Callable[[Connection], _T], context: Any) -> _T:
         try:
             conn = await context.__aenter__()
         except sa_exc.DBAPIError as exc:

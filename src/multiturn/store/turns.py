@@ -123,8 +123,14 @@ _OUTPUT = sa.select(responses_table.c.output_item_id).where(
     responses_table.c.conversation_id == sa.bindparam("b_conversation"),
 )
 _END_TURN = turns.delete().where(turns.c.id == sa.bindparam("b_turn")).returning(turns.c.parent_id, turns.c.response_id)
+_END_TURN_ANNOUNCED = (
+    turns.delete()
+    .where(turns.c.id == sa.bindparam("b_turn"))
+    .returning(turns.c.parent_id, turns.c.response_id, sa.func.pg_notify(CHANNEL, turns.c.id).label("announced"))
+)
 """Statements of the hot path, built once: values are bound at execution (building a statement
-with its values costs more than running it on SQLite)."""
+with its values costs more than running it on SQLite). PostgreSQL announces a turn's end
+(``notify``) in the same round trip as it deletes the turn's row."""
 
 
 def chain(
@@ -245,7 +251,8 @@ def end(
     if records and not discard:
         move = {"b_conversation": conversation_id, "head_item_id": records[-1].id, "updated_at": now}
         conn.execute(_UPDATE_CONVERSATION, move)
-    row = conn.execute(_END_TURN, {"b_turn": turn_id}).first()
+    announced = conn.dialect.name == "postgresql"
+    row = conn.execute(_END_TURN_ANNOUNCED if announced else _END_TURN, {"b_turn": turn_id}).first()
     if row is None:
         return False
     if discard:
@@ -256,7 +263,8 @@ def end(
             conn.execute(items.insert(), [item_row(record) for record in records])
         if response is not None and row.response_id is not None:
             responses.finish(conn, row.response_id, {**response, "completed_at": now})
-    notify(conn, turn_id)
+    if not announced:
+        notify(conn, turn_id)
     return True
 
 
