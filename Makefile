@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 WHEELS ?= $(HOME)/.cache/multiturn/wheels
 MODEL ?= qwen2.5-coder-0.5b
 
-.PHONY: setup model run chat serve test check pytest bench bench-gateway clean
+.PHONY: setup model run chat serve test check pytest bench bench-gateway bench-turns clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ bench: model
 bench-gateway: setup
 	$(BIN)/python bench/gateway_overhead.py --rounds 3 --rt 10 --json bench/results/gateway_overhead.json \
 		--report bench/results/gateway_overhead.md
+
+bench-turns: setup
+	@dsn="$$(scripts/pg-test-db)" || exit 1; \
+	MULTITURN_TEST_PG_DSN="$$dsn" $(BIN)/python bench/stored_turns.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

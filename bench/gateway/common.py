@@ -61,3 +61,12 @@ def percentile(values: list[float], q: float) -> float:
     lo = int(pos)
     hi = min(lo + 1, len(s) - 1)
     return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def positions(spans: str) -> list[int]:
+    """The positions of a context report's runs (``kept``, ``dropped``...): ``"0,3-5"`` -> ``[0, 3, 4, 5]``."""
+    out: list[int] = []
+    for run in filter(None, spans.split(",")):
+        first, _, last = run.partition("-")
+        out += range(int(first), int(last or first) + 1)
+    return out

@@ -1,0 +1,125 @@
+"""A stored turn against a stateless request of the same payload, interleaved on one connection.
+
+After a chain, a late turn sends the upstream the input items its context report keeps
+(``context_report.kept``: runs of positions in the response's input items, ``"0,3-40"``). This
+load process reads them through the API (the chain's last response and its ``input_items``, every
+page of 100, oldest first) and turns them into chat messages (role and text). Then, at c=1, it
+sends ``warmup`` and then ``n`` pairs: a stateless ``/v1/chat/completions`` with exactly those
+messages, and a stored ``responses`` turn that continues the chain (the order alternates from
+pair to pair). Every answer is validated (``kinds``). The difference of the two p50s is what
+storing the turn costs at the same payload: loading the chain, planning the window, writing the
+turn. Prints one JSON object.
+
+    cd bench && python -m gateway.baseline --url http://127.0.0.1:P --response resp_... --n 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+import aiohttp
+import orjson
+
+from .common import percentile, positions
+from .kinds import Chain, Invalid, chat, send
+from .mix import HEADER_LIMIT
+
+
+async def _json(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
+    async with session.get(url) as resp:
+        if resp.status != 200:
+            raise Invalid(f"GET {url}: HTTP {resp.status}: {(await resp.read())[:200]!r}", resp.status)
+        page: dict[str, Any] = orjson.loads(await resp.read())
+        return page
+
+
+async def sent_messages(session: aiohttp.ClientSession, base: str, response_id: str) -> dict[str, Any]:
+    """What the response ``response_id`` sent upstream, as chat messages, and its context report."""
+    report = (await _json(session, f"{base}/v1/responses/{response_id}"))["context_report"]
+    items: list[dict[str, Any]] = []
+    after = ""
+    while True:
+        page = await _json(session, f"{base}/v1/responses/{response_id}/input_items?order=asc&limit=100{after}")
+        items += page["data"]
+        if not page.get("has_more"):
+            break
+        after = f"&after={page['last_id']}"
+    kept = [items[i] for i in positions(report["kept"])]
+    messages = [
+        {"role": item["role"], "content": "".join(part.get("text", "") for part in item["content"])} for item in kept
+    ]
+    return {"report": report, "items": len(items), "messages": messages}
+
+
+def _lat(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    return {"p50": percentile(values, 0.5), "p90": percentile(values, 0.9), "p99": percentile(values, 0.99)}
+
+
+async def compare(base: str, response_id: str, n: int, warmup: int) -> dict[str, Any]:
+    """The interleaved pairs after the chain that ends at ``response_id`` (see the module docstring)."""
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=1),
+        timeout=aiohttp.ClientTimeout(total=60),
+        max_field_size=HEADER_LIMIT,
+        max_line_size=HEADER_LIMIT,
+    )
+    async with session:
+        sent = await sent_messages(session, base, response_id)
+        messages = sent["messages"]
+        chain = Chain(last_id=response_id)
+        stateless: list[float] = []
+        stored: list[float] = []
+        errors: list[str] = []
+        for i in range(warmup + n):
+            for kind in ("stateless", "stored") if i % 2 == 0 else ("stored", "stateless"):
+                try:
+                    if kind == "stateless":
+                        outcome = await chat(session, base, messages)
+                    else:
+                        outcome = await send("responses", session, base, chain)
+                except Exception as exc:  # counted and sampled, never fatal
+                    errors.append(f"{kind}: {type(exc).__name__}: {exc}"[:300])
+                    continue
+                if i >= warmup:
+                    (stateless if kind == "stateless" else stored).append(outcome.seconds * 1000)
+        after = (await _json(session, f"{base}/v1/responses/{chain.last_id}"))["context_report"]
+    body = orjson.dumps({"model": "qwen-plus", "messages": messages, "stream": False})
+    return {
+        "n": n,
+        "warmup": warmup,
+        "items": sent["items"],
+        "kept": sent["report"]["kept"],
+        "tokens": sent["report"].get("tokens"),
+        "messages": len(messages),
+        "body_bytes": len(body),
+        "kept_after": len(positions(after["kept"])),
+        "stateless": _lat(stateless),
+        "stored": _lat(stored),
+        "stateless_ms": [round(v, 3) for v in stateless],
+        "stored_ms": [round(v, 3) for v in stored],
+        "errors": errors,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvloop
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--url", required=True, help="the gateway's base URL")
+    p.add_argument("--response", required=True, help="the chain's last response id")
+    p.add_argument("--n", type=int, default=50, help="measured pairs")
+    p.add_argument("--warmup", type=int, default=5, help="pairs before them, not recorded")
+    args = p.parse_args(argv)
+    started = time.perf_counter()
+    result = uvloop.run(compare(args.url.rstrip("/"), args.response, args.n, args.warmup))
+    result["wall_s"] = time.perf_counter() - started
+    sys.stdout.write(orjson.dumps(result).decode() + "\n")
+
+
+if __name__ == "__main__":
+    main()
