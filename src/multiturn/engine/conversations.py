@@ -140,6 +140,10 @@ class ConversationOps:
         """Raises NotFound (also for another tenant's response)."""
         return await self._responses().get_response(response_id, tenant_id=self.tenant_id)
 
+    async def response_and_conversation(self, response_id: str) -> tuple[ResponseRecord, ConversationRecord]:
+        """A response and the conversation it belongs to, in one read. Raises NotFound."""
+        return await self._responses().get_response_with_conversation(response_id, tenant_id=self.tenant_id)
+
     async def response_answer(self, record: ResponseRecord) -> ItemRecord | None:
         """The stored answer of a response (``None`` while it is in progress)."""
         if record.output_item_id is None:

@@ -128,10 +128,16 @@ class TurnOptions:
     - ``instructions``: this turn's system prompt instead of the conversation's (not stored);
     - ``model``: this turn's model instead of the conversation's;
     - ``response``: record the turn as a Responses object;
-    - ``waits``: queue behind the conversation's open turns (default: only at the head).
+    - ``waits``: queue behind the conversation's open turns (default: only at the head);
+    - ``conversation``: the conversation as the caller has just read it (saves reading it again:
+      the turn's start reads it anyway, under its lock);
+    - ``parent_known``: ``parent_id`` was just read where it cannot be missing (a finished
+      response's answer), so it is not checked again.
     """
 
     parent_id: str | None = None
+    parent_known: bool = False
+    conversation: ConversationRecord | None = None
     after_response: str | None = None
     before: tuple[Message, ...] = ()
     instructions: str | None = None
@@ -184,7 +190,9 @@ class Turn:
         engine, options = self._engine, self._options
         if self._content is not None and not _has_input(self._content):
             raise InvalidInput("the message is empty")
-        conversation = await engine.get(self.conversation_id)
+        conversation = options.conversation
+        if conversation is None or conversation.id != self.conversation_id:
+            conversation = await engine.get(self.conversation_id)
         model, backend = engine.backend_for(conversation, options.model)
         policy = engine.policy(conversation, model, self._policy)
         messages = [*options.before, *([Message("user", self._content)] if self._content is not None else [])]
@@ -199,6 +207,7 @@ class Turn:
             owner=engine.store.owner,
             inputs=inputs,
             parent_id=options.parent_id,
+            parent_known=options.parent_known,
             after_response=options.after_response,
             waits=options.waits if options.waits is not None else at_head,
             response=_response_record(options.response, engine.tenant_id, self.conversation_id),

@@ -33,4 +33,6 @@ def error_response(path: str, exc: Exception, request_id: str) -> Response:
     if not isinstance(exc, MultiturnError):  # a bug, not a bad request: keep the traceback in the log
         log.error("unexpected error on %s (request %s)", path, request_id, exc_info=exc)
     status, body, headers = render_error(path, exc, request_id)
+    if status >= 500 and isinstance(exc, MultiturnError):  # the client sees a generic message: say what it was
+        log.warning("%s on %s (request %s): %s", type(exc).__name__, path, request_id, exc)
     return Response(body, status_code=status, headers=headers, media_type="application/json")

@@ -35,7 +35,7 @@ from ..ids import new_id, now_ms
 from ..protocols.openai_chat.errors import describe
 from ..protocols.responses import translate as wire
 from ..protocols.responses.stream import ResponseEventEncoder, response_error_code
-from ..records import ItemRecord
+from ..records import ConversationRecord, ItemRecord
 from ..store.responses import ORIGIN_KEY, ORIGIN_RESPONSES, ResponseRecord
 from ..types import ChatRequest, Message
 from .errors import error_response
@@ -64,17 +64,24 @@ async def create(request: Request) -> Response:
 
 
 async def _stored(request: Request, engine: Engine, ask: wire.ResponseCreate, policy: str | None) -> Response:
-    made: str | None = None
+    made: ConversationRecord | None = None
     after: str | None = None
-    waits: bool | None = None
+    parent: str | None = None
+    conversation: ConversationRecord | None = None
     if ask.previous_response_id is not None:
-        previous = await _previous(engine, ask.previous_response_id, stored=True)
-        conversation_id, after = previous.conversation_id, previous.id
-        waits = previous.status == "in_progress"  # a chain sent ahead of its answer waits for it
+        try:
+            previous, conversation = await engine.response_and_conversation(ask.previous_response_id)
+        except NotFound:
+            raise NotFound(f"Previous response with id '{ask.previous_response_id}' not found.") from None
+        if previous.output_item_id is None:  # still in progress: the turn waits for its answer
+            after = previous.id
+        else:
+            parent = previous.output_item_id
     elif ask.conversation_id is not None:
-        conversation_id = (await engine.get(ask.conversation_id)).id
+        conversation = await engine.get(ask.conversation_id)
     else:
-        conversation_id = made = (await engine.create(model=ask.model, metadata={ORIGIN_KEY: ORIGIN_RESPONSES})).id
+        conversation = made = await engine.create(model=ask.model, metadata={ORIGIN_KEY: ORIGIN_RESPONSES})
+    conversation_id = conversation.id
     spec = ResponseSpec(
         id=new_id("resp"),
         model=ask.model,
@@ -87,8 +94,11 @@ async def _stored(request: Request, engine: Engine, ask: wire.ResponseCreate, po
     )
     *before, last = ask.inputs
     options = TurnOptions(
+        parent_id=parent,
+        parent_known=parent is not None,
         after_response=after,
-        waits=waits,
+        waits=True if after is not None else None,
+        conversation=conversation,
         before=tuple(before),
         instructions=ask.instructions,
         model=ask.model,
@@ -121,7 +131,7 @@ async def _stored(request: Request, engine: Engine, ask: wire.ResponseCreate, po
         deltas = await prime(deltas_of(turn))
     except BaseException:
         if made is not None and turn.start is None:  # nothing was answered: leave nothing behind
-            await engine.delete(made)
+            await engine.delete(made.id)
         raise
     assert turn.start is not None
     state = wire.ResponseState(
@@ -147,14 +157,13 @@ def _error_object(exc: BaseException) -> dict[str, Any]:
     return {"code": response_error_code(detail.status), "message": detail.message}
 
 
-async def _previous(engine: Engine, response_id: str, *, stored: bool) -> ResponseRecord:
-    """The response a request continues. A stored turn may continue one still in progress (it
-    waits for it); a ``store: false`` request needs its answer now."""
+async def _previous(engine: Engine, response_id: str) -> ResponseRecord:
+    """The response a ``store: false`` request continues: it needs its answer now."""
     try:
         previous = await engine.response(response_id)
     except NotFound:
         raise NotFound(f"Previous response with id '{response_id}' not found.") from None
-    if not stored and (previous.output_item_id is None or previous.status == "in_progress"):
+    if previous.output_item_id is None or previous.status == "in_progress":
         raise InvalidInput(f"previous response {response_id!r} has no stored answer (status {previous.status})")
     return previous
 
@@ -164,7 +173,7 @@ async def _unstored(request: Request, engine: Engine, ask: wire.ResponseCreate, 
     history: list[ItemRecord] = []
     system = ask.instructions
     if ask.previous_response_id is not None:
-        previous = await _previous(engine, ask.previous_response_id, stored=False)
+        previous = await _previous(engine, ask.previous_response_id)
         history = await engine.path(previous.conversation_id, previous.output_item_id)
     elif ask.conversation_id is not None:
         conversation = await engine.get(ask.conversation_id)

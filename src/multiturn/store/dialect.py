@@ -25,6 +25,7 @@ The store writes every transaction once, as a plain function of a SQLAlchemy ``C
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 from collections.abc import Callable
@@ -200,13 +201,19 @@ class SQLiteDatabase:
 
 
 class PostgresDatabase:
+    """PostgreSQL through psycopg's async driver. No ping before each transaction (a round trip
+    each): a connection found dead by a transaction's statement (the server restarted) is
+    dropped by SQLAlchemy, and the transaction, which cannot have committed, runs again once on
+    a fresh one. One that dies during ``COMMIT`` is not run again (it may have committed): the
+    caller gets the error."""
+
     dialect = "postgresql"
 
     def __init__(self, url: sa.URL) -> None:
         self.url = url
         try:
             self._engine: AsyncEngine = create_async_engine(
-                url, pool_pre_ping=True, json_serializer=json_text, json_deserializer=orjson.loads
+                url, json_serializer=json_text, json_deserializer=orjson.loads
             )
         except ModuleNotFoundError as exc:
             raise MissingDependency(exc.name or str(exc), "postgres") from exc
@@ -214,26 +221,36 @@ class PostgresDatabase:
         """Short reads are one statement each: no BEGIN and ROLLBACK round trips around them."""
 
     async def read(self, fn: Callable[[Connection], _T], *, long: bool = False) -> _T:
-        return await self._run(fn, self._engine.connect() if long else self._statement.connect())
+        return await self._run(fn, lambda: self._engine.connect() if long else self._statement.connect())
 
     async def write(self, fn: Callable[[Connection], _T], *, long: bool = False) -> _T:
-        return await self._run(fn, self._engine.begin())
+        return await self._run(fn, self._engine.begin)
 
-    async def _run(self, fn: Callable[[Connection], _T], context: Any) -> _T:
-        try:
-            conn = await context.__aenter__()
-        except sa_exc.DBAPIError as exc:
-            raise StoreError(f"cannot open the database {describe(self.url)}: {reason(exc)}") from exc
-        try:
+    async def _run(self, fn: Callable[[Connection], _T], open_: Callable[[], Any]) -> _T:
+        for attempt in (1, 2):
+            context = open_()
+            try:
+                conn = await context.__aenter__()
+            except sa_exc.DBAPIError as exc:
+                if attempt == 1 and exc.connection_invalidated:
+                    continue
+                raise StoreError(f"cannot open the database {describe(self.url)}: {reason(exc)}") from exc
             try:
                 result: _T = await conn.run_sync(fn)
+            except sa_exc.DBAPIError as exc:
+                await _quietly_exit(context, exc)
+                if attempt == 1 and exc.connection_invalidated:
+                    continue  # nothing was committed: run it again on a fresh connection
+                raise StoreError(f"database error on {describe(self.url)}: {reason(exc)}") from exc
             except BaseException as exc:
                 await context.__aexit__(type(exc), exc, exc.__traceback__)
                 raise
-            await context.__aexit__(None, None, None)
+            try:
+                await context.__aexit__(None, None, None)
+            except sa_exc.DBAPIError as exc:
+                raise StoreError(f"database error on {describe(self.url)}: {reason(exc)}") from exc
             return result
-        except sa_exc.DBAPIError as exc:
-            raise StoreError(f"database error on {describe(self.url)}: {reason(exc)}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def dispose(self) -> None:
         await self._engine.dispose()
@@ -249,6 +266,12 @@ def json_text(value: Any) -> str:
         return orjson.dumps(value).decode()
     except TypeError:
         return json.dumps(value)
+
+
+async def _quietly_exit(context: Any, exc: BaseException) -> None:
+    """Leave a failed transaction's context (its rollback may fail too on a dead connection)."""
+    with contextlib.suppress(sa_exc.DBAPIError):
+        await context.__aexit__(type(exc), exc, exc.__traceback__)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

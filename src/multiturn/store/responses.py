@@ -32,6 +32,7 @@ from ..errors import NotFound
 from ..records import ConversationRecord
 from ..types import Usage
 from .base import DEFAULT_TENANT
+from .rows import conversation_record
 from .schema import conversations, items, responses
 
 ResponseStatus: TypeAlias = Literal["in_progress", "completed", "incomplete", "failed", "cancelled"]
@@ -66,6 +67,12 @@ class ResponseStore(Protocol):
 
     async def get_response(self, response_id: str, *, tenant_id: str = DEFAULT_TENANT) -> ResponseRecord:
         """Raises NotFound (also for another tenant's response)."""
+        ...
+
+    async def get_response_with_conversation(
+        self, response_id: str, *, tenant_id: str = DEFAULT_TENANT
+    ) -> tuple[ResponseRecord, ConversationRecord]:
+        """A response and its conversation, in one read. Raises NotFound."""
         ...
 
     async def delete_response(self, response_id: str, *, tenant_id: str = DEFAULT_TENANT) -> None:
@@ -109,6 +116,26 @@ def finish(conn: Connection, response_id: str, values: dict[str, Any]) -> None:
 _SELECT = sa.select(responses).where(
     responses.c.id == sa.bindparam("b_response"), responses.c.tenant_id == sa.bindparam("b_tenant")
 )
+
+
+_JOINED = "c__"
+"""The prefix of the conversation's columns beside a response's (its own names overlap)."""
+_SELECT_WITH_CONVERSATION = (
+    sa.select(responses, *(column.label(f"{_JOINED}{column.name}") for column in conversations.c))
+    .join(conversations, conversations.c.id == responses.c.conversation_id)
+    .where(responses.c.id == sa.bindparam("b_response"), responses.c.tenant_id == sa.bindparam("b_tenant"))
+)
+
+
+def select_with_conversation(
+    conn: Connection, response_id: str, tenant_id: str
+) -> tuple[ResponseRecord, ConversationRecord]:
+    """A response and its conversation, in one query."""
+    row = conn.execute(_SELECT_WITH_CONVERSATION, {"b_response": response_id, "b_tenant": tenant_id}).mappings().first()
+    if row is None:
+        raise NotFound(f"Response with id '{response_id}' not found.")
+    conversation = conversation_record({k[len(_JOINED) :]: v for k, v in row.items() if k.startswith(_JOINED)})
+    return _record(row), conversation
 
 
 def select(conn: Connection, response_id: str, tenant_id: str) -> ResponseRecord:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,7 +12,7 @@ from .. import codec
 from ..records import ConversationRecord, ItemRecord, SummaryRecord
 
 
-def conversation_record(row: sa.RowMapping) -> ConversationRecord:
+def conversation_record(row: Mapping[Any, Any]) -> ConversationRecord:
     return ConversationRecord(
         id=row["id"],
         tenant_id=row["tenant_id"],

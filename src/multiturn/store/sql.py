@@ -348,6 +348,11 @@ class SQLStore(TurnTables, MemoryTables):
     async def get_response(self, response_id: str, *, tenant_id: str = DEFAULT_TENANT) -> responses.ResponseRecord:
         return await self._read(lambda conn: responses.select(conn, response_id, tenant_id))
 
+    async def get_response_with_conversation(
+        self, response_id: str, *, tenant_id: str = DEFAULT_TENANT
+    ) -> tuple[responses.ResponseRecord, ConversationRecord]:
+        return await self._read(lambda conn: responses.select_with_conversation(conn, response_id, tenant_id))
+
     async def delete_response(self, response_id: str, *, tenant_id: str = DEFAULT_TENANT) -> None:
         await self._write(lambda conn: responses.delete(conn, response_id, tenant_id), long=True)
 

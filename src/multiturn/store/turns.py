@@ -72,6 +72,9 @@ class TurnEntry:
     owner: str
     inputs: tuple[NewItem, ...]
     parent_id: str | None = None
+    parent_known: bool = False
+    """The caller has just read ``parent_id`` where it cannot be missing (a finished response's
+    answer): it is not checked again here (the end of the turn would still find it gone)."""
     after_response: str | None = None
     waits: bool = True
     answers: bool = True
@@ -161,10 +164,28 @@ def chain(
     return records
 
 
+@dataclass(frozen=True, slots=True)
+class _Open:
+    id: str
+    owner: str
+    seq: int
+
+
+def locked_with_turns(conn: Connection, conversation_id: str, tenant_id: str) -> tuple[ConversationRecord, list[_Open]]:
+    """The conversation's row, locked, then its open turns in queue order. Two statements, not
+    a join: PostgreSQL re-reads a row it waited to lock, but not the rows joined to it, so a
+    join would see the turns as they were before the wait (and two turns took one ``seq``).
+    Raises NotFound: no such conversation for this tenant."""
+    conversation = conversation_row(conn, conversation_id, tenant_id, lock=True)
+    rows = conn.execute(_OPEN, {"b_conversation": conversation_id})
+    return conversation, [_Open(row.id, row.owner, row.seq) for row in rows]
+
+
 def enter(
     conn: Connection,
     entry: TurnEntry,
     conversation: ConversationRecord,
+    open_turns: Sequence[_Open],
     ids: Sequence[str],
     now: int,
 ) -> Started | Blocked:
@@ -175,7 +196,6 @@ def enter(
         NotFound: the explicit parent is not in this conversation, or ``after_response`` is
             not a response of it.
     """
-    open_turns = conn.execute(_OPEN, {"b_conversation": entry.conversation_id}).all()
     row = next((turn for turn in open_turns if turn.id == entry.id), None)
     seq = row.seq if row is not None else (open_turns[-1].seq + 1 if open_turns else 1)
     if entry.waits:
@@ -226,7 +246,8 @@ def _parent(conn: Connection, entry: TurnEntry, conversation: ConversationRecord
             raise NotFound(f"Previous response with id '{entry.after_response}' not found.")
         return str(output)
     if entry.parent_id is not None:
-        _require_item(conn, entry.parent_id, entry.conversation_id)
+        if not entry.parent_known:
+            _require_item(conn, entry.parent_id, entry.conversation_id)
         return entry.parent_id
     return conversation.head_item_id
 
@@ -437,9 +458,9 @@ class TurnTables(StoreCore):
         tenant), or an explicit parent in it, does not exist."""
 
         def run(conn: Connection) -> Started | Blocked:
-            conversation = conversation_row(conn, entry.conversation_id, entry.tenant_id, lock=True)
+            conversation, open_turns = locked_with_turns(conn, entry.conversation_id, entry.tenant_id)
             ids = [self._ids("item") for _ in range(len(entry.inputs) + 1)]
-            return enter(conn, entry, conversation, ids, now_ms())
+            return enter(conn, entry, conversation, open_turns, ids, now_ms())
 
         outcome = await self._write(run)
         if isinstance(outcome, Started) and outcome.written:
