@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
 from .conftest import HANG, INSTANT, LATE, Gateways, query
 
@@ -102,3 +103,27 @@ async def test_deleting_the_item_a_turn_answers_ends_it_unstored(gateways: Gatew
         await _open_turns(gateways.database, 0)
         left = query(gateways.database, f"SELECT id FROM items WHERE conversation_id = '{conversation['id']}'")
         assert left == []  # its parent was gone: nothing was written under it
+
+
+@pytest.mark.parametrize("database", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+async def test_turns_go_on_when_the_database_drops_the_gateways_connections(gateways: Gateways) -> None:
+    """PostgreSQL restarted, or a proxy cut idle connections: the next transactions find their
+    pooled connection dead before they could commit, and run again on a fresh one."""
+    [before] = query(gateways.database, "SELECT now()::text AS t")
+    server = gateways.start()
+    async with httpx.AsyncClient(base_url=f"{server.base}/v1", timeout=60) as http:
+        previous = (await http.post("/responses", json={"model": INSTANT, "input": "one"})).json()
+        cut = query(  # the gateway's pooled connections (not its liveness one, not the test's)
+            gateways.database,
+            "SELECT pg_terminate_backend(pid) AS cut FROM pg_stat_activity WHERE datname = current_database() "
+            f"AND pid <> pg_backend_pid() AND state = 'idle' AND query NOT LIKE 'LISTEN%' "
+            f"AND backend_start > '{before['t']}'",
+        )
+        assert cut, "no pooled connection to cut"
+        for text in ("two", "three"):
+            answer = await http.post(
+                "/responses", json={"model": INSTANT, "input": text, "previous_response_id": previous["id"]}
+            )
+            assert answer.status_code == 200, answer.text
+            previous = answer.json()
+        assert previous["status"] == "completed"
