@@ -157,7 +157,9 @@ class QwenTokenizer:
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` (NFC-normalized; special-token text becomes the special token)."""
-        encoding = _qwen_encoding(self._path or qwen_vocabulary_path())
+        if self._path is None:  # found once: looking a package up costs more than counting a message
+            self._path = qwen_vocabulary_path()
+        encoding = _qwen_encoding(self._path)
         text = unicodedata.normalize("NFC", text)
         if len(text) <= _CHUNK_CHARS:
             return encoding.encode(text, allowed_special="all", disallowed_special=())

@@ -367,7 +367,9 @@ class TurnService:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.stats = TurnStats()
-        self._wakers: dict[str, asyncio.Event] = {}
+        self._wakers: OrderedDict[str, asyncio.Event] = OrderedDict()
+        """Per open turn some local turn waits for: set when it ends (bounded; a waiter whose
+        event was dropped re-checks at its next time-out)."""
         self._ended: OrderedDict[str, None] = OrderedDict()
         self._jobs: set[asyncio.Task[object]] = set()
         self._indexing: dict[str, set[asyncio.Task[object]]] = {}
@@ -467,7 +469,11 @@ class TurnService:
         while True:
             if ahead.turn_id in self._ended:
                 return
-            waker = self._wakers.setdefault(ahead.turn_id, asyncio.Event())
+            waker = self._wakers.get(ahead.turn_id)
+            if waker is None:
+                waker = self._wakers[ahead.turn_id] = asyncio.Event()
+                if len(self._wakers) > _ENDED_MEMORY:
+                    self._wakers.popitem(last=False)
             if ahead.owner == self.store.owner:
                 timeout = LOCAL_WAIT_S
             elif self.store.announces_turn_ends:
@@ -485,6 +491,7 @@ class TurnService:
                 return
             now = await self.store.turn_ahead(entry.id, entry.conversation_id)
             if now is None or now.turn_id != ahead.turn_id:
+                self._mark_ended(ahead.turn_id)  # it ended elsewhere: wake this process's others
                 return
             ahead = now
 
