@@ -120,20 +120,33 @@ _OPEN = (
     .order_by(turns.c.seq)
 )
 _UPDATE_TURN = turns.update().where(turns.c.id == sa.bindparam("b_turn"))
+_LOCK_CONVERSATION = (
+    sa.select(conversations.c.id)
+    .where(conversations.c.id == sa.bindparam("b_conversation"))
+    .with_for_update(key_share=True)
+)
 _UPDATE_CONVERSATION = conversations.update().where(conversations.c.id == sa.bindparam("b_conversation"))
 _OUTPUT = sa.select(responses_table.c.output_item_id).where(
     responses_table.c.id == sa.bindparam("b_response"),
     responses_table.c.conversation_id == sa.bindparam("b_conversation"),
 )
-_END_TURN = turns.delete().where(turns.c.id == sa.bindparam("b_turn")).returning(turns.c.parent_id, turns.c.response_id)
-_END_TURN_ANNOUNCED = (
+_OTHERS = sa.alias(turns, "others")
+_END_TURN = (
     turns.delete()
     .where(turns.c.id == sa.bindparam("b_turn"))
-    .returning(turns.c.parent_id, turns.c.response_id, sa.func.pg_notify(CHANNEL, turns.c.id).label("announced"))
+    .returning(
+        turns.c.parent_id,
+        turns.c.response_id,
+        sa.exists()
+        .where(_OTHERS.c.conversation_id == turns.c.conversation_id, _OTHERS.c.id != turns.c.id)
+        .label("others"),
+    )
 )
 """Statements of the hot path, built once: values are bound at execution (building a statement
-with its values costs more than running it on SQLite). PostgreSQL announces a turn's end
-(``notify``) in the same round trip as it deletes the turn's row."""
+with its values costs more than running it on SQLite). Deleting a turn's row also says whether
+another turn of its conversation is open: only then can a turn be waiting for this one, and only
+then is its end announced (PostgreSQL's ``NOTIFY`` serializes the commits of every transaction
+that notifies, and wakes every gateway)."""
 
 
 def chain(
@@ -271,9 +284,10 @@ def end(
     conversation's row is always locked before a turn's row."""
     if records and not discard:
         move = {"b_conversation": conversation_id, "head_item_id": records[-1].id, "updated_at": now}
-        conn.execute(_UPDATE_CONVERSATION, move)
-    announced = conn.dialect.name == "postgresql"
-    row = conn.execute(_END_TURN_ANNOUNCED if announced else _END_TURN, {"b_turn": turn_id}).first()
+        conn.execute(_UPDATE_CONVERSATION, move)  # the conversation's lock, before the turn's row
+    else:
+        conn.execute(_LOCK_CONVERSATION, {"b_conversation": conversation_id})
+    row = conn.execute(_END_TURN, {"b_turn": turn_id}).first()
     if row is None:
         return False
     if discard:
@@ -284,7 +298,7 @@ def end(
             conn.execute(items.insert(), [item_row(record) for record in records])
         if response is not None and row.response_id is not None:
             responses.finish(conn, row.response_id, {**response, "completed_at": now})
-    if not announced:
+    if row.others:  # a turn may be queued behind this one, in this process or another
         notify(conn, turn_id)
     return True
 
