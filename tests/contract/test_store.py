@@ -17,6 +17,7 @@ from multiturn import Settings, ids
 from multiturn.errors import NotFound, StoreError
 from multiturn.ids import new_id, now_ms
 from multiturn.store import NewItem, SQLStore
+from multiturn.store.base import HEAD
 from multiturn.store.migrations import MIGRATIONS
 from multiturn.store.schema import conversations, items
 from multiturn.types import AudioPart, ImagePart, TextPart, ToolCall, Usage, VideoPart
@@ -458,3 +459,28 @@ async def test_cached_paths_follow_growth_and_deletion_in_any_process(db_url: st
     finally:
         await one.close()
         await two.close()
+
+
+async def test_a_path_another_store_extended_is_read_back_to_what_this_one_holds(db_url: str) -> None:
+    """Two stores (two processes) on one database: each reads the other's new items, one query
+    for a few (to the nearest path it holds), a walk for many; both always see the same path."""
+    url = Settings(db=db_url).database_url
+    writer, reader = SQLStore(url), SQLStore(url)
+    try:
+        await writer.migrate()
+        conversation = await writer.create_conversation()
+        leaf = None
+        for count in (40, 3, 1, 15, 16, 17, 40):
+            for n in range(count):
+                role = "user" if n % 2 == 0 else "assistant"
+                leaf = (await writer.append(conversation.id, HEAD, NewItem(role=role, content=(TextPart(f"{n}"),)))).id
+            seen = await reader.path(conversation.id, leaf)
+            fresh = SQLStore(url)
+            try:
+                assert [i.id for i in seen] == [i.id for i in await fresh.path(conversation.id, leaf)]
+            finally:
+                await fresh.close()
+            assert [i.id for i in seen] == [i.id for i in await writer.path(conversation.id, leaf)]
+    finally:
+        await writer.close()
+        await reader.close()

@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..errors import StoreError
+from ..errors import NotFound, StoreError
 from ..ids import now_ms
 from ..records import ConversationRecord, ItemRecord, NewItem
 from . import api_keys, dialect, responses, transfer
@@ -36,8 +36,9 @@ from .turns import TurnTables
 
 log = logging.getLogger(__name__)
 
-_STEPS_TO_CACHED = 8
-"""A path read fetches at most this many items one by one looking for a cached ancestor."""
+_NEAREST = 16
+"""A path read first fetches this many items up from the leaf, in one query, looking for an
+ancestor whose path is cached (another process wrote the last few turns)."""
 _UPDATABLE = frozenset({"title", "model", "system_prompt", "metadata", "head_item_id"})
 
 
@@ -273,17 +274,16 @@ class SQLStore(TurnTables, MemoryTables):
     def _read_path(
         self, conn: Connection, leaf_id: str, tenant_id: str, conversation_id: str
     ) -> tuple[ItemRecord, ...]:
-        missing: list[ItemRecord] = []
-        current = leaf_id
-        for _ in range(_STEPS_TO_CACHED):
-            record = item_row_of(conn, current, tenant_id, conversation_id)
-            missing.append(record)
+        params = {"b_leaf": leaf_id, "b_conversation": conversation_id, "b_tenant": tenant_id}
+        nearest = [item_record(row) for row in conn.execute(_NEAREST_ITEMS, params).mappings()]  # leaf first
+        if not nearest:
+            raise NotFound(f"item {leaf_id!r} not found in conversation {conversation_id!r}")
+        for n, record in enumerate(nearest):
             if record.parent_id is None:
-                return tuple(reversed(missing))
+                return tuple(reversed(nearest[: n + 1]))
             above = self._paths.get(record.parent_id)
             if above is not None:
-                return (*above, *reversed(missing))
-            current = record.parent_id
+                return (*above, *reversed(nearest[: n + 1]))
         return tuple(_walk(conn, leaf_id))
 
     async def items(self, conversation_id: str, *, tenant_id: str = DEFAULT_TENANT) -> list[ItemRecord]:
@@ -376,6 +376,30 @@ class SQLStore(TurnTables, MemoryTables):
     ) -> list[ConversationRecord]:
         query = responses.page_query(tenant_id, after, limit, descending)
         return await self._read(lambda conn: [conversation_record(row) for row in conn.execute(query).mappings()])
+
+
+def _nearest_items() -> sa.Select[Any]:
+    """The leaf (of the conversation, of the tenant) and up to ``_NEAREST - 1`` of its
+    ancestors, leaf first."""
+    walk = (
+        sa.select(items.c.id, items.c.parent_id, sa.literal(0).label("depth"))
+        .join(conversations, conversations.c.id == items.c.conversation_id)
+        .where(
+            items.c.id == sa.bindparam("b_leaf"),
+            items.c.conversation_id == sa.bindparam("b_conversation"),
+            conversations.c.tenant_id == sa.bindparam("b_tenant"),
+        )
+        .cte("nearest", recursive=True)
+    )
+    walk = walk.union_all(
+        sa.select(items.c.id, items.c.parent_id, (walk.c.depth + 1).label("depth"))
+        .join(walk, items.c.id == walk.c.parent_id)
+        .where(walk.c.depth < _NEAREST - 1)
+    )
+    return sa.select(items).join(walk, items.c.id == walk.c.id).order_by(walk.c.depth)
+
+
+_NEAREST_ITEMS = _nearest_items()
 
 
 def _walk(conn: Connection, leaf_id: str) -> list[ItemRecord]:
