@@ -45,3 +45,24 @@ def test_the_cache_is_bounded_by_paths_and_by_references() -> None:
         cache.put(f"leaf_{n}", (_item(n, None),))
     assert len(cache) == 8
     assert cache.references <= 100
+
+
+def test_an_extended_path_replaces_its_parents_and_serves_it_as_a_prefix() -> None:
+    cache = PathCache()
+    chain = [_item(0, None)]
+    cache.put(chain[0].id, (chain[0],))
+    for n in range(1, 6):  # a chain of turns holds one path, not one per turn
+        chain.append(_item(n, chain[-1]))
+        cache.extend(chain[-2].id, [chain[-1]])
+    assert len(cache) == 1 and cache.references == 6
+    middle = cache.get(chain[2].id)  # an earlier leaf reads as the prefix of the newest path
+    assert middle is not None and [r.id for r in middle] == [r.id for r in chain[:3]]
+    branch = _item(9, chain[2])  # a branch from an earlier leaf extends that prefix
+    cache.extend(chain[2].id, [branch])
+    path = cache.get(branch.id)
+    assert path is not None and [r.id for r in path] == [*(r.id for r in chain[:3]), branch.id]
+    assert path[0] is chain[0]  # the records are shared, not copied
+    assert len(cache) == 2 and cache.references == 6 + 4
+    for n in range(300):  # the longer path is evicted: its prefixes are no longer served
+        cache.put(f"leaf_{n}", (_item(100 + n, None),))
+    assert cache.get(chain[5].id) is None and cache.get(chain[2].id) is None

@@ -120,11 +120,11 @@ class _Window:
 class PlanCache:
     """The planner's memory (see the module docstring). ``size`` bounds each part."""
 
-    def __init__(self, size: int = 65_536) -> None:
+    def __init__(self, size: int = 16_384) -> None:
         self.counts = Counts(size)
         self.blocks = ByItems(size)
         self._shapes: Bounded[str, _Shape] = Bounded(size // 16)
-        self._depths: Bounded[str, tuple[int, ItemRecord]] = Bounded(size * 4)
+        self._depths: Bounded[str, tuple[int, ItemRecord]] = Bounded(size * 2)
         self._windows: Bounded[tuple[object, ...], _Window] = Bounded(size // 16)
 
     def sizes(self) -> dict[str, int]:

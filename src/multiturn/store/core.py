@@ -122,11 +122,14 @@ class PathCache:
     right for as long as its leaf exists; callers check that the leaf exists (or know it).
     """
 
-    def __init__(self, size: int = 256, references: int = 262_144) -> None:
+    def __init__(self, size: int = 256, references: int = 32_768) -> None:
         self._size = size
         self._references = references
         self._held = 0
         self._paths: OrderedDict[str, tuple[ItemRecord, ...]] = OrderedDict()
+        self._prefixes: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        """A leaf whose path was replaced by its extension: (the extension's leaf, the length of
+        the leaf's own path); the extension may itself have been replaced since."""
 
     def __len__(self) -> int:
         return len(self._paths)
@@ -140,7 +143,23 @@ class PathCache:
         path = self._paths.get(leaf_id)
         if path is not None:
             self._paths.move_to_end(leaf_id)
-        return path
+            return path
+        hops: list[str] = []  # a leaf a cached path went on from, maybe over several turns
+        current = leaf_id
+        while (step := self._prefixes.get(current)) is not None:
+            hops.append(current)
+            current = step[0]
+            longer = self._paths.get(current)
+            if longer is None:
+                continue
+            self._paths.move_to_end(current)
+            for hop in hops:  # point every hop at the path that holds it
+                self._prefixes[hop] = (current, self._prefixes[hop][1])
+            length = self._prefixes[leaf_id][1]
+            return longer[:length] if longer[length - 1].id == leaf_id else None
+        for hop in hops:  # the longer path was evicted
+            del self._prefixes[hop]
+        return None
 
     def put(self, leaf_id: str, path: tuple[ItemRecord, ...]) -> None:
         old = self._paths.pop(leaf_id, None)
@@ -151,11 +170,24 @@ class PathCache:
         while len(self._paths) > 1 and (len(self._paths) > self._size or self._held > self._references):
             _, evicted = self._paths.popitem(last=False)
             self._held -= len(evicted)
+        while len(self._prefixes) > self._size * 4:
+            self._prefixes.popitem(last=False)
 
     def extend(self, parent_id: str | None, records: Sequence[ItemRecord]) -> None:
         """Cache the path of the last of ``records`` (chained, the first under ``parent_id``)
-        when the parent's path is known; otherwise do nothing (the next read walks)."""
-        base = () if parent_id is None else self._paths.get(parent_id)
-        if base is None or not records:
+        when the parent's path is known, in place of the parent's: the next turn continues from
+        the new leaf, and a read of the old one finds the new path's prefix (``get``); otherwise
+        do nothing (the next read walks)."""
+        if not records:
             return
-        self.put(records[-1].id, (*base, *records))
+        base = () if parent_id is None else self._paths.pop(parent_id, None)
+        if base is not None:
+            self._held -= len(base)
+        elif parent_id is not None:  # a branch from a leaf a cached path went on from
+            base = self.get(parent_id)
+        if base is None:
+            return
+        extended = (*base, *records)
+        self.put(records[-1].id, extended)
+        if parent_id is not None:
+            self._prefixes[parent_id] = (records[-1].id, len(base))
