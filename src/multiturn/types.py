@@ -71,7 +71,7 @@ class ToolCall:
     type: Literal["function"] = "function"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class Message:
     """One message of a request: role, content parts, and the optional extras of its role."""
 

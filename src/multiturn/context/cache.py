@@ -17,7 +17,12 @@ afresh. Every part is bounded, least recently used out first:
 - ``shape``: where a path's rounds start, extended from the previous turn's path by the new
   items only; and each item's position (its depth in the tree: the same in every path through it);
 - ``windows``: the window's replay state (``window.WindowState``) after a turn's complete rounds,
-  by the last item of those rounds and the window's parameters; the next turn resumes from it.
+  by the last item of those rounds and the window's parameters; the next turn resumes from it;
+- ``histories``: the window's complete rounds assembled (their messages in order, the positions
+  they keep, their tokens), by the same key and where the window starts; the next turn appends
+  its one new complete round. The lists are shared along a chain: a history is a prefix of its
+  lists, appended in place by the turn that goes on from it (another branch copies its prefix),
+  so a whole-history window costs a turn its new round, not the conversation.
 """
 
 from __future__ import annotations
@@ -25,14 +30,15 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from ..records import ItemRecord
-from ..types import Message
+from ..types import Message, Spans, spans_of
 from .window import WindowState
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
+_B = TypeVar("_B", bound="Assembly")
 LOOKBACK = 16
 """How far back from a path's end a cached shape or window state is looked for (the previous
 turn's leaf is a few items back: its answer, the new input)."""
@@ -117,6 +123,59 @@ class _Window:
     state: WindowState
 
 
+class Assembly(Protocol):
+    """What a block must give its history: the messages it sends, the ids it keeps, its tokens."""
+
+    @property
+    def messages(self) -> tuple[Message, ...]: ...
+    @property
+    def kept(self) -> tuple[str, ...]: ...
+    @property
+    def tokens(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class History(Generic[_B]):
+    """A window's complete rounds ``[begin, end)`` assembled: the first ``size`` blocks and
+    ``length`` messages of lists it may share with longer histories of the same chain."""
+
+    last: ItemRecord | None
+    """The last item of the last round (checked by identity); None when there is no round."""
+    end: int
+    blocks_list: list[_B]
+    size: int
+    messages_list: list[Message]
+    length: int
+    kept: Spans
+    """The positions the rounds keep."""
+    tokens: int
+
+    @property
+    def blocks(self) -> list[_B]:
+        return self.blocks_list[: self.size]
+
+    @property
+    def messages(self) -> list[Message]:
+        return self.messages_list[: self.length]
+
+    def extended(self, block: _B, last: ItemRecord, positions: Positions) -> History[_B]:
+        """This history and one more round, appended in place when no longer history holds the
+        lists (a chain), else on copies of this one's prefix (a branch)."""
+        blocks, messages = self.blocks_list, self.messages_list
+        if len(blocks) != self.size or len(messages) != self.length:
+            blocks, messages = blocks[: self.size], messages[: self.length]
+        blocks.append(block)
+        messages.extend(block.messages)
+        kept, added = self.kept, spans_of(positions[i] for i in block.kept)
+        if kept and added and added[0][0] <= kept[-1][1] + 1:  # the rounds keep a run going on
+            kept = (*kept[:-1], (kept[-1][0], max(kept[-1][1], added[0][1])), *added[1:])
+        else:
+            kept = (*kept, *added)
+        return History(
+            last, self.end + 1, blocks, len(blocks), messages, len(messages), kept, self.tokens + block.tokens
+        )
+
+
 class PlanCache:
     """The planner's memory (see the module docstring). ``size`` bounds each part."""
 
@@ -126,6 +185,7 @@ class PlanCache:
         self._shapes: Bounded[str, _Shape] = Bounded(size // 16)
         self._depths: Bounded[str, tuple[int, ItemRecord]] = Bounded(size * 2)
         self._windows: Bounded[tuple[object, ...], _Window] = Bounded(size // 16)
+        self._histories: Bounded[tuple[object, ...], History[Any]] = Bounded(size // 16)
 
     def sizes(self) -> dict[str, int]:
         """How many entries each part holds (each is bounded by ``size`` or a share of it)."""
@@ -135,6 +195,7 @@ class PlanCache:
             "shapes": len(self._shapes),
             "depths": len(self._depths),
             "windows": len(self._windows),
+            "histories": len(self._histories),
         }
 
     def round_starts(self, path: Sequence[ItemRecord]) -> tuple[int, ...]:
@@ -185,6 +246,33 @@ class PlanCache:
             last = last_item(rounds - 2)
             self._windows.put((*key, last.id, rounds - 1), _Window(last, state))
         return step(state, rounds - 1) if rounds else state
+
+    def history(
+        self,
+        key: tuple[object, ...],
+        begin: int,
+        end: int,
+        last_item: Callable[[int], ItemRecord],
+        block_at: Callable[[int], _B],
+        positions: Positions,
+    ) -> History[_B]:
+        """Rounds ``[begin, end)`` assembled (``block_at(i)`` is round ``i``, ``last_item(i)``
+        its last item): extended from a recent turn's history by the rounds after it; kept for
+        the next turn. ``key`` names what a block depends on besides its items."""
+        history: History[_B] = History(None, begin, [], 0, [], 0, (), 0)
+        for done in range(end, max(begin, end - LOOKBACK), -1):
+            last = last_item(done - 1)
+            hit = self._histories.get((*key, begin, last.id, done))
+            if hit is not None and hit.last is last:
+                history = hit
+                break
+        if history.end == end:
+            return history
+        while history.end < end:
+            history = history.extended(block_at(history.end), last_item(history.end), positions)
+        assert history.last is not None
+        self._histories.put((*key, begin, history.last.id, end), history)
+        return history
 
 
 class Positions:

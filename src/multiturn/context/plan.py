@@ -33,7 +33,17 @@ from typing import Literal, TypeAlias, get_args
 from ..errors import InvalidInput
 from ..records import ItemRecord
 from ..tokens import REPLY_PRIMER, Calibration, Tokenizer, message_tokens
-from ..types import AudioPart, ContextReport, ImagePart, Message, TextPart, VideoPart, complement, spans_of
+from ..types import (
+    AudioPart,
+    ContextReport,
+    ImagePart,
+    Message,
+    TextPart,
+    VideoPart,
+    complement,
+    merge_spans,
+    spans_of,
+)
 from .cache import PlanCache, Positions
 from .retrieval import Recalled, render_items, with_recalled
 from .summary import Summary, with_summary
@@ -384,22 +394,34 @@ def plan_context(
         key = (window_budget, policy.low_water, policy.max_rounds, through, first, boundary, policy.replay_reasoning)
         last_item: Callable[[int], ItemRecord] = lambda index: path[ends[first + index] - 1]  # noqa: E731
         cut = memo.window((*key, scale.steps), count_rounds, last_item, step).cut
-    window = [block_at(first + index) for index in range(cut, count_rounds)]
-    history_tokens = sum(b.tokens for b in window[:-1])
-    input_tokens = window[-1].tokens if window else 0
-    kept = [item.id for item in pinned] + [i for b in window for i in b.kept]
+    # The window's complete rounds, assembled once per chain and extended turn by turn, then the
+    # newest round: a whole-history window costs a turn its new rounds, not the conversation.
+    history = memo.history(
+        (through, boundary, policy.replay_reasoning, scale.steps),
+        first + cut,
+        first + max(cut, count_rounds - 1),
+        lambda index: path[ends[index] - 1],
+        block_at,
+        positions,
+    )
+    newest = [block_at(first + count_rounds - 1)] if cut < count_rounds else []
+    history_tokens = history.tokens
+    input_tokens = newest[0].tokens if newest else 0
+    kept_at = merge_spans((*spans_of(positions[item.id] for item in pinned), *history.kept))
+    kept_at = merge_spans((*kept_at, *spans_of(positions[i] for b in newest for i in b.kept)))
 
     recalled_tokens = 0
     recalled_entries: list[Recalled] = []
-    if policy.uses_recall and recalled and window:
+    if policy.uses_recall and recalled and newest:
+        window = history.blocks + newest
         room = available - summary_tokens - history_tokens - input_tokens
-        excluded = set(kept) | {i for b in window for i in b.dropped}
+        excluded = {item.id for item in pinned} | {i for b in window for i in (*b.kept, *b.dropped)}
         before = sum(count(m) for m in head)
         head, recalled_entries = _select_recalled(recalled, positions, excluded, room, count, quote, head)
         recalled_tokens = sum(count(m) for m in head) - before
     recalled_ids = [i for entry in recalled_entries for i in entry.item_ids]
 
-    messages = head + [m for b in window for m in b.messages]
+    messages = head + history.messages + [m for b in newest for m in b.messages]
     by_part = {
         "system": head_tokens,
         "summary": summary_tokens,
@@ -413,7 +435,7 @@ def plan_context(
     report = ContextReport(
         policy=policy.name,
         items=len(path),
-        kept=spans_of(positions[i] for i in kept),
+        kept=kept_at,
         recalled=spans_of(positions[i] for i in recalled_ids),
         summarized=complement(spans_of(pinned_at), through + 1),
         budget=budget,

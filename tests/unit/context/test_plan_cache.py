@@ -12,6 +12,7 @@ from multiturn.context.plan import PRESETS, Policy, plan_context
 from multiturn.context.summary import Summary
 from multiturn.records import ItemRecord
 from multiturn.tokens import EstimateTokenizer
+from multiturn.types import TextPart
 
 from .paths import PathBuilder, conversations
 from .test_plan_policies import policies
@@ -43,6 +44,84 @@ def test_a_cached_plan_equals_a_fresh_one_at_every_turn(
         cached = plan_context("sys", turn, summary=summary, cache=cache, **args)
         fresh = plan_context("sys", turn, summary=summary, **args)
         assert cached == fresh
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    conversations(max_rounds=20),
+    st.sampled_from(list(PRESETS.values())) | policies,
+    st.integers(60, 3000),
+)
+def test_branches_from_a_shared_history_plan_what_a_fresh_planner_does(
+    path: list[ItemRecord], policy: Policy, window: int
+) -> None:
+    """Turns go on from a history one branch already extended: the assembled rounds are shared
+    along a chain and copied for a branch, and neither branch sees the other's rounds."""
+    cache = PlanCache(size=64)
+    args = {"policy": policy, "window_tokens": window, "reserved_output": 50, "tokenizer": TOKENIZER}
+    for n, turn in enumerate(_turns(path)):
+        assert plan_context("sys", turn, cache=cache, **args) == plan_context("sys", turn, **args)
+        if len(turn) < 2:
+            continue
+        base = turn[:-1]  # a sibling answer and a new question under the same parent, planned after
+        answer = ItemRecord(
+            id=f"b{n}a",
+            conversation_id="conv",
+            parent_id=base[-1].id,
+            role="assistant",
+            content=(TextPart(f"another answer {n}"),),
+            status="completed",
+            created_at=1000 + n,
+        )
+        question = ItemRecord(
+            id=f"b{n}q",
+            conversation_id="conv",
+            parent_id=answer.id,
+            role="user",
+            content=(TextPart(f"and then {n}?"),),
+            status="completed",
+            created_at=1001 + n,
+        )
+        branch = [*base, answer, question]
+        assert plan_context("sys", branch, cache=cache, **args) == plan_context("sys", branch, **args)
+
+
+def test_a_whole_history_window_costs_a_turn_its_new_round() -> None:
+    """With a window that keeps everything, a turn adds one complete round to the history it goes
+    on from, however long the conversation (planned without the cache: every round, every turn)."""
+    builder = PathBuilder()
+    cache = _CountingBlocks()
+    built: list[int] = []
+    for n in range(300):
+        builder.round(f"question {n} " * 5, f"answer {n} " * 8)
+        builder.add("user", "and now?")
+        before = cache.built
+        messages, report = plan_context(
+            None,
+            list(builder.items),
+            policy=PRESETS["window"],
+            window_tokens=1_000_000,
+            reserved_output=100,
+            tokenizer=TOKENIZER,
+            cache=cache,
+        )
+        built.append(cache.built - before)
+        builder.items.pop()
+    assert len(messages) == 601 and report.count("kept") == 601
+    assert set(built[1:]) == {1}  # the round the last turn left open (the input is planned apart)
+
+
+class _CountingBlocks(PlanCache):
+    """Counts the rounds a history assembles."""
+
+    built = 0
+
+    def history(self, key, begin, end, last_item, block_at, positions):  # type: ignore[no-untyped-def]
+        def counted(index):  # type: ignore[no-untyped-def]
+            self.built += 1
+            return block_at(index)
+
+        return super().history(key, begin, end, last_item, counted, positions)
 
 
 class _CountingSteps(PlanCache):
@@ -101,5 +180,5 @@ def test_every_part_is_bounded() -> None:
         builder.items.pop()
     sizes = cache.sizes()
     assert sizes["counts"] <= 64 and sizes["blocks"] <= 64
-    assert sizes["shapes"] <= 4 and sizes["windows"] <= 4 and sizes["depths"] <= 256
+    assert sizes["shapes"] <= 4 and sizes["windows"] <= 4 and sizes["histories"] <= 4 and sizes["depths"] <= 256
     assert sizes["counts"] == 64  # it did fill: the bound, not the workload, stopped it

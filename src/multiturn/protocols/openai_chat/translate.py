@@ -8,7 +8,8 @@ its messages) and its inverse ``request_to_body`` (what the upstream backend sen
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -269,7 +270,30 @@ def request_to_body(request: ChatRequest, *, stream: bool, include_usage: bool) 
     return {**p.extra, **body}
 
 
+_SENT: dict[int, tuple[weakref.ref[Message], dict[str, Any]]] = {}
+"""The wire form of the messages alive, by object: a stored conversation's planner hands every
+turn the same message objects for its history, so each is translated once. Read-only dicts; an
+entry goes with its message (nothing is kept for a message no one holds)."""
+
+
 def _message_out(m: Message) -> dict[str, Any]:
+    key = id(m)
+    sent = _SENT.get(key)
+    if sent is not None and sent[0]() is m:
+        return sent[1]
+    out = _wire_message(m)
+    _SENT[key] = (weakref.ref(m, _forgetting(key)), out)
+    return out
+
+
+def _forgetting(key: int) -> Callable[[weakref.ref[Message]], None]:
+    def forget(_: weakref.ref[Message]) -> None:
+        _SENT.pop(key, None)
+
+    return forget
+
+
+def _wire_message(m: Message) -> dict[str, Any]:
     out: dict[str, Any] = {"role": m.role}
     if m.role == "assistant" and m.tool_calls and not m.content:
         out["content"] = None
