@@ -13,6 +13,7 @@ from typing import Any
 
 from .backends.base import Backend
 from .backends.registry import BackendRegistry
+from .context.cache import PlanCache
 from .context.plan import Policy, preset
 from .embeddings import load_embedder
 from .engine import Engine
@@ -51,6 +52,7 @@ def build_engine(settings: Settings, store: SQLStore, backends: BackendRegistry)
         policy_for_model=alias_policy,
         tune_policy=tune,
         tokenizer=tokenizer,
+        plan_cache=PlanCache(size=settings.cache_items // 2),
         recall=IndexRecall(store, load_embedder(settings)),
         compaction=build_compaction(settings, store, backends.get, tokenizer),
         background_compaction=settings.summary_mode == "background",
@@ -62,7 +64,7 @@ class AsyncClient:
 
     def __init__(self, settings: Settings | None = None, *, backends: BackendRegistry | None = None) -> None:
         self.settings = settings or Settings()
-        self.store = SQLStore(self.settings.database_url)
+        self.store = SQLStore(self.settings.database_url, cache_items=self.settings.cache_items)
         self._owns_backends = backends is None
         self.backends = backends or BackendRegistry(self.settings)
         self.engine = build_engine(self.settings, self.store, self.backends)

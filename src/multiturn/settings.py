@@ -107,6 +107,11 @@ class Settings(BaseSettings):
     upstream_connect_timeout: float = Field(default=5.0, gt=0)
     upstream_read_timeout: float = Field(default=300.0, gt=0)
     upstream_retries: int = Field(default=2, ge=0, le=10)
+    cache_items: int = Field(
+        default=32_768,
+        ge=256,
+        description="items each process keeps in memory: conversation paths, and half as many planned rounds",
+    )
 
     @classmethod
     def settings_customise_sources(

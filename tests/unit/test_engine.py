@@ -15,7 +15,7 @@ import pytest
 from multiturn.backends.base import BackendInfo
 from multiturn.backends.registry import BackendRegistry
 from multiturn.backends.thinking import ThinkSplitter
-from multiturn.client import build_engine
+from multiturn.client import AsyncClient, build_engine
 from multiturn.context.budget import measured_overhead
 from multiturn.context.plan import Policy
 from multiturn.engine import Engine
@@ -240,3 +240,14 @@ def test_settings_tune_every_preset_per_model(tmp_path: Path) -> None:
     assert (thinker.name, thinker.replay_reasoning, thinker.keep_images_rounds) == ("retrieval", True, 2)
     assert (plain.name, plain.replay_reasoning, plain.keep_images_rounds) == ("window", False, 2)
     assert engine.policy(record, "thinker", Policy("full")) == Policy("full")  # a Policy value is used as given
+
+
+async def test_cache_items_bounds_the_caches_of_a_client(tmp_path: Path) -> None:
+    """``cache_items`` (``MULTITURN_CACHE_ITEMS``) sets the path cache's item references and the
+    planner's entries (half as many)."""
+    client = AsyncClient(Settings(db=str(tmp_path / "s.db"), cache_items=1000, embedder="none"))
+    try:
+        assert client.store._paths._references == 1000
+        assert client.engine.plan_cache.blocks._values.size == 500
+    finally:
+        await client.aclose()

@@ -176,6 +176,39 @@ class History(Generic[_B]):
         )
 
 
+class _Histories:
+    """Histories, least recently used out past ``entries`` of them or past ``rounds`` rounds held
+    together (a chain's history replaces the one it extended, so a chain counts once)."""
+
+    def __init__(self, entries: int, *, rounds: int) -> None:
+        self._entries: OrderedDict[tuple[object, ...], History[Any]] = OrderedDict()
+        self._size = max(1, entries)
+        self._limit = rounds
+        self.rounds = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: tuple[object, ...]) -> History[Any] | None:
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries.move_to_end(key)
+        return found
+
+    def pop(self, key: tuple[object, ...]) -> None:
+        found = self._entries.pop(key, None)
+        if found is not None:
+            self.rounds -= found.size
+
+    def put(self, key: tuple[object, ...], history: History[Any]) -> None:
+        self.pop(key)
+        self._entries[key] = history
+        self.rounds += history.size
+        while len(self._entries) > 1 and (len(self._entries) > self._size or self.rounds > self._limit):
+            _, evicted = self._entries.popitem(last=False)
+            self.rounds -= evicted.size
+
+
 class PlanCache:
     """The planner's memory (see the module docstring). ``size`` bounds each part."""
 
@@ -185,7 +218,7 @@ class PlanCache:
         self._shapes: Bounded[str, _Shape] = Bounded(size // 16)
         self._depths: Bounded[str, tuple[int, ItemRecord]] = Bounded(size * 2)
         self._windows: Bounded[tuple[object, ...], _Window] = Bounded(size // 16)
-        self._histories: Bounded[tuple[object, ...], History[Any]] = Bounded(size // 16)
+        self._histories = _Histories(size // 16, rounds=size)
 
     def sizes(self) -> dict[str, int]:
         """How many entries each part holds (each is bounded by ``size`` or a share of it)."""
@@ -196,6 +229,7 @@ class PlanCache:
             "depths": len(self._depths),
             "windows": len(self._windows),
             "histories": len(self._histories),
+            "history_rounds": self._histories.rounds,
         }
 
     def round_starts(self, path: Sequence[ItemRecord]) -> tuple[int, ...]:
@@ -264,9 +298,12 @@ class PlanCache:
             last = last_item(done - 1)
             hit = self._histories.get((*key, begin, last.id, done))
             if hit is not None and hit.last is last:
+                if done == end:
+                    return hit
                 history = hit
+                self._histories.pop((*key, begin, last.id, done))  # the longer history replaces it
                 break
-        if history.end == end:
+        if history.end == end:  # no round
             return history
         while history.end < end:
             history = history.extended(block_at(history.end), last_item(history.end), positions)

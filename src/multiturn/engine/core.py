@@ -53,6 +53,7 @@ class Engine(ConversationOps):
         policy_for_model: Callable[[str], str | None] = lambda model: None,
         tune_policy: Callable[[str, Policy], Policy] = lambda model, policy: policy,
         tokenizer: Tokenizer | None = None,
+        plan_cache: PlanCache | None = None,
         recall: Recall | None = None,
         compaction: Compaction | None = None,
         background_compaction: bool = False,
@@ -69,7 +70,7 @@ class Engine(ConversationOps):
         self._policy_for_model = policy_for_model
         self._tune_policy = tune_policy
         self.tokenizer = tokenizer or default_tokenizer()
-        self.plan_cache = PlanCache()
+        self.plan_cache = plan_cache or PlanCache()
         """What planning remembers between turns (bounded; shared by tenant-scoped copies)."""
 
     def for_tenant(self, tenant_id: str) -> Engine:

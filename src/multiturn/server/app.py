@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = SQLStore(settings.database_url)
+        store = SQLStore(settings.database_url, cache_items=settings.cache_items)
         try:
             await store.migrate()
         except BaseException:

@@ -25,11 +25,11 @@ _T = TypeVar("_T")
 
 
 class StoreCore:
-    def __init__(self, url: str, *, ids: IdFactory = new_id) -> None:
+    def __init__(self, url: str, *, ids: IdFactory = new_id, cache_items: int = 32_768) -> None:
         self.url = url
         self._ids = ids
         self._db = dialect.open_database(url)
-        self._paths = PathCache()
+        self._paths = PathCache(references=cache_items)
         self.liveness = self._db.liveness()
 
     async def close(self) -> None:

@@ -108,6 +108,7 @@ def test_a_whole_history_window_costs_a_turn_its_new_round() -> None:
         built.append(cache.built - before)
         builder.items.pop()
     assert len(messages) == 601 and report.count("kept") == 601
+    assert cache.sizes()["histories"] == 1  # a chain holds one history, replaced turn by turn
     assert set(built[1:]) == {1}  # the round the last turn left open (the input is planned apart)
 
 
@@ -180,5 +181,25 @@ def test_every_part_is_bounded() -> None:
         builder.items.pop()
     sizes = cache.sizes()
     assert sizes["counts"] <= 64 and sizes["blocks"] <= 64
-    assert sizes["shapes"] <= 4 and sizes["windows"] <= 4 and sizes["histories"] <= 4 and sizes["depths"] <= 256
+    assert sizes["shapes"] <= 4 and sizes["windows"] <= 4 and sizes["depths"] <= 256
+    assert sizes["histories"] <= 4 and sizes["history_rounds"] <= 64
     assert sizes["counts"] == 64  # it did fill: the bound, not the workload, stopped it
+
+
+def test_histories_are_bounded_by_the_rounds_they_hold() -> None:
+    """Many long conversations with whole-history windows: the assembled histories together hold
+    no more rounds than the bound (least recently used out), and a plan is still exact."""
+    cache = PlanCache(size=64)
+    builders = [PathBuilder() for _ in range(8)]
+    args = {"policy": PRESETS["window"], "window_tokens": 1_000_000, "reserved_output": 100, "tokenizer": TOKENIZER}
+    peak = 0
+    for n in range(30):
+        for k, builder in enumerate(builders):  # the conversations take turns, as clients do
+            builder.round(f"q{k}.{n}", f"a{k}.{n}")
+            builder.add("user", "next?")
+            assert plan_context(None, list(builder.items), cache=cache, **args) == plan_context(
+                None, list(builder.items), **args
+            )
+            builder.items.pop()
+            peak = max(peak, cache.sizes()["history_rounds"])
+    assert 32 < peak <= 64  # the histories filled the bound, not more
