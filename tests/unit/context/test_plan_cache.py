@@ -4,6 +4,8 @@ afresh gives, and every part of the cache stays within its bound."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,12 +14,13 @@ from multiturn.context.plan import PRESETS, Policy, plan_context
 from multiturn.context.summary import Summary
 from multiturn.records import ItemRecord
 from multiturn.tokens import EstimateTokenizer
-from multiturn.types import TextPart
+from multiturn.types import ContextReport, Message, TextPart
 
 from .paths import PathBuilder, conversations
 from .test_plan_policies import policies
 
 TOKENIZER = EstimateTokenizer()
+PlanResult = tuple[list[Message], ContextReport]
 
 
 def _turns(path: list[ItemRecord]) -> list[list[ItemRecord]]:
@@ -86,27 +89,34 @@ def test_branches_from_a_shared_history_plan_what_a_fresh_planner_does(
         assert plan_context("sys", branch, cache=cache, **args) == plan_context("sys", branch, **args)
 
 
-def test_a_whole_history_window_costs_a_turn_its_new_round() -> None:
-    """With a window that keeps everything, a turn adds one complete round to the history it goes
-    on from, however long the conversation (planned without the cache: every round, every turn)."""
+def _long_chain(cache: PlanCache, window_tokens: int, work: Callable[[], int]) -> tuple[list[int], PlanResult]:
+    """300 turns of one conversation planned with ``cache``: the ``work`` each turn did, and the
+    last plan."""
     builder = PathBuilder()
-    cache = _CountingBlocks()
-    built: list[int] = []
+    done: list[int] = []
     for n in range(300):
         builder.round(f"question {n} " * 5, f"answer {n} " * 8)
         builder.add("user", "and now?")
-        before = cache.built
-        messages, report = plan_context(
+        before = work()
+        plan = plan_context(
             None,
             list(builder.items),
             policy=PRESETS["window"],
-            window_tokens=1_000_000,
+            window_tokens=window_tokens,
             reserved_output=100,
             tokenizer=TOKENIZER,
             cache=cache,
         )
-        built.append(cache.built - before)
+        done.append(work() - before)
         builder.items.pop()
+    return done, plan
+
+
+def test_a_whole_history_window_costs_a_turn_its_new_round() -> None:
+    """With a window that keeps everything, a turn adds one complete round to the history it goes
+    on from, however long the conversation (planned without the cache: every round, every turn)."""
+    cache = _CountingBlocks()
+    built, (messages, report) = _long_chain(cache, 1_000_000, lambda: cache.built)
     assert len(messages) == 601 and report.count("kept") == 601
     assert cache.sizes()["histories"] == 1  # a chain holds one history, replaced turn by turn
     assert set(built[1:]) == {1}  # the round the last turn left open (the input is planned apart)
@@ -141,24 +151,8 @@ class _CountingSteps(PlanCache):
 def test_a_turn_resumes_the_window_where_the_last_one_left_it() -> None:
     """After the first turn, a turn replays the round its predecessor left open and its own new
     input: two steps, however long the conversation (planned without the cache: all of them)."""
-    builder = PathBuilder()
     cache = _CountingSteps()
-    steps: list[int] = []
-    for n in range(300):
-        builder.round(f"question {n} " * 5, f"answer {n} " * 8)
-        builder.add("user", "and now?")
-        before = cache.steps
-        _, report = plan_context(
-            None,
-            list(builder.items),
-            policy=PRESETS["window"],
-            window_tokens=800,
-            reserved_output=100,
-            tokenizer=TOKENIZER,
-            cache=cache,
-        )
-        steps.append(cache.steps - before)
-        builder.items.pop()
+    steps, (_, report) = _long_chain(cache, 800, lambda: cache.steps)
     assert report.count("dropped") > 500  # the window dropped most of the conversation
     assert steps[0] == 2 and set(steps[1:]) == {2}
 
