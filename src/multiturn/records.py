@@ -19,6 +19,8 @@ class ConversationRecord:
     system_prompt: str | None
     head_item_id: str | None
     metadata: dict[str, Any] = field(default_factory=dict)
+    erasures: int = 0
+    """How many deletions have removed items from its tree (``store/erasure.py``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,11 +9,9 @@ checked too.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from multiturn.errors import NotFound
 from multiturn.ids import now_ms
@@ -21,6 +19,7 @@ from multiturn.records import IndexEntry
 from multiturn.store import NewItem, SQLStore
 from multiturn.store.turns import Blocked, Started
 from multiturn.types import ImagePart, TextPart
+from support.scan import fts_hits, leftovers
 from support.turns import entry, stored_turn
 
 OTHER_TENANT = "someone-else"
@@ -77,49 +76,19 @@ def _next_millisecond() -> int:
     return now_ms()
 
 
-def _rows_naming(conn: Connection, needles: set[str]) -> list[tuple[str, str, Any]]:
-    """Every (table, column, value) of the database whose value contains one of ``needles``."""
-    found: list[tuple[str, str, Any]] = []
-    inspector = sa.inspect(conn)
-    for table_name in inspector.get_table_names():
-        columns = [column["name"] for column in inspector.get_columns(table_name)]
-        table = sa.table(table_name, *(sa.column(name) for name in columns))
-        for row in conn.execute(sa.select(table)).mappings():
-            for column, value in row.items():
-                if value is None:
-                    continue
-                text = bytes(value).decode("latin-1") if isinstance(value, bytes | memoryview) else str(value)
-                if any(needle in text for needle in needles):
-                    found.append((table_name, column, text[:80]))
-    return found
-
-
-async def _leftovers(store: SQLStore, needles: set[str]) -> list[tuple[str, str, Any]]:
-    return await store._read(lambda conn: _rows_naming(conn, needles))
-
-
-async def _fts_hits(store: SQLStore, word: str) -> int:
-    """Rows the dialect's full-text index still matches for ``word`` (not through the store)."""
-    if store.dialect == "sqlite":
-        query = sa.text("SELECT count(*) FROM memory_fts WHERE memory_fts MATCH :w")
-    else:
-        query = sa.text("SELECT count(*) FROM memory_entries WHERE text_tsv @@ to_tsquery('english', :w)")
-    return await store._read(lambda conn: int(conn.execute(query, {"w": word}).scalar_one()))
-
-
 async def test_deleting_a_conversation_leaves_no_row_naming_it_in_any_table(store: SQLStore) -> None:
     doomed, ids = await _populated(store)
     kept, _ = await _populated(store, marker="keepme")
-    before = {table for table, _, _ in await _leftovers(store, ids)}  # the check sees them while they exist
+    before = {table for table, _, _ in await leftovers(store, ids)}  # the check sees them while they exist
     assert {"conversations", "items", "summaries", "memory_entries"} <= before
     assert {"responses", "turns"} <= before
-    assert await _fts_hits(store, MARKER) == 2
+    assert await fts_hits(store, MARKER) == 2
 
     await store.delete_conversation(doomed)
 
-    assert await _leftovers(store, ids) == []
-    assert await _leftovers(store, {MARKER}) == []  # no text of it either (content, summary, index)
-    assert await _fts_hits(store, MARKER) == 0
+    assert await leftovers(store, ids) == []
+    assert await leftovers(store, {MARKER}) == []  # no text of it either (content, summary, index)
+    assert await fts_hits(store, MARKER) == 0
     if store.dialect == "sqlite":
         # FTS5's per-document size table has one row per indexed entry left (the kept ones).
         docs_query = sa.text("SELECT count(*) FROM memory_fts_docsize")
@@ -128,7 +97,7 @@ async def test_deleting_a_conversation_leaves_no_row_naming_it_in_any_table(stor
     assert len(await store.items(kept)) == 5
     assert len(await store.summaries(kept)) == 1
     assert len(await store.entries(kept)) == 2
-    assert await _fts_hits(store, "keepme") == 2
+    assert await fts_hits(store, "keepme") == 2
     with pytest.raises(NotFound):
         await store.get_conversation(doomed)
 
@@ -149,7 +118,7 @@ async def test_prune_deletes_only_conversations_idle_since_the_cutoff(store: SQL
     fresh, fresh_ids = await _populated(store, marker="freshword")
 
     assert await store.prune(cutoff) == [old]  # the default tenant only
-    assert await _leftovers(store, old_ids | {"oldword"}) == []
+    assert await leftovers(store, old_ids | {"oldword"}) == []
     assert len(await store.items(fresh)) == 5
     assert len(await store.items(theirs, tenant_id=OTHER_TENANT)) == 5
 
@@ -157,5 +126,5 @@ async def test_prune_deletes_only_conversations_idle_since_the_cutoff(store: SQL
     await store.append(theirs, None, NewItem(role="user", content=(TextPart("still here"),)), tenant_id=OTHER_TENANT)
     assert await store.prune(cutoff, tenant_id=None) == []
     assert sorted(await store.prune(now_ms() + 1, tenant_id=None)) == sorted([theirs, fresh])
-    assert await _leftovers(store, their_ids | fresh_ids) == []
-    assert await _fts_hits(store, "theirword") == 0
+    assert await leftovers(store, their_ids | fresh_ids) == []
+    assert await fts_hits(store, "theirword") == 0

@@ -246,7 +246,7 @@ class Turn:
         generated = completed = False
         error: BaseException | None = None
         try:
-            base = engine.store.known_path(started.parent_id)
+            base = engine.store.known_path(started.parent_id, started.conversation)
             if base is None:
                 base = await engine.store.path(entry.conversation_id, started.parent_id, tenant_id=entry.tenant_id)
             path = [*base, *records]

@@ -212,8 +212,9 @@ class Store(Protocol):
         owner lives or it is already closed."""
         ...
 
-    def known_path(self, leaf_id: str | None) -> list[ItemRecord] | None:
-        """The cached path to an item known to exist, or ``None`` (then call ``path``)."""
+    def known_path(self, leaf_id: str | None, conversation: ConversationRecord) -> list[ItemRecord] | None:
+        """The cached path to an item known to exist in ``conversation`` (as just read), or
+        ``None`` (then call ``path``)."""
         ...
 
 

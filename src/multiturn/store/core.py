@@ -30,6 +30,8 @@ class StoreCore:
         self._ids = ids
         self._db = dialect.open_database(url)
         self._paths = PathCache(references=cache_items)
+        self._erasures: OrderedDict[str, int] = OrderedDict()
+        """The ``erasures`` count last seen of conversations that have had erasures."""
         self.liveness = self._db.liveness()
 
     async def close(self) -> None:
@@ -53,6 +55,31 @@ class StoreCore:
     async def _write(self, fn: Callable[[Connection], _T], *, long: bool = False) -> _T:
         """Run a write transaction (``long``: it may write or read more than a few rows)."""
         return await self._db.write(fn, long=long)
+
+    async def _erase(self, fn: Callable[[Connection], _T]) -> _T:
+        """Run a transaction that erases (``erasure.py``), then forget: the cached paths go
+        (they may hold erased items) and the database's files drop the freed bytes."""
+        try:
+            return await self._write(fn, long=True)
+        finally:
+            self._paths.clear()
+            await self._db.forget()
+
+    def _stale(self, conversation_id: str, erasures: int) -> bool:
+        """Whether items of the conversation were erased since its paths were cached here (in
+        any process); if so, every cached path is dropped."""
+        if erasures == 0 or self._erasures.get(conversation_id) == erasures:
+            return False
+        self._paths.clear()
+        self._erasures[conversation_id] = erasures
+        self._erasures.move_to_end(conversation_id)
+        while len(self._erasures) > _ERASURES_KEPT:
+            self._erasures.popitem(last=False)
+        return True
+
+
+_ERASURES_KEPT = 4096
+"""Conversations whose ``erasures`` count is remembered (one forgotten costs a cache clear)."""
 
 
 _CONVERSATION = sa.select(conversations).where(
@@ -85,7 +112,7 @@ _ITEM = (
 )
 _ITEM_OF = _ITEM.where(items.c.conversation_id == sa.bindparam("b_conversation"))
 _ITEM_EXISTS = (
-    sa.select(items.c.id)
+    sa.select(items.c.id, conversations.c.erasures)
     .join(conversations, conversations.c.id == items.c.conversation_id)
     .where(items.c.id == sa.bindparam("b_item"), items.c.conversation_id == sa.bindparam("b_conversation"))
     .where(conversations.c.tenant_id == sa.bindparam("b_tenant"))
@@ -105,11 +132,14 @@ def item_row_of(conn: Connection, item_id: str, tenant_id: str, conversation_id:
     return item_record(row)
 
 
-def require_item(conn: Connection, item_id: str, tenant_id: str, conversation_id: str) -> None:
-    """Check that an item exists in a conversation of this tenant (one indexed lookup)."""
+def require_item(conn: Connection, item_id: str, tenant_id: str, conversation_id: str) -> int:
+    """Check that an item exists in a conversation of this tenant (one indexed lookup); returns
+    the conversation's ``erasures`` count."""
     params = {"b_item": item_id, "b_conversation": conversation_id, "b_tenant": tenant_id}
-    if conn.execute(_ITEM_EXISTS, params).first() is None:
+    row = conn.execute(_ITEM_EXISTS, params).first()
+    if row is None:
         raise NotFound(f"item {item_id!r} not found in conversation {conversation_id!r}")
+    return int(row.erasures)
 
 
 class PathCache:
@@ -119,7 +149,8 @@ class PathCache:
     of its paths are cached.
 
     Items never change and a parent's deletion cascades to its children, so a cached path is
-    right for as long as its leaf exists; callers check that the leaf exists (or know it).
+    right for as long as its leaf exists and no erasure spliced items out of its conversation;
+    callers check that the leaf exists (or know it) and the conversation's erasure count.
     """
 
     def __init__(self, size: int = 256, references: int = 32_768) -> None:
@@ -138,6 +169,11 @@ class PathCache:
     def references(self) -> int:
         """Item references held by the cached paths together."""
         return self._held
+
+    def clear(self) -> None:
+        self._paths.clear()
+        self._prefixes.clear()
+        self._held = 0
 
     def get(self, leaf_id: str) -> tuple[ItemRecord, ...] | None:
         path = self._paths.get(leaf_id)

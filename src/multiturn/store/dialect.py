@@ -13,10 +13,11 @@ The store writes every transaction once, as a plain function of a SQLAlchemy ``C
   Measured here at c=32 on one gateway: every transaction on threads gave ~250-300 stored turns/s
   (the GIL passed back and forth between the loop and the threads), short ones on the loop
   ~390-470. An async driver that hops to a thread for every statement (aiosqlite) had cost
-  ~190 µs a statement. Connections get WAL journaling, enforced foreign keys and
-  ``synchronous=NORMAL``. Write transactions begin with ``BEGIN IMMEDIATE``, taking the file's
-  write lock first, so a transaction that reads and then writes waits for (or, on the loop,
-  steps aside for) another writer instead of failing with "database is locked" halfway.
+  ~190 µs a statement. Connections get WAL journaling, enforced foreign keys,
+  ``synchronous=NORMAL`` and ``secure_delete`` (deleted content is overwritten with zeros).
+  Write transactions begin with ``BEGIN IMMEDIATE``, taking the file's write lock first, so a
+  transaction that reads and then writes waits for (or, on the loop, steps aside for) another
+  writer instead of failing with "database is locked" halfway.
 - **PostgreSQL**: psycopg 3's async driver; a transaction function runs through SQLAlchemy's
   ``run_sync`` on the event loop, each statement awaited on the network. Migrations hold a
   transaction-level advisory lock, so two processes starting at once do not both migrate.
@@ -27,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import os
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +45,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..errors import MissingDependency, StoreError
 from .liveness import Liveness, PostgresLiveness
+
+log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_READERS = 2
@@ -75,6 +80,12 @@ class Database(Protocol):
         raises. ``long``: it may take more than a few indexed writes."""
         ...
 
+    async def forget(self) -> None:
+        """After a transaction that deleted rows: have the database's files drop the deleted
+        bytes where the database can (SQLite: truncate the WAL; PostgreSQL: nothing, see
+        ``PostgresDatabase.forget``)."""
+        ...
+
     async def dispose(self) -> None: ...
 
     def liveness(self) -> Liveness:
@@ -104,6 +115,23 @@ def open_database(url: str) -> Database:
     if parsed.get_backend_name() == "postgresql":
         return PostgresDatabase(parsed)
     return SQLiteDatabase(parsed)
+
+
+def create_private(path: Path) -> None:
+    """Create a SQLite database file (and its directory) readable by its owner only, before
+    SQLite does: its ``-wal`` and ``-shm`` files take the database file's permissions. A
+    directory or file that exists already is left as it is (it may be shared on purpose).
+    Raises StoreError."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the database directory {path.parent}: {exc.strerror}") from exc
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StoreError(f"cannot create the database {path}: {exc.strerror}") from exc
 
 
 def describe(url: sa.URL) -> str:
@@ -189,6 +217,24 @@ class SQLiteDatabase:
         except sa_exc.DBAPIError as exc:
             raise StoreError(f"database error on {describe(self.url)}: {reason(exc)}") from exc
 
+    async def forget(self) -> None:
+        """Checkpoint the WAL into the database file and truncate it to zero bytes: until then
+        it holds the pages as they were before the delete (``secure_delete`` zeroes freed space
+        in the database file itself). A checkpoint waits for readers (the busy timeout); one
+        that cannot finish is logged, and the WAL is then overwritten by later commits."""
+        busy = await asyncio.get_running_loop().run_in_executor(self._writes, self._checkpoint)
+        if busy:
+            log.warning("the WAL of %s could not be truncated after a deletion (readers were busy)", describe(self.url))
+
+    def _checkpoint(self) -> bool:
+        try:
+            with self._engine.connect() as conn:
+                bare = conn.execution_options(isolation_level="AUTOCOMMIT", **{_NO_BEGIN: True})
+                busy, _, _ = bare.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+        except sa_exc.DBAPIError as exc:
+            raise StoreError(f"database error on {describe(self.url)}: {reason(exc)}") from exc
+        return bool(busy)
+
     async def dispose(self) -> None:
         loop = asyncio.get_running_loop()
         for pool in (self._writes, self._reads):
@@ -260,6 +306,12 @@ class PostgresDatabase:
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def forget(self) -> None:
+        """Nothing: deleted rows (and their generated tsvectors) are gone for every query at
+        commit, but their bytes stay in the table's files until VACUUM reuses the space (VACUUM
+        FULL rewrites the files) and in WAL segments until they are recycled. That is the
+        server's administration (``docs/reliability.md``)."""
+
     async def dispose(self) -> None:
         await self._engine.dispose()
 
@@ -289,6 +341,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA secure_delete=ON")  # freed space is zeroed: a deleted row's bytes do not stay in the file
     cursor.close()
 
 

@@ -224,10 +224,17 @@ def m005_turns(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def m006_erasures(conn: Connection) -> None:
+    """How many erasures removed items from a conversation's tree (``erasure.py``): a process
+    that cached a path before the last one reads it again."""
+    conn.execute(sa.text("ALTER TABLE conversations ADD COLUMN erasures INTEGER NOT NULL DEFAULT 0"))
+
+
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("001_conversation_tree", m001_conversation_tree),
     ("002_memory", m002_memory),
     ("003_api_keys", m003_api_keys),
     ("004_responses", m004_responses),
     ("005_turns", m005_turns),
+    ("006_erasures", m006_erasures),
 )

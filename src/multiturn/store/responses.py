@@ -4,23 +4,20 @@ A response is one turn of a conversation as ``/v1/responses`` made it: the ids o
 items (stored in ``items`` like any other), the id of its output item, and what the request
 asked for (model, instructions, metadata, sampling). It is written and finished by the turn's
 lifecycle (``turns.py``: in the transactions that start and end the turn). The items belong to
-the conversation's tree; the response only points at them. So:
+the conversation's tree; the response only points at them. Deleting is ``erasure.py``'s:
 
 - deleting a conversation deletes its responses (foreign key, cascade);
-- deleting an item deletes the responses whose output was in the deleted subtree (cascade);
-- deleting a response deletes the row only: later responses may build on its items. When it
-  was the last response of a conversation that ``/v1/responses`` created for its chain
-  (metadata ``origin: responses``), the conversation goes too, so a chain's data goes with its
-  last response.
-
-Items can be deleted with their subtree (``delete_item``): nothing is rewritten, the head
-moves back to the deleted item's parent when it was inside.
+- deleting an item deletes it with its subtree, and the responses whose output was in it;
+- deleting a response erases its turn: the row, and its input and output items, spliced out of
+  the tree (what followed them now follows what preceded them), so later responses go on
+  without its words. When it was the last response of a conversation that ``/v1/responses``
+  created for its chain (metadata ``origin: responses``), the conversation goes too, so a
+  chain's data goes with its last response.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeAlias, TypeGuard
 
@@ -31,9 +28,11 @@ from .. import codec
 from ..errors import NotFound
 from ..records import ConversationRecord
 from ..types import Usage
+from . import erasure
 from .base import DEFAULT_TENANT
+from .core import conversation_row
 from .rows import conversation_record
-from .schema import conversations, items, responses
+from .schema import conversations, responses
 
 ResponseStatus: TypeAlias = Literal["in_progress", "completed", "incomplete", "failed", "cancelled"]
 ORIGIN_KEY = "origin"
@@ -146,44 +145,20 @@ def select(conn: Connection, response_id: str, tenant_id: str) -> ResponseRecord
 
 
 def delete(conn: Connection, response_id: str, tenant_id: str) -> None:
+    """Erase a response's turn (module docstring). Raises NotFound."""
     record = select(conn, response_id, tenant_id)
+    conversation = conversation_row(conn, record.conversation_id, tenant_id, lock=True)
     conn.execute(responses.delete().where(responses.c.id == response_id))
     left = conn.execute(
-        sa.select(sa.func.count()).select_from(responses).where(responses.c.conversation_id == record.conversation_id)
+        sa.select(sa.func.count()).select_from(responses).where(responses.c.conversation_id == conversation.id)
     )
-    if left.scalar_one():
+    if not left.scalar_one() and conversation.metadata.get(ORIGIN_KEY) == ORIGIN_RESPONSES:
+        erasure.erase_conversations(conn, [conversation.id])
         return
-    row = (
-        (conn.execute(sa.select(conversations.c.metadata).where(conversations.c.id == record.conversation_id)))
-        .scalars()
-        .first()
-    )
-    if isinstance(row, dict) and row.get(ORIGIN_KEY) == ORIGIN_RESPONSES:
-        conn.execute(items.delete().where(items.c.conversation_id == record.conversation_id))
-        conn.execute(conversations.delete().where(conversations.c.id == record.conversation_id))
-
-
-def delete_subtree(conn: Connection, conversation: ConversationRecord, item_id: str) -> str | None:
-    """Delete ``item_id`` and its descendants; returns the head the conversation should have."""
-    rows = conn.execute(sa.select(items.c.id, items.c.parent_id).where(items.c.conversation_id == conversation.id))
-    parent_of = {row.id: row.parent_id for row in rows}
-    if item_id not in parent_of:
-        raise NotFound(f"item {item_id!r} not found in conversation {conversation.id!r}")
-    children: dict[str | None, list[str]] = {}
-    for child, parent in parent_of.items():
-        children.setdefault(parent, []).append(child)
-    doomed: list[str] = []
-    stack = [item_id]
-    while stack:
-        current = stack.pop()
-        doomed.append(current)
-        stack.extend(children.get(current, ()))
-    gone = set(doomed)
-    conn.execute(responses.delete().where(responses.c.output_item_id.in_(doomed)))
-    for chunk in _chunks(list(reversed(doomed)), 500):  # children before parents
-        conn.execute(items.delete().where(items.c.id.in_(chunk)))
-    head = conversation.head_item_id
-    return parent_of[item_id] if head in gone else head
+    turn = [*record.input_item_ids, *([record.output_item_id] if record.output_item_id else [])]
+    head = erasure.erase_turn(conn, conversation.id, turn, conversation.head_item_id)
+    if head != conversation.head_item_id:
+        conn.execute(conversations.update().where(conversations.c.id == conversation.id).values(head_item_id=head))
 
 
 def page_query(tenant_id: str, after: str | None, limit: int, descending: bool) -> sa.Select[Any]:
@@ -192,10 +167,6 @@ def page_query(tenant_id: str, after: str | None, limit: int, descending: bool) 
         query = query.where(conversations.c.id < after if descending else conversations.c.id > after)
     order = conversations.c.id.desc() if descending else conversations.c.id.asc()
     return query.order_by(order).limit(limit)
-
-
-def _chunks(values: Sequence[str], size: int) -> list[Sequence[str]]:
-    return [values[i : i + size] for i in range(0, len(values), size)]
 
 
 def _row(record: ResponseRecord) -> dict[str, Any]:

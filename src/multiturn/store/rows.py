@@ -23,6 +23,7 @@ def conversation_record(row: Mapping[Any, Any]) -> ConversationRecord:
         system_prompt=row["system_prompt"],
         head_item_id=row["head_item_id"],
         metadata=dict(row["metadata"] or {}),
+        erasures=row.get("erasures") or 0,
     )
 
 

@@ -25,7 +25,10 @@ conversations = sa.Table(
     sa.Column("system_prompt", sa.Text),
     sa.Column("head_item_id", sa.String(64)),
     sa.Column("metadata", JSONType, nullable=False),
+    sa.Column("erasures", sa.Integer, nullable=False, server_default="0"),
 )
+"""``erasures`` counts the deletions that removed items from the conversation's tree (a paths
+cached before the last one may hold items no longer in it: ``SQLStore`` drops them)."""
 
 items = sa.Table(
     "items",

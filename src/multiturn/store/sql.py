@@ -22,10 +22,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..errors import NotFound, StoreError
+from ..errors import NotFound
 from ..ids import now_ms
 from ..records import ConversationRecord, ItemRecord, NewItem
-from . import api_keys, dialect, responses, transfer
+from . import api_keys, dialect, erasure, responses, transfer
 from .base import DEFAULT_TENANT, HEAD, ApiKeyRecord, Parent
 from .core import conversation_row, item_row_of, require_item
 from .memory import MemoryTables
@@ -48,10 +48,7 @@ class SQLStore(TurnTables, MemoryTables):
     async def migrate(self) -> list[str]:
         path = dialect.sqlite_file(self._db.url)
         if path is not None:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(f"cannot create the database directory {path.parent}: {exc.strerror}") from exc
+            dialect.create_private(path)
 
         def run(conn: Connection) -> list[str]:
             dialect.lock_for_migration(conn)
@@ -147,11 +144,9 @@ class SQLStore(TurnTables, MemoryTables):
 
         def run(conn: Connection) -> None:
             conversation_row(conn, conversation_id, tenant_id, lock=True)
-            conn.execute(items.delete().where(items.c.conversation_id == conversation_id))
-            conn.execute(conversations.delete().where(conversations.c.id == conversation_id))
-            dialect.purge_fulltext(conn)
+            erasure.erase_conversations(conn, [conversation_id])
 
-        await self._write(run, long=True)
+        await self._erase(run)
 
     async def prune(self, older_than_ms: int, *, tenant_id: str | None = DEFAULT_TENANT) -> list[str]:
         """Delete the conversations with no activity since ``older_than_ms`` (of one tenant, or
@@ -162,12 +157,11 @@ class SQLStore(TurnTables, MemoryTables):
             stale = sa.and_(stale, conversations.c.tenant_id == tenant_id)
 
         def run(conn: Connection) -> list[str]:
-            deleted = sorted(conn.execute(conversations.delete().where(stale).returning(conversations.c.id)).scalars())
-            if deleted:
-                dialect.purge_fulltext(conn)
-            return deleted
+            doomed = sorted(conn.execute(sa.select(conversations.c.id).where(stale)).scalars())
+            erasure.erase_conversations(conn, doomed)
+            return doomed
 
-        return await self._write(run, long=True)
+        return await self._erase(run)
 
     async def import_conversation(
         self, conversation: ConversationRecord, tree: Sequence[ItemRecord], *, tenant_id: str = DEFAULT_TENANT
@@ -247,27 +241,32 @@ class SQLStore(TurnTables, MemoryTables):
         """The items from the root down to ``leaf_id``.
 
         Items are never rewritten and a parent's deletion cascades to its children, so while
-        the leaf exists its path is unchanged: paths are cached per process (``PathCache``),
-        and a read costs one indexed lookup of the leaf. A path not cached is read back only
+        the leaf exists its path is unchanged, unless an erasure spliced items out of the
+        conversation (its ``erasures`` count, read with the leaf, tells): paths are cached per
+        process (``PathCache``), and a read costs one indexed lookup of the leaf. A path not cached is read back only
         to the nearest cached ancestor (another process wrote the last turns), one row at a
         time, and by a recursive walk only when no ancestor is cached (a cold start).
         """
         if leaf_id is None:
             return []
         cached = self._paths.get(leaf_id)
-        if cached is not None:
-            await self._read(lambda conn: require_item(conn, leaf_id, tenant_id, conversation_id))
-        else:
+        erasures = await self._read(lambda conn: require_item(conn, leaf_id, tenant_id, conversation_id))
+        if self._stale(conversation_id, erasures):
+            cached = None
+        if cached is None:
             walk = lambda conn: self._read_path(conn, leaf_id, tenant_id, conversation_id)  # noqa: E731
             cached = await self._read(walk, long=True)
             self._paths.put(leaf_id, cached)
         return list(cached)
 
-    def known_path(self, leaf_id: str | None) -> list[ItemRecord] | None:
-        """The cached path to ``leaf_id``, without checking that the leaf still exists (the caller
-        knows it does, e.g. under an open turn); ``None`` when it is not cached."""
+    def known_path(self, leaf_id: str | None, conversation: ConversationRecord) -> list[ItemRecord] | None:
+        """The cached path to ``leaf_id`` in ``conversation`` (as just read), without checking that
+        the leaf still exists (the caller knows it does, e.g. under an open turn); ``None`` when
+        it is not cached (or erasures made it stale)."""
         if leaf_id is None:
             return []
+        if self._stale(conversation.id, conversation.erasures):
+            return None
         cached = self._paths.get(leaf_id)
         return list(cached) if cached is not None else None
 
@@ -354,14 +353,14 @@ class SQLStore(TurnTables, MemoryTables):
         return await self._read(lambda conn: responses.select_with_conversation(conn, response_id, tenant_id))
 
     async def delete_response(self, response_id: str, *, tenant_id: str = DEFAULT_TENANT) -> None:
-        await self._write(lambda conn: responses.delete(conn, response_id, tenant_id), long=True)
+        await self._erase(lambda conn: responses.delete(conn, response_id, tenant_id))
 
     async def delete_item(
         self, conversation_id: str, item_id: str, *, tenant_id: str = DEFAULT_TENANT
     ) -> ConversationRecord:
         def run(conn: Connection) -> ConversationRecord:
             conversation = conversation_row(conn, conversation_id, tenant_id, lock=True)
-            head = responses.delete_subtree(conn, conversation, item_id)
+            head = erasure.erase_subtree(conn, conversation_id, item_id, conversation.head_item_id)
             conn.execute(
                 conversations.update()
                 .where(conversations.c.id == conversation_id)
@@ -369,7 +368,7 @@ class SQLStore(TurnTables, MemoryTables):
             )
             return conversation_row(conn, conversation_id, tenant_id)
 
-        return await self._write(run, long=True)
+        return await self._erase(run)
 
     async def conversations_page(
         self, *, tenant_id: str = DEFAULT_TENANT, after: str | None = None, limit: int = 20, descending: bool = True
