@@ -107,6 +107,33 @@ class Settings(BaseSettings):
     upstream_connect_timeout: float = Field(default=5.0, gt=0)
     upstream_read_timeout: float = Field(default=300.0, gt=0)
     upstream_retries: int = Field(default=2, ge=0, le=10)
+    upstream_first_byte_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="seconds an upstream may stay silent before its first byte (capped by the read timeout)",
+    )
+    sse_keepalive: float = Field(
+        default=15.0, ge=0, description="seconds of silence in a stream before a keep-alive comment; 0: none"
+    )
+    rate_limit_requests: int | None = Field(
+        default=None, ge=1, description="requests per minute per API key (keyless: one bucket); unset: no limit"
+    )
+    rate_limit_burst: int | None = Field(
+        default=None, ge=1, description="requests a key may send at once (default: a minute's worth)"
+    )
+    max_concurrent_streams: int | None = Field(
+        default=None, ge=1, description="streams open at once per API key (keyless: one count); unset: no limit"
+    )
+    max_input_items: int = Field(
+        default=10_000,
+        ge=1,
+        description="input items (messages) one request may carry, on every protocol; more is a 400",
+    )
+    max_turn_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="bytes of text and media the input items of one stored turn may hold; more is a 400",
+    )
     cache_items: int = Field(
         default=32_768,
         ge=256,

@@ -26,6 +26,7 @@ Faults, chosen by the model name (or ``FakeUpstream.fault``, which overrides it)
 ``reset-after-N``           N stream chunks (role chunk included), then the connection is cut
 ``stream-error``            2 chunks, then ``data: {"error": {...}}`` and the end of the body
 ``stall-S``                 2 chunks, then S seconds of silence before each further chunk
+``mute-S``                  the stream's headers at once, then S seconds before its first chunk
 ``late-end-S``              the whole stream, then S seconds before the body ends
 ``hang``                    no answer at all, streamed or not, until the client leaves
 ``delay-S``                 the answer, streamed or not, S seconds late (or the client leaves)
@@ -279,6 +280,7 @@ class FakeUpstream:
         cut = int(m.group(1)) if (m := re.fullmatch(r"reset-after-(\d+)", fault)) else None
         stall = float(m.group(1)) if (m := re.fullmatch(r"stall-([\d.]+)", fault)) else 0.0
         late = float(m.group(1)) if (m := re.fullmatch(r"late-end-([\d.]+)", fault)) else 0.0
+        mute = float(m.group(1)) if (m := re.fullmatch(r"mute-([\d.]+)", fault)) else 0.0
         if fault == "stream-error":
             text = "Output data may contain inappropriate content."
             error = {"message": text, "type": "data_inspection_failed", "param": None, "code": "data_inspection_failed"}
@@ -300,9 +302,9 @@ class FakeUpstream:
             for n, event in enumerate(events):
                 if cut is not None and n >= cut:
                     return  # returning without the end of the body: uvicorn closes the connection
-                if stall and n >= 2:
+                if (stall and n >= 2) or (mute and n == 0):
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(gone.wait(), stall)
+                        await asyncio.wait_for(gone.wait(), stall or mute)
                 if gone.is_set():
                     return
                 await send({"type": "http.response.body", "body": event, "more_body": True})

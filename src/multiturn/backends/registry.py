@@ -85,6 +85,7 @@ class BackendRegistry:
             max_output_tokens=alias.max_output_tokens,
             connect_timeout=s.upstream_connect_timeout,
             read_timeout=s.upstream_read_timeout,
+            first_byte_timeout=s.upstream_first_byte_timeout,
             retries=s.upstream_retries,
         )
 

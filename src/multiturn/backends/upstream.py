@@ -14,6 +14,13 @@ Model Studio's compatible mode, vLLM, SGLang, Ollama and llama.cpp's server all 
   raised after the deltas already yielded.
 - Retries only before the body started: connect errors, 408, 429 and 5xx, ``retries`` times,
   backoff 0.2 s·2ⁿ, ``retry-after`` honoured up to ``MAX_RETRY_AFTER`` (longer: give up now).
+- First byte: an attempt whose upstream sends no byte within ``first_byte_timeout`` seconds (no
+  response headers; for a stream, also no first body chunk) fails with ``UpstreamError(code=
+  "timeout")`` and its connection is dropped; it is not retried (the upstream may be busy with
+  it). A non-streamed answer's first byte comes with the whole answer, so for ``complete`` the
+  bound covers the generation too. Capped by ``read_timeout`` (the wait for every later chunk).
+- Messages name the URL and the HTTP library's words: they are for the log and the terminal; the
+  gateway shows its clients a generic message instead (``server/errors.py``).
 - Closing the generator (``aclose`` or cancellation) closes the upstream connection at once, so
   the upstream sees the disconnect and stops generating.
 - Only choice 0 of a stream is relayed (``n > 1`` is passed through but not split).
@@ -87,6 +94,7 @@ class UpstreamBackend:
         connect_timeout: float,
         read_timeout: float,
         retries: int,
+        first_byte_timeout: float | None = None,
     ) -> None:
         self.name = name
         self.upstream_model = upstream_model
@@ -98,6 +106,7 @@ class UpstreamBackend:
         self._max_output_tokens = max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
+        self._first_byte_timeout = min(first_byte_timeout or read_timeout, read_timeout)
         self._retries = max(0, retries)
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -138,7 +147,7 @@ class UpstreamBackend:
         """One non-streamed call: cheaper than a stream when the caller wants the whole answer."""
         request = ChatRequest(self.upstream_model, tuple(messages), params)
         body = orjson.dumps(request_to_body(request, stream=False, include_usage=False))
-        response = await self._post(body, accept="application/json")
+        response, _ = await self._post(body, accept="application/json")
         try:
             raw = await response.read()
         except TimeoutError as exc:
@@ -150,9 +159,9 @@ class UpstreamBackend:
         return _completion(raw)
 
     async def _generate(self, data: bytes) -> AsyncGenerator[Delta, None]:
-        response = await self._post(data)
+        response, first_by = await self._post(data)
         try:
-            async with aclosing(_relay(response, self._read_timeout)) as deltas:
+            async with aclosing(_relay(response, self._read_timeout, first_by, self._first_byte_timeout)) as deltas:
                 async for delta in deltas:
                     yield delta
         finally:
@@ -179,7 +188,8 @@ class UpstreamBackend:
         self._loop = loop
         return self._session
 
-    async def _post(self, data: bytes, *, accept: str = "text/event-stream") -> aiohttp.ClientResponse:
+    async def _post(self, data: bytes, *, accept: str = "text/event-stream") -> tuple[aiohttp.ClientResponse, float]:
+        """The response (status < 400) and the loop time by which its first body byte is due."""
         session = self._client()
         attempt = 0
         while True:
@@ -192,10 +202,22 @@ class UpstreamBackend:
                 await asyncio.sleep(max(BACKOFF * 2**attempt, after))
                 attempt += 1
 
-    async def _attempt(self, session: aiohttp.ClientSession, data: bytes, accept: str) -> aiohttp.ClientResponse:
+    async def _attempt(
+        self, session: aiohttp.ClientSession, data: bytes, accept: str
+    ) -> tuple[aiohttp.ClientResponse, float]:
         """One request; raises ``_Retry`` for what another attempt may fix."""
+        first_by = asyncio.get_running_loop().time() + self._first_byte_timeout
         try:
-            response = await session.post(self._url, data=data, headers={"Accept": accept})
+            async with asyncio.timeout_at(first_by):
+                response = await session.post(self._url, data=data, headers={"Accept": accept})
+        except TimeoutError as exc:
+            if isinstance(exc, aiohttp.ConnectionTimeoutError):
+                unreachable = UpstreamError(f"upstream unreachable: {self._url}: connection timed out")
+                unreachable.__cause__ = exc
+                raise _Retry(unreachable) from exc
+            raise UpstreamError(
+                f"upstream sent no byte within {self._first_byte_timeout:g} s: {self._url}", code="timeout"
+            ) from exc
         except aiohttp.ClientSSLError as exc:
             raise UpstreamError(f"upstream unreachable: {self._url}: {exc}") from exc
         except (
@@ -209,14 +231,10 @@ class UpstreamBackend:
             unreachable = UpstreamError(f"upstream unreachable: {self._url}: {exc or type(exc).__name__}")
             unreachable.__cause__ = exc
             raise _Retry(unreachable) from exc
-        except aiohttp.SocketTimeoutError as exc:
-            raise UpstreamError(
-                f"upstream did not answer within {self._read_timeout:g} s: {self._url}", code="timeout"
-            ) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamError(f"upstream request failed: {self._url}: {exc}") from exc
         if response.status < 400:
-            return response
+            return response, first_by
         try:
             raw = await response.read()
         except (TimeoutError, aiohttp.ClientError):
@@ -239,13 +257,32 @@ class _Retry(Exception):
 # --- the stream ---------------------------------------------------------------------------------
 
 
-async def _relay(response: aiohttp.ClientResponse, read_timeout: float) -> AsyncGenerator[Delta, None]:
-    """Deltas from an upstream SSE body, the last one with ``finish_reason`` and ``usage``."""
+async def _relay(
+    response: aiohttp.ClientResponse, read_timeout: float, first_by: float | None = None, first_byte_timeout: float = 0
+) -> AsyncGenerator[Delta, None]:
+    """Deltas from an upstream SSE body, the last one with ``finish_reason`` and ``usage``; the
+    body's first byte is due by the loop time ``first_by``."""
     parser = SSEParser()
     state = _StreamState()
     done = False
     try:
-        async for chunk in response.content.iter_any():
+        chunk: bytes | None = None
+        if first_by is not None:
+            try:
+                async with asyncio.timeout_at(first_by):
+                    chunk = await response.content.readany()
+            except TimeoutError as exc:
+                raise UpstreamError(f"upstream sent no byte within {first_byte_timeout:g} s", code="timeout") from exc
+        chunks = response.content.iter_any()
+        while True:
+            if chunk is None:
+                chunk = await anext(chunks, b"")
+            if not chunk:  # the end of the body
+                for event in parser.flush():
+                    if event.data.strip() != "[DONE]":
+                        for delta in state.feed(event.event or "", event.data):
+                            yield delta
+                break
             for event in parser.feed(chunk):
                 if event.data.strip() == "[DONE]":
                     done = True
@@ -254,11 +291,7 @@ async def _relay(response: aiohttp.ClientResponse, read_timeout: float) -> Async
                     yield delta
             if done:
                 break
-        else:
-            for event in parser.flush():
-                if event.data.strip() != "[DONE]":
-                    for delta in state.feed(event.event or "", event.data):
-                        yield delta
+            chunk = None
     except TimeoutError as exc:  # aiohttp's SocketTimeoutError is one
         raise UpstreamError(f"upstream stalled: no data for {read_timeout:g} s", code="timeout") from exc
     except aiohttp.ClientError as exc:

@@ -14,6 +14,9 @@ Lookups are cached in the process for ``ttl`` seconds (5 by default), hits and m
 so a busy key costs one database query per TTL rather than one per request. The price:
 revoking a key, or creating the first one, takes effect in every gateway process within the
 TTL, not at once. The cache holds digests, never keys, and is bounded.
+
+A caller's ``key`` names its API key for per-key limits (``limits.py``): the key's SHA-256
+digest, or ``""`` for every request when authentication is off (one bucket).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import Unauthorized
 from ..store.api_keys import hash_key
@@ -35,10 +38,11 @@ MAX_CACHED = 4096
 class Caller:
     tenant_id: str
     policy: str | None = None
+    key: str = field(default="", compare=False)
 
 
 ANONYMOUS = Caller(DEFAULT_TENANT)
-"""Who a request is when authentication is off, or when it used a static key."""
+"""Who a request is when authentication is off (a static key is the same tenant, with its ``key``)."""
 
 
 class Authenticator:
@@ -71,13 +75,13 @@ class Authenticator:
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized("Invalid API-key provided.")
         presented = token.encode()
+        digest = hash_key(token)
         if any(hmac.compare_digest(presented, key) for key in self._static):
-            return ANONYMOUS
+            return Caller(DEFAULT_TENANT, key=digest)
         if self._store is not None:
-            digest = hash_key(token)
             record = await self._lookup(digest)
             if record is not None and record.revoked_at is None and hmac.compare_digest(record.key_hash, digest):
-                return Caller(record.tenant_id, record.policy)
+                return Caller(record.tenant_id, record.policy, key=digest)
         raise Unauthorized("Invalid API-key provided.")
 
     async def _on(self) -> bool:

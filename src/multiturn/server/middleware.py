@@ -7,6 +7,9 @@ answer, a turn queued or planning, a stream not yet primed) cancels the request'
 the upstream call is dropped, a stored turn ends as cancelled (the engine's shielded end), and
 nothing runs on for nobody. Once a response has started, a stream watches for the client itself
 (``streaming.EventStream``). The watch starts when the request body has been read in full.
+
+The request's ``gateway.Exchange`` is set here for everything the request runs, and its open
+streams are released here once the response has ended, however it ended.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import render_error
+from .gateway import CURRENT, Exchange
 
 access_log = logging.getLogger("multiturn.access")
 log = logging.getLogger(__name__)
@@ -48,6 +52,8 @@ class RequestContext:
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
+        exchange = Exchange(rid, scope["path"])
+        token = CURRENT.set(exchange)
         watch = _Watch(receive)
         try:
             await self.app(scope, watch.receive, send_with_id)
@@ -64,16 +70,11 @@ class RequestContext:
             if response_started:
                 raise
             status, body, headers = render_error(scope["path"], exc, rid)
-            await send_with_id(
-                {
-                    "type": "http.response.start",
-                    "status": status,
-                    "headers": [(b"content-type", b"application/json"), *_encode(headers)],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            await _send_error(send_with_id, status, body, headers)
         finally:
             watch.stop()
+            exchange.release()
+            CURRENT.reset(token)
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info(
                     orjson.dumps(
@@ -90,6 +91,18 @@ class RequestContext:
 
 def _encode(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+
+async def _send_error(send: Send, status: int, body: bytes, headers: dict[str, str]) -> None:
+    extra = [(k, v) for k, v in _encode(headers) if k != b"content-type"]
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), *extra],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 WATCH_AFTER = 0.1

@@ -38,9 +38,9 @@ from ..protocols.responses.stream import ResponseEventEncoder, response_error_co
 from ..records import ConversationRecord, ItemRecord
 from ..store.responses import ORIGIN_KEY, ORIGIN_RESPONSES, ResponseRecord
 from ..types import ChatRequest, Message
-from .errors import error_response
+from .errors import error_response, shown
 from .gateway import gateway_of, request_id
-from .stateful import REPORT_HEADER, deltas_of, engine_for, report_header, tenant_route
+from .stateful import REPORT_HEADER, deltas_of, engine_for, input_limits, report_header, tenant_route
 from .streaming import EventStream, encode, prime
 
 JSON = "application/json"
@@ -53,7 +53,7 @@ async def create(request: Request) -> Response:
     rid = request_id(request)
     try:
         await gateway.authorize(request)
-        ask = wire.parse_create(await gateway.read_body(request))
+        ask = wire.parse_create(await gateway.read_body(request), input_limits(gateway))
         engine = engine_for(gateway, request)
         policy = ask.policy or getattr(request.state, "key_policy", None)
         if not ask.store:
@@ -153,7 +153,7 @@ async def _stored(request: Request, engine: Engine, ask: wire.ResponseCreate, po
 
 def _error_object(exc: BaseException) -> dict[str, Any]:
     """A failed turn's ``error`` in the Responses object."""
-    detail = describe(exc)
+    detail = describe(shown(exc))  # an upstream's detail only in the log
     return {"code": response_error_code(detail.status), "message": detail.message}
 
 

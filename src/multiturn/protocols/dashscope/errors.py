@@ -68,6 +68,8 @@ def classify(exc: BaseException) -> tuple[int, str, str, dict[str, str]]:
         known = w.COMPAT_CODES.get(exc.code or "")
         if known is not None:  # e.g. an upstream's mid-stream data_inspection_failed keeps its meaning
             return _CODE_STATUS.get(known, 400), known, exc.message, {}
+        if exc.code == "timeout":
+            return 504, "RequestTimeOut", exc.message, {}
         return 502, "InternalError", exc.message, {}
     if isinstance(exc, ModelError):
         return 503, "ModelUnavailable", exc.message, {}

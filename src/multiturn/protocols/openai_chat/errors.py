@@ -92,6 +92,8 @@ def _upstream(exc: UpstreamError) -> WireError:
         kind = "limit_requests" if status == 429 else "invalid_request_error"
         headers = {} if status in (408, 409, 429) else dict(_NO_RETRY)
         return WireError(status, exc.message, kind, exc.code or "upstream_error", None, headers)
+    if exc.code == "timeout":  # the upstream did not answer (or went silent) in time
+        return WireError(504, exc.message, "internal_error", "timeout")
     return WireError(502, exc.message, "internal_error", exc.code or "upstream_error")
 
 
