@@ -6,6 +6,7 @@ database: every row of ``conversations`` and ``items``, before and after.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,17 @@ def test_model_file_with_a_wrong_sha256(stored: Cli, tmp_path: Path) -> None:
     assert "SHA-256" in line
     assert spec.sha256 in line
     assert not (models / f"{spec.filename}.verified").exists()  # the bad file was not marked as verified
+
+
+def test_a_message_too_big_for_the_window_is_refused_and_the_conversation_stays(stored: Cli) -> None:
+    """The turn that cannot fit stores nothing, says what does not fit in one line, and the
+    conversation goes on with every earlier round (none dropped because of it)."""
+    oversized = "lorem ipsum dolor sit amet " * 3000  # ~15k tokens: over the default 8k window
+    line = fails(stored, "chat", "--continue", "--once", oversized, "--max-tokens", "8", code=2)
+    assert "Range of input length should be [1, " in line and "the newest message alone needs" in line, line
+    assert "nothing was stored" in line
+    result = stored.run("chat", "--continue", "--once", "And again?", "--max-tokens", "8", "--temperature", "0")
+    assert result.returncode == 0, result.stderr
+    _, items = dump(stored.db)
+    assert [item["role"] for item in items][-2:] == ["user", "assistant"] and len(items) == 4
+    assert json.loads(items[-1]["context_report"])["kept"] == "0-2"  # every item of its path was sent

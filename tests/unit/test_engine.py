@@ -185,7 +185,7 @@ async def test_a_message_larger_than_the_window_fails_the_turn_clearly(sqlite_st
     backend = SmallWindowBackend(200, "never")
     engine = Engine(sqlite_store, lambda name: backend, default_model="s")
     conversation = await engine.create()
-    with pytest.raises(ContextTooLong, match="Range of input length"):
+    with pytest.raises(ContextTooLong, match=r"Range of input length should be \[1, \d+\]: the newest message alone"):
         [e async for e in engine.send(conversation.id, (TextPart("word " * 500),), GenerationParams(max_tokens=16))]
     assert backend.requests == []
     # A refused turn changes nothing: no item, no open turn, and the conversation answers again.
@@ -194,6 +194,25 @@ async def test_a_message_larger_than_the_window_fails_the_turn_clearly(sqlite_st
     events = [e async for e in engine.send(conversation.id, (TextPart("short"),), GenerationParams(max_tokens=16))]
     assert isinstance(events[-1], Reply) and events[-1].status == "completed"
     assert [i.role for i in await engine.history(conversation.id)] == ["user", "assistant"]
+
+
+async def test_a_history_the_full_policy_cannot_fit_is_refused_as_such(sqlite_store: SQLStore) -> None:
+    """``full`` drops nothing: when the whole history no longer fits, the refusal says so (not
+    that the newest message is too long) and the conversation stays as it was."""
+    from multiturn.errors import ContextTooLong
+
+    backend = SmallWindowBackend(300, *(f"answer {n} " * 8 for n in range(20)))
+    engine = Engine(sqlite_store, lambda name: backend, default_model="s", default_policy="full")
+    conversation = await engine.create()
+    params = GenerationParams(max_tokens=16)
+    with pytest.raises(ContextTooLong) as refused:
+        for n in range(20):
+            [e async for e in engine.send(conversation.id, (TextPart(f"question {n} " * 8),), params)]
+    message = refused.value.message
+    assert "'full' policy sends the whole history" in message and "nothing was stored" in message, message
+    assert "newest message alone" not in message
+    kept = await engine.history(conversation.id)
+    assert len(kept) == 2 * len(backend.requests)  # every answered round, and nothing of the refused one
 
 
 async def test_an_unknown_policy_is_refused(sqlite_store: SQLStore) -> None:

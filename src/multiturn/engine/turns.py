@@ -645,14 +645,33 @@ async def _deltas(
 
 
 def refuse_over_budget(report: ContextReport) -> None:
-    """Raise ``ContextTooLong`` (Model Studio's message) when even the newest round alone did
-    not fit the plan's budget."""
+    """Raise ``ContextTooLong`` when the plan is over its budget: even the newest round alone
+    did not fit, or (``full``, which drops nothing) the whole history did not. The message
+    opens as Model Studio's does and then says what does not fit."""
     if report.over_budget:
         raise ContextTooLong(
-            f"Range of input length should be [1, {report.budget}]: this request needs {report.tokens} tokens",
+            f"Range of input length should be [1, {report.budget}]: {over_budget(report)}",
             prompt_tokens=report.tokens,
             limit=report.budget or 0,
         )
+
+
+def over_budget(report: ContextReport) -> str:
+    """What does not fit a plan's budget, in words (one line; the budget is said before it)."""
+    parts = report.tokens_by_part
+    fixed = parts.get("system", 0) + parts.get("template", 0)
+    newest = parts.get("input", 0)
+    if newest + fixed > (report.budget or 0):
+        return (
+            f"the newest message alone needs {newest + fixed:,} tokens with the system prompt and template "
+            "(the budget is the model's window less the tokens kept for the answer); nothing was stored"
+        )
+    earlier = report.tokens - newest - fixed
+    return (
+        f"the '{report.policy}' policy sends the whole history, {earlier:,} tokens, beside the newest "
+        f"message's {newest + fixed:,}; a policy that drops or summarizes (window, summary, retrieval, "
+        "auto) fits it; nothing was stored"
+    )
 
 
 async def _finish_even_if_cancelled(
