@@ -25,7 +25,7 @@ from ..protocols.responses import translate as wire
 from ..records import ConversationRecord, ItemRecord
 from .gateway import gateway_of
 from .responses_routes import page, query_page
-from .stateful import tenant_route
+from .stateful import input_limits, tenant_route
 
 JSON = "application/json"
 CLIENT_METADATA = "client_metadata"
@@ -46,7 +46,8 @@ def _json(body: Any) -> Response:
 
 @tenant_route
 async def create(request: Request, engine: Engine) -> Response:
-    change = wire.parse_conversation_create(await gateway_of(request).read_body(request))
+    gateway = gateway_of(request)
+    change = wire.parse_conversation_create(await gateway.read_body(request), input_limits(gateway))
     metadata: dict[str, Any] = {CLIENT_METADATA: change.metadata or {}}
     if change.policy is not None:
         preset(change.policy)  # an unknown name is a 400 now, not at the first turn
@@ -104,7 +105,8 @@ async def list_items(request: Request, engine: Engine) -> Response:
 @tenant_route
 async def create_items(request: Request, engine: Engine) -> Response:
     conversation = await engine.get(request.path_params["id"])
-    messages = wire.parse_items(await gateway_of(request).read_body(request))
+    gateway = gateway_of(request)
+    messages = wire.parse_items(await gateway.read_body(request), input_limits(gateway))
     added = await engine.append_items(conversation.id, messages)
     return _json(wire.list_page([_item(i) for i in added], has_more=False))
 

@@ -11,6 +11,7 @@ from ..protocols.dashscope import translate as wire
 from .context import apply_policy
 from .errors import error_response
 from .gateway import gateway_of, request_id
+from .stateful import input_limits
 from .streaming import EventStream, encode, prime
 
 TEXT = "/api/v1/services/aigc/text-generation/generation"
@@ -23,7 +24,8 @@ async def generation(request: Request) -> Response:
     try:
         await gateway.authorize(request)
         body = await gateway.read_body(request)
-        chat, options = wire.parse_request(body, request.headers, multimodal=request.url.path == MULTIMODAL)
+        multimodal = request.url.path == MULTIMODAL
+        chat, options = wire.parse_request(body, request.headers, multimodal=multimodal, limits=input_limits(gateway))
         chat, headers = await apply_policy(gateway, request, chat)
         if not options.stream:
             completion = await gateway.engine.complete_once(chat)

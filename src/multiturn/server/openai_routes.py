@@ -22,7 +22,7 @@ async def chat_completions(request: Request) -> Response:
     rid = request_id(request)
     try:
         await gateway.authorize(request)
-        chat, options = wire.parse_request(await gateway.read_body(request))
+        chat, options = wire.parse_request(await gateway.read_body(request), limits=stateful.input_limits(gateway))
         chat, conversation = stateful.conversation_of(request, chat)
         if conversation is not None:  # a stored conversation: see server/stateful.py
             return await stateful.chat_completion(gateway, request, chat, options, conversation)

@@ -32,6 +32,7 @@ from starlette.responses import Response
 
 from ..engine import Engine, Turn, TurnOptions
 from ..errors import InvalidInput
+from ..protocols.limits import Limits, check_turn_bytes
 from ..protocols.openai_chat import translate as chat_wire
 from ..protocols.responses.translate import report_object
 from ..store.base import DEFAULT_TENANT
@@ -66,6 +67,12 @@ def tenant_route(handler: TenantHandler) -> Callable[[Request], Awaitable[Respon
             return error_response(request.url.path, exc, request_id(request))
 
     return route
+
+
+def input_limits(gateway: Gateway) -> Limits:
+    """The caps on a request's input items and on a stored turn's bytes (settings)."""
+    settings = gateway.settings
+    return Limits(max_input_items=settings.max_input_items, max_turn_bytes=settings.max_turn_bytes)
 
 
 def engine_for(gateway: Gateway, request: Request) -> Engine:
@@ -127,6 +134,7 @@ async def chat_completion(
             raise InvalidInput("a stateful request must end with a user message")
         if options.n > 1:
             raise InvalidInput("n > 1 is not supported with a stored conversation")
+        check_turn_bytes(messages, input_limits(gateway), "messages")
         chat, policy = requested_policy(request, chat)
         *before, last = messages
         turn = engine.turn(

@@ -14,7 +14,10 @@ Choices (wire-protocols.md §2; the SDK is the judge):
 - Media are never fetched: ``{"image": url}`` becomes ``ImagePart(url)`` whatever the scheme
   (``https:``, ``data:``, ``oss:``, ``file:``), likewise audio and video.
 - Request errors carry Model Studio's exact texts (its error-code page). Range checks here are
-  model-independent; a model's own limits (max output, window) are checked further in.
+  model-independent; a model's own limits (max output, window) are checked further in. The bounds
+  are those of ``wire`` and ``protocols.limits``; the history rules are ``protocols.history``'s,
+  shared with the OpenAI route (a tool message needs a ``tool_call_id`` answering a call of the
+  assistant message before it; a tool call needs an id and a name: none is made up).
 """
 
 from __future__ import annotations
@@ -31,6 +34,20 @@ from multiturn.errors import (
 from multiturn.protocols.dashscope import wire as w
 from multiturn.protocols.dashscope.errors import NativeInvalidInput, classify
 from multiturn.protocols.dashscope.errors import error_to_wire as error_to_wire  # re-exported: one door per protocol
+from multiturn.protocols.history import check_history
+from multiturn.protocols.limits import (
+    DEFAULT_LIMITS,
+    INT32_MAX,
+    MAX_FUNCTION_NAME_CHARS,
+    MAX_NAME_CHARS,
+    MAX_STOP,
+    MAX_TEXT_CHARS,
+    MAX_TOOLS,
+    InvalidParameter,
+    Limits,
+    check_items,
+    check_passthrough,
+)
 from multiturn.types import (
     AudioPart,
     ChatRequest,
@@ -66,10 +83,13 @@ class NativeOptions:
 # ---------------------------------------------------------------- requests
 
 
-def parse_request(body: bytes, headers: Mapping[str, str], *, multimodal: bool) -> tuple[ChatRequest, NativeOptions]:
+def parse_request(
+    body: bytes, headers: Mapping[str, str], *, multimodal: bool, limits: Limits = DEFAULT_LIMITS
+) -> tuple[ChatRequest, NativeOptions]:
     """Read a text- (``multimodal=False``) or multimodal-generation request body.
 
-    Raises ``InvalidInput`` (with Model Studio's message) for anything Model Studio rejects.
+    Raises ``InvalidInput`` (with Model Studio's message) for anything Model Studio rejects, or
+    beyond ``limits``.
     """
     try:
         doc = orjson.loads(body)
@@ -87,7 +107,9 @@ def parse_request(body: bytes, headers: Mapping[str, str], *, multimodal: bool) 
     params = {} if params is None else params
     if not isinstance(model, str) or not isinstance(inp, dict) or not isinstance(params, dict):
         raise InvalidInput(w.BODY_INVALID)
-    messages = _messages(inp)
+    if len(model) > MAX_NAME_CHARS:
+        raise InvalidParameter(f"Invalid 'model': longer than {MAX_NAME_CHARS} characters.", param="model")
+    messages = _messages(inp, limits)
     gen = _params(params)
     thinking = gen.enable_thinking is True
     asked = params.get("result_format")
@@ -127,7 +149,7 @@ def wants_stream(headers: Mapping[str, str]) -> bool:
     return sse.strip().lower() == "enable" or "text/event-stream" in accept.lower()
 
 
-def _messages(inp: dict[str, Any]) -> tuple[Message, ...]:
+def _messages(inp: dict[str, Any], limits: Limits) -> tuple[Message, ...]:
     raw, prompt = inp.get("messages"), inp.get("prompt")
     if raw is None and prompt is None:
         raise InvalidInput(w.NO_INPUT)
@@ -137,11 +159,13 @@ def _messages(inp: dict[str, Any]) -> tuple[Message, ...]:
             raise InvalidInput(w.BAD_MESSAGE)
         if not raw:
             raise InvalidInput("[] is too short")
+        check_items(len(raw), limits, "input.messages")
         out.extend(_message(i, m) for i, m in enumerate(raw))
     else:
         history = inp.get("history") or []
         if not isinstance(history, list):
             raise InvalidInput(w.BODY_INVALID)
+        check_items(2 * len(history) + 1, limits, "input.history")
         for turn in history:
             if not (isinstance(turn, dict) and isinstance(turn.get("user"), str) and isinstance(turn.get("bot"), str)):
                 raise InvalidInput(w.BODY_INVALID)
@@ -149,14 +173,21 @@ def _messages(inp: dict[str, Any]) -> tuple[Message, ...]:
     if prompt is not None:
         if not isinstance(prompt, str):
             raise InvalidInput(w.BODY_INVALID)
-        out.append(Message.of("user", prompt))
+        out.append(Message.of("user", _text(prompt, "input.prompt")))
     if not any(m.role == "user" for m in out):
         raise InvalidInput(w.NO_USER)
-    for before, m in zip([None, *out], out, strict=False):
-        orphan = before is None or not (before.tool_calls or before.role == "tool")
-        if m.role == "tool" and m.tool_call_id is not None and orphan:
-            raise InvalidInput(w.TOOL_ORDER)
+    check_history(out, lambda i: f"input.messages[{i}]")
     return tuple(out)
+
+
+def _text(text: str, param: str) -> str:
+    if len(text) > MAX_TEXT_CHARS:
+        raise InvalidParameter(
+            f"Invalid '{param}': string too long. Expected a string with maximum length {MAX_TEXT_CHARS}, "
+            f"but got a string with length {len(text)} instead.",
+            param=param,
+        )
+    return text
 
 
 def _message(i: int, m: Any) -> Message:
@@ -170,9 +201,9 @@ def _message(i: int, m: Any) -> Message:
     content = m.get("content")
     parts: tuple[Part, ...]
     if isinstance(content, str):
-        parts = (TextPart(content),) if content else ()
+        parts = (TextPart(_text(content, f"input.messages[{i}].content")),) if content else ()
     elif isinstance(content, list):
-        parts = tuple(_item(x) for x in content)
+        parts = tuple(_item(x, f"input.messages[{i}].content[{j}]") for j, x in enumerate(content))
     elif content is None and role == "assistant":
         parts = ()
     elif content is None:
@@ -184,17 +215,33 @@ def _message(i: int, m: Any) -> Message:
         role=role,
         content=parts,
         reasoning=reasoning if isinstance(reasoning, str) and reasoning else None,
-        tool_calls=_tool_calls(m.get("tool_calls")),
+        tool_calls=_tool_calls(m.get("tool_calls"), f"input.messages[{i}].tool_calls"),
         tool_call_id=call_id if isinstance(call_id, str) else None,
         name=name if isinstance(name, str) else None,
     )
 
 
-def _item(x: Any) -> Part:
+_ITEM_NUMBERS: Final[dict[str, tuple[bool, float, float, str]]] = {
+    "min_pixels": (True, 1, INT32_MAX, f"[1, {INT32_MAX}]"),
+    "max_pixels": (True, 1, INT32_MAX, f"[1, {INT32_MAX}]"),
+    "fps": (False, 0, 1000, "(0, 1000]"),
+}
+"""Hints a content item may carry (read by Model Studio, not passed on here): checked all the same."""
+
+
+def _item(x: Any, param: str) -> Part:
     if isinstance(x, dict):
+        for key, (integer, low, high, bounds) in _ITEM_NUMBERS.items():
+            value = x.get(key)
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, int if integer else (int, float))
+                or not (low <= value <= high if integer else low < value <= high)
+            ):
+                raise InvalidParameter(f"Invalid '{param}.{key}': expected a number in {bounds}", param=param)
         kind = x.get("type")
         if "text" in x and kind in (None, "text") and isinstance(x["text"], str):
-            return TextPart(x["text"])
+            return TextPart(_text(x["text"], param))
         if isinstance(x.get("image"), str):
             return ImagePart(url=x["image"])
         if isinstance(x.get("audio"), str):
@@ -211,7 +258,9 @@ def _invalid(name: str) -> InvalidInput:
     return InvalidInput(f"Required parameter({name}) missing or invalid, please check the request parameters.")
 
 
-def _tool_calls(raw: Any) -> tuple[ToolCall, ...]:
+def _tool_calls(raw: Any, param: str) -> tuple[ToolCall, ...]:
+    """An assistant message's tool calls as sent; one without an id or a name is refused by
+    ``check_history`` (none is made up: a tool message could not name it)."""
     if not raw:
         return ()
     if not isinstance(raw, list):
@@ -219,13 +268,14 @@ def _tool_calls(raw: Any) -> tuple[ToolCall, ...]:
     calls = []
     for i, call in enumerate(raw):
         fn = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(fn, dict) or not isinstance(fn.get("name", ""), str):
+        name, cid = (fn.get("name", ""), call.get("id", "")) if isinstance(fn, dict) else (None, None)
+        if not isinstance(name, str) or not isinstance(cid, str | None) or len(name) > MAX_FUNCTION_NAME_CHARS:
             raise _invalid("tool_calls")
-        args = fn.get("arguments") or ""
-        args = args if isinstance(args, str) else orjson.dumps(args).decode()
-        cid = call.get("id")
-        cid = cid if isinstance(cid, str) and cid else f"call_{i}"
-        calls.append(ToolCall(id=cid, name=fn.get("name") or "", arguments=args))
+        args = fn.get("arguments") or "" if isinstance(fn, dict) else ""
+        if not isinstance(args, str):
+            check_passthrough(f"{param}[{i}].function.arguments", args)
+            args = orjson.dumps(args).decode()
+        calls.append(ToolCall(id=cid or "", name=name, arguments=args))
     return tuple(calls)
 
 
@@ -242,6 +292,9 @@ def _params(p: dict[str, Any]) -> GenerationParams:
                 raise InvalidInput(f"'{key}' must be {'Integer' if integer else 'Float'}")
             if not accepts(value):
                 raise InvalidInput(message)
+            top = w.PARAMETER_MAXIMA.get(key)
+            if top is not None and value > top:
+                raise InvalidParameter(f"Range of {key} should be [0, {top}]", param=key)
             kw[key] = value if integer else float(value)
         elif key in _BOOLS:
             if not isinstance(value, bool):
@@ -269,6 +322,10 @@ def _params(p: dict[str, Any]) -> GenerationParams:
             kw["response_format"] = value
         else:
             extra[key] = value
+    for key in ("tool_choice", "response_format"):
+        check_passthrough(key, kw.get(key))
+    for key, value in extra.items():
+        check_passthrough(key, value)
     return GenerationParams(**kw, extra=extra)
 
 
@@ -276,6 +333,8 @@ def _stop(value: Any) -> tuple[str, ...] | None:
     if isinstance(value, str):
         return (value,)
     if isinstance(value, list):
+        if len(value) > MAX_STOP:
+            raise InvalidParameter(f"Invalid 'stop': at most {MAX_STOP} stop sequences", param="stop")
         if all(isinstance(s, str) for s in value):
             return tuple(value)
         if all(_is_int(s) for s in value) or all(isinstance(s, list) and all(map(_is_int, s)) for s in value):
@@ -284,14 +343,15 @@ def _stop(value: Any) -> tuple[str, ...] | None:
 
 
 def _is_int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
+    """A token id: an integer in [0, 2**31 - 1]."""
+    return isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= INT32_MAX
 
 
 def _tools(value: Any) -> tuple[ToolSpec, ...]:
-    if not isinstance(value, list):
+    if not isinstance(value, list) or len(value) > MAX_TOOLS:
         raise _invalid("tools")
     specs = []
-    for tool in value:
+    for i, tool in enumerate(value):
         fn = tool.get("function") if isinstance(tool, dict) else None
         kind = tool.get("type", "function") if isinstance(tool, dict) else None
         if kind != "function" or not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
@@ -299,6 +359,9 @@ def _tools(value: Any) -> tuple[ToolSpec, ...]:
         desc, schema = fn.get("description"), fn.get("parameters")
         if not isinstance(desc, str | None) or not isinstance(schema, dict | None):
             raise _invalid("tools")
+        if not 1 <= len(fn["name"]) <= MAX_FUNCTION_NAME_CHARS:
+            raise _invalid("tools")
+        check_passthrough(f"tools[{i}].function.parameters", schema)
         specs.append(ToolSpec(name=fn["name"], description=desc, parameters=schema))
     return tuple(specs)
 

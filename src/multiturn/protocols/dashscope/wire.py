@@ -7,6 +7,10 @@ unit tests hold both sides to these models: every body ``translate`` accepts val
 ``GenerationRequest``, and every body it writes validates as a ``GenerationResponse``,
 ``StreamChunk`` or ``ErrorBody``.
 
+Bounds: Model Studio's ranges (``PARAMETER_RANGES``, with its texts), and ``protocols.limits``
+for every other number, string and list; floats are finite. ``translate`` applies the same
+bounds by hand.
+
 Requests are open (``extra="allow"``: Model Studio adds parameters all the time and clients
 send hints such as ``min_pixels``); responses are closed (``extra="forbid"``): they are exactly
 what we write.
@@ -15,15 +19,30 @@ what we write.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from multiturn.protocols.limits import (
+    INT32_MAX,
+    INT64_MAX,
+    MAX_NAME_CHARS,
+    MAX_STOP,
+    MAX_TOOLS,
+    FunctionName,
+    Name,
+    Text,
+)
 from multiturn.types import Role
+
+Pixels = Annotated[int, Field(ge=1, le=INT32_MAX)]
+Fps = Annotated[float, Field(gt=0.0, le=1000.0)]
+TokenId = Annotated[int, Field(ge=0, le=INT32_MAX)]
+ToolCallId = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS)]
 
 
 class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
 
 class _Closed(BaseModel):
@@ -42,7 +61,7 @@ class CacheControl(_Open):
 class TextItem(_Open):
     """``{"text": ...}``, or the ``{"type": "text", "text": ...}`` form of the cache docs."""
 
-    text: str
+    text: Text
     type: Literal["text"] | None = None
     cache_control: CacheControl | None = None
 
@@ -51,8 +70,8 @@ class ImageItem(_Open):
     """An image: ``https://``, ``data:`` (base64), ``oss://`` or ``file://`` URL. Never fetched."""
 
     image: str
-    min_pixels: int | None = None
-    max_pixels: int | None = None
+    min_pixels: Pixels | None = None
+    max_pixels: Pixels | None = None
     cache_control: CacheControl | None = None
 
 
@@ -64,21 +83,21 @@ class VideoItem(_Open):
     """A video file URL, or a list of frame image URLs."""
 
     video: str | list[str]
-    fps: float | None = None
-    min_pixels: int | None = None
-    max_pixels: int | None = None
+    fps: Fps | None = None
+    min_pixels: Pixels | None = None
+    max_pixels: Pixels | None = None
 
 
 ContentItem = TextItem | ImageItem | AudioItem | VideoItem
 
 
 class FunctionCall(_Open):
-    name: str = ""
-    arguments: str = ""
+    name: FunctionName
+    arguments: Text | dict[str, Any] = ""
 
 
 class ToolCall(_Open):
-    id: str | None = None
+    id: ToolCallId
     type: Literal["function"] = "function"
     index: int | None = None
     function: FunctionCall
@@ -91,10 +110,10 @@ class RequestMessage(_Open):
     and ``tool_calls``; ``function`` and ``plugin`` are legacy names of the ``tool`` role."""
 
     role: Literal["system", "user", "assistant", "tool", "function", "plugin"]
-    content: str | list[ContentItem] | None = None
+    content: Text | list[ContentItem] | None = None
     reasoning_content: str | None = None
     tool_calls: list[ToolCall] | None = None
-    tool_call_id: str | None = None
+    tool_call_id: ToolCallId | None = Field(default=None, description="required on a tool message")
     name: str | None = None
 
 
@@ -108,13 +127,15 @@ class HistoryTurn(_Open):
 class Input(_Open):
     """``messages``, or the legacy ``prompt`` (+ ``history``); one of them must be present."""
 
-    messages: list[RequestMessage] | None = None
-    prompt: str | None = None
+    messages: list[RequestMessage] | None = Field(
+        default=None, min_length=1, description="at most max_input_items (setting)"
+    )
+    prompt: Text | None = None
     history: list[HistoryTurn] | None = None
 
 
 class FunctionSpec(_Open):
-    name: str
+    name: FunctionName
     description: str | None = None
     parameters: dict[str, Any] | None = None
 
@@ -141,32 +162,38 @@ class Parameters(_Open):
         description="Streaming only: each event carries the new piece (true) or the text so far (default).",
     )
     enable_thinking: bool | None = None
-    thinking_budget: int | None = Field(default=None, gt=0)
-    max_tokens: int | None = Field(default=None, ge=1)
+    thinking_budget: int | None = Field(default=None, gt=0, le=INT32_MAX)
+    max_tokens: int | None = Field(default=None, ge=1, le=INT32_MAX)
     temperature: float | None = Field(default=None, ge=0.0, lt=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    top_k: int | None = Field(default=None, ge=0)
-    seed: int | None = Field(default=None, ge=0, le=9223372036854775807)
-    stop: str | list[str] | list[int] | list[list[int]] | None = None
+    top_k: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    seed: int | None = Field(default=None, ge=0, le=INT64_MAX)
+    stop: (
+        str
+        | Annotated[list[str], Field(max_length=MAX_STOP)]
+        | Annotated[list[TokenId], Field(max_length=MAX_STOP)]
+        | Annotated[list[list[TokenId]], Field(max_length=MAX_STOP)]
+        | None
+    ) = None
     repetition_penalty: float | None = Field(default=None, gt=0.0)
     presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     n: int | None = Field(default=None, ge=1, le=4)
-    tools: list[ToolSpec] | None = None
+    tools: list[ToolSpec] | None = Field(default=None, max_length=MAX_TOOLS)
     tool_choice: Literal["auto", "none"] | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     response_format: ResponseFormat | None = None
     enable_search: bool | None = None
     search_options: dict[str, Any] | None = None
     logprobs: bool | None = None
-    top_logprobs: int | None = Field(default=None, description="[0, 5]; passed on unchecked")
+    top_logprobs: int | None = Field(default=None, ge=0, le=5)
     vl_high_resolution_images: bool | None = None
 
 
 class GenerationRequest(_Open):
     """``POST /api/v1/services/aigc/{text,multimodal}-generation/generation``."""
 
-    model: str
+    model: Name
     input: Input
     parameters: Parameters = Field(default_factory=lambda: Parameters())
 
@@ -309,6 +336,7 @@ PARAMETER_RANGES: Final[dict[str, tuple[bool, Callable[[float], bool], str]]] = 
         f"The thinking_budget parameter must be a positive integer and not greater than {INT_MAX}",
     ),
     "top_k": (True, lambda x: x >= 0, "Parameter top_k be greater than or equal to 0"),
+    "top_logprobs": (True, lambda x: 0 <= x <= 5, "Range of top_logprobs should be [0, 5]"),
     "seed": (True, lambda x: 0 <= x <= 2**63 - 1, "Range of seed should be [0, 9223372036854775807]"),
     "n": (True, lambda x: 1 <= x <= 4, "Range of n should be [1, 4]"),
     "temperature": (False, lambda x: 0.0 <= x < 2.0, "Temperature should be in [0.0, 2.0)"),
@@ -319,6 +347,9 @@ PARAMETER_RANGES: Final[dict[str, tuple[bool, Callable[[float], bool], str]]] = 
 }
 """Numeric parameters: name -> (integer?, accepts(value), Model Studio's message when not).
 Model-independent bounds; a model's own limits (max output...) are checked further in."""
+
+PARAMETER_MAXIMA: Final[dict[str, int]] = {"top_k": INT_MAX}
+"""Upper bounds Model Studio states no text for (checked after ``PARAMETER_RANGES``)."""
 
 COMPAT_CODES: Final = {
     "invalid_api_key": "InvalidApiKey",

@@ -30,6 +30,8 @@ from ...types import (
     ToolSpec,
     VideoPart,
 )
+from ..history import TOOL_ORDER, check_history
+from ..limits import DEFAULT_LIMITS, Limits, check_items, check_passthrough
 from .errors import error_to_wire, stream_error
 from .stream import ChunkEncoder, finish_reason_out, usage_out
 from .wire import (
@@ -64,10 +66,10 @@ __all__ = [
 MALFORMED_BODY = "Required body invalid, please check the request body format."
 MISSING_MODEL = "you must provide a model parameter."
 EMPTY_MESSAGES = "[] is too short"
-ORPHAN_TOOL_MESSAGE = 'messages with role "tool" must be a response to a preceeding message with "tool_calls"'
+ORPHAN_TOOL_MESSAGE = TOOL_ORDER
 LAST_MESSAGE = 'the last message must have role "user" or "tool"'
 
-_PASSED_ON = ("logprobs", "top_logprobs", "user")
+_PASSED_ON = ("logprobs", "top_logprobs", "user", "metadata")
 """Known fields with no canonical home: kept in ``GenerationParams.extra`` for an upstream."""
 
 
@@ -83,11 +85,14 @@ class StreamOptions:
 # --- requests ------------------------------------------------------------------------------
 
 
-def parse_request(body: bytes, *, max_tokens_limit: int = MAX_TOKENS_CAP) -> tuple[ChatRequest, StreamOptions]:
+def parse_request(
+    body: bytes, *, max_tokens_limit: int = MAX_TOKENS_CAP, limits: Limits = DEFAULT_LIMITS
+) -> tuple[ChatRequest, StreamOptions]:
     """Validate a chat-completions body and translate it to canonical form.
 
     ``max_tokens_limit`` is the model's output limit when the caller knows it (the error text
-    quotes it). Raises ``InvalidParameter`` (an ``InvalidInput``) with Model Studio's messages.
+    quotes it); ``limits`` caps the messages. Raises ``InvalidParameter`` (an ``InvalidInput``)
+    with Model Studio's messages.
     """
     try:
         wire = ChatCompletionRequest.model_validate_json(body)
@@ -97,9 +102,16 @@ def parse_request(body: bytes, *, max_tokens_limit: int = MAX_TOKENS_CAP) -> tup
         value = getattr(wire, name)
         if value is not None and value > max_tokens_limit:
             raise InvalidParameter(f"Range of {name} should be [1, {max_tokens_limit}]", param=name)
+    check_items(len(wire.messages), limits, "messages")
     messages = tuple(_message(m) for m in wire.messages)
     _check_order(messages)
     extra = dict(wire.model_extra or {})
+    for name, value in extra.items():
+        check_passthrough(name, value)
+    for i, tool in enumerate(wire.tools or ()):
+        check_passthrough(f"tools[{i}].function.parameters", tool.function.parameters)
+    if wire.response_format is not None:
+        check_passthrough("response_format", wire.response_format.model_dump(exclude_none=True))
     for name in _PASSED_ON:
         value = getattr(wire, name)
         if value is not None:
@@ -157,6 +169,8 @@ def _invalid(exc: ValidationError, max_tokens_limit: int) -> InvalidParameter:
         if kind.startswith("greater_than"):
             return InvalidParameter(f"{value} is lesser than the minimum of 0 - 'seed'", param="seed")
         return InvalidParameter(f"{value} is greater than the maximum of {INT32_MAX} - 'seed'", param="seed")
+    if ranged and field in ("top_k", "thinking_budget") and kind.startswith("less_than"):
+        return InvalidParameter(f"{RANGE_MESSAGES[field]} and not greater than {INT32_MAX}", param=field)
     if ranged and field in RANGE_MESSAGES:
         return InvalidParameter(RANGE_MESSAGES[field], param=field)
     path = _path(loc)
@@ -225,13 +239,7 @@ def _part(p: ContentPart) -> Part:
 
 
 def _check_order(messages: Sequence[Message]) -> None:
-    answered = False  # the last non-tool message was an assistant message with tool calls
-    for i, m in enumerate(messages):
-        if m.role == "tool":
-            if not answered:
-                raise InvalidParameter(ORPHAN_TOOL_MESSAGE, param=f"messages[{i}]")
-        else:
-            answered = m.role == "assistant" and bool(m.tool_calls)
+    check_history(messages, lambda i: f"messages[{i}]")
     if messages[-1].role not in ("user", "tool"):
         raise InvalidParameter(LAST_MESSAGE, param="messages")
 

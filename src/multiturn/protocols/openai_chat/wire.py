@@ -3,8 +3,9 @@
 Request models describe what the server accepts: the OpenAI fields, Model Studio's extras
 (``enable_thinking``, ``top_k``...), and the nulls the openai SDK round-trips on assistant
 messages (``message.model_dump()``); unknown fields are tolerated everywhere (``extra="allow"``).
-Field constraints are Model Studio's ranges; ``RANGE_MESSAGES`` holds its error texts, which
-``translate.parse_request`` reports instead of pydantic's. Response models describe exactly what
+Field constraints are Model Studio's ranges, and the bounds of ``protocols.limits`` for every other
+number, string and list (floats are finite); ``RANGE_MESSAGES`` holds Model Studio's error texts,
+which ``translate.parse_request`` reports instead of pydantic's. Response models describe exactly what
 ``translate`` sends (they forbid extras, and the tests check every body against them); they are
 published in the OpenAPI schema and never used on the hot path.
 """
@@ -15,20 +16,23 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...errors import InvalidInput
+from ..limits import (
+    INT32_MAX,
+    MAX_NAME_CHARS,
+    MAX_STOP,
+    MAX_TOKENS_CAP,
+    MAX_TOOLS,
+    FunctionName,
+    InvalidParameter,
+    Metadata,
+    Name,
+    Text,
+)
 
-INT32_MAX = 2**31 - 1
-MAX_TOKENS_CAP = INT32_MAX
-"""Default upper bound for ``max_tokens``; the backend enforces the model's real limit."""
+__all__ = ["INT32_MAX", "MAX_TOKENS_CAP", "InvalidParameter"]  # re-exported: older imports name them here
 
-
-class InvalidParameter(InvalidInput):
-    """An ``InvalidInput`` that names the offending request field and the wire error code."""
-
-    def __init__(self, message: str, *, param: str | None = None, code: str = "invalid_parameter_error") -> None:
-        super().__init__(message)
-        self.param = param
-        self.code = code
+ToolCallId = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS)]
+Pixels = Annotated[int, Field(ge=1, le=INT32_MAX)]
 
 
 RANGE_MESSAGES: dict[str, str] = {
@@ -47,7 +51,7 @@ have messages that embed numbers: see ``translate``)."""
 
 
 class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
 
 class _Closed(BaseModel):
@@ -59,7 +63,7 @@ class _Closed(BaseModel):
 
 class TextContentPart(_Open):
     type: Literal["text"]
-    text: str
+    text: Text
     cache_control: dict[str, Any] | None = None
 
 
@@ -71,8 +75,8 @@ class ImageURL(_Open):
 class ImageContentPart(_Open):
     type: Literal["image_url"]
     image_url: ImageURL
-    min_pixels: int | None = None
-    max_pixels: int | None = None
+    min_pixels: Pixels | None = None
+    max_pixels: Pixels | None = None
     cache_control: dict[str, Any] | None = None
 
 
@@ -98,26 +102,26 @@ class VideoURL(_Open):
 class VideoURLContentPart(_Open):
     type: Literal["video_url"]
     video_url: VideoURL
-    fps: float | None = None
+    fps: float | None = Field(default=None, gt=0.0, le=1000.0)
 
 
 ContentPart = Annotated[
     TextContentPart | ImageContentPart | AudioContentPart | VideoFramesPart | VideoURLContentPart,
     Field(discriminator="type"),
 ]
-Content = str | list[ContentPart]
+Content = Text | list[ContentPart]
 
 
 # --- request: messages -------------------------------------------------------------------
 
 
 class FunctionCall(_Open):
-    name: str
-    arguments: str = Field(description="JSON-encoded arguments")
+    name: FunctionName
+    arguments: Text = Field(description="JSON-encoded arguments")
 
 
 class ToolCallIn(_Open):
-    id: str
+    id: ToolCallId
     type: Literal["function"] = "function"
     function: FunctionCall
 
@@ -142,8 +146,8 @@ class AssistantMessage(_Open):
     content: Content | None = None
     name: str | None = None
     tool_calls: list[ToolCallIn] | None = None
-    reasoning_content: str | None = None
-    refusal: str | None = None
+    reasoning_content: Text | None = None
+    refusal: Text | None = None
     annotations: list[Any] | None = None
     audio: dict[str, Any] | None = None
     function_call: dict[str, Any] | None = None
@@ -152,7 +156,7 @@ class AssistantMessage(_Open):
 class ToolMessage(_Open):
     role: Literal["tool"]
     content: Content
-    tool_call_id: str
+    tool_call_id: ToolCallId
 
 
 ChatMessage = Annotated[SystemMessage | UserMessage | AssistantMessage | ToolMessage, Field(discriminator="role")]
@@ -162,7 +166,7 @@ ChatMessage = Annotated[SystemMessage | UserMessage | AssistantMessage | ToolMes
 
 
 class FunctionDefinition(_Open):
-    name: str
+    name: FunctionName
     description: str | None = None
     parameters: dict[str, Any] | None = Field(default=None, description="JSON schema of the arguments")
     strict: bool | None = None
@@ -174,7 +178,7 @@ class ToolDefinition(_Open):
 
 
 class NamedFunction(_Open):
-    name: str
+    name: FunctionName
 
 
 class NamedToolChoice(_Open):
@@ -195,30 +199,31 @@ class ChatCompletionRequest(_Open):
     """``POST /v1/chat/completions``. Unknown top-level fields are accepted and passed on to an
     upstream backend as they came."""
 
-    model: str
-    messages: list[ChatMessage] = Field(min_length=1)
+    model: Name
+    messages: list[ChatMessage] = Field(min_length=1, description="at most max_input_items (setting)")
     stream: bool | None = False
     stream_options: StreamOptionsIn | None = None
     max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_CAP)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_CAP, description="alias of max_tokens")
     temperature: float | None = Field(default=None, ge=0.0, lt=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    top_k: int | None = Field(default=None, ge=0)
+    top_k: int | None = Field(default=None, ge=0, le=INT32_MAX)
     presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     repetition_penalty: float | None = Field(default=None, gt=0.0)
     seed: int | None = Field(default=None, ge=0, le=INT32_MAX)
     n: int | None = Field(default=None, ge=1, le=4)
-    stop: str | list[str] | None = None
+    stop: str | Annotated[list[str], Field(max_length=MAX_STOP)] | None = None
     response_format: ResponseFormat | None = None
     enable_thinking: bool | None = None
-    thinking_budget: int | None = Field(default=None, ge=1)
-    tools: list[ToolDefinition] | None = None
+    thinking_budget: int | None = Field(default=None, ge=1, le=MAX_TOKENS_CAP)
+    tools: list[ToolDefinition] | None = Field(default=None, max_length=MAX_TOOLS)
     tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = Field(default=None, ge=0, le=5)
     user: str | None = None
+    metadata: Metadata | None = None
 
 
 # --- responses ---------------------------------------------------------------------------

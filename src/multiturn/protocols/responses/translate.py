@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from ... import codec
 from ...types import ContextReport, GenerationParams, ImagePart, Message, Part, Role, TextPart, Usage, spans_text
-from ..openai_chat.wire import InvalidParameter
+from ..limits import DEFAULT_LIMITS, InvalidParameter, Limits, check_items, check_turn_bytes
 from .wire import (
     ConversationCreateRequest,
     ConversationUpdateRequest,
@@ -71,10 +71,16 @@ class ConversationChange:
     policy: str | None = None
 
 
-def parse_create(body: bytes) -> ResponseCreate:
-    """Validate a Responses body. Raises ``InvalidParameter`` (HTTP 400) naming the field."""
+def parse_create(body: bytes, limits: Limits = DEFAULT_LIMITS) -> ResponseCreate:
+    """Validate a Responses body. Raises ``InvalidParameter`` (HTTP 400) naming the field: out of
+    its bounds, more input items than ``limits`` allows, or (``store``) more bytes than a stored
+    turn may hold."""
     wire = _validate(ResponseCreateRequest, body)
+    if not isinstance(wire.input, str):
+        check_items(len(wire.input), limits, "input")
     inputs = (Message.of("user", wire.input),) if isinstance(wire.input, str) else _messages(wire.input, "input")
+    if wire.store is not False:
+        check_turn_bytes(inputs, limits, "input", instructions=wire.instructions)
     if not inputs:
         raise InvalidParameter("input must not be empty", param="input")
     if inputs[-1].role != "user":
@@ -115,9 +121,12 @@ def parse_create(body: bytes) -> ResponseCreate:
     )
 
 
-def parse_conversation_create(body: bytes) -> ConversationChange:
+def parse_conversation_create(body: bytes, limits: Limits = DEFAULT_LIMITS) -> ConversationChange:
     wire = _validate(ConversationCreateRequest, body or b"{}")
-    return ConversationChange(_messages(wire.items or (), "items"), wire.metadata, wire.context_policy)
+    items = _messages(wire.items or (), "items")
+    check_items(len(items), limits, "items")
+    check_turn_bytes(items, limits, "items")
+    return ConversationChange(items, wire.metadata, wire.context_policy)
 
 
 def parse_conversation_update(body: bytes) -> ConversationChange:
@@ -127,8 +136,11 @@ def parse_conversation_update(body: bytes) -> ConversationChange:
     return ConversationChange(metadata=wire.metadata, policy=wire.context_policy)
 
 
-def parse_items(body: bytes) -> tuple[Message, ...]:
-    return _messages(_validate(ItemsCreateRequest, body).items, "items")
+def parse_items(body: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[Message, ...]:
+    items = _messages(_validate(ItemsCreateRequest, body).items, "items")
+    check_items(len(items), limits, "items")
+    check_turn_bytes(items, limits, "items")
+    return items
 
 
 def parse_fork(body: bytes) -> str | None:

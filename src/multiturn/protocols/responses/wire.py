@@ -7,6 +7,9 @@ endpoint mirrors them), and our extensions (``context_policy``). Unknown fields 
 ``input_image``, and ``output_text`` for an earlier answer passed back); other item types
 (tool calls, item references) are refused with a 400 that names them. Response objects are built
 as dicts by ``translate`` and described here for the OpenAPI schema.
+
+Bounds are those of ``protocols.limits`` (floats are finite); the number of input items and the
+bytes a stored turn holds are capped by settings, checked in ``translate``.
 """
 
 from __future__ import annotations
@@ -15,22 +18,24 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..limits import MAX_TOKENS_CAP, Id, Metadata, Name, Text
+
 MAX_ITEMS_PER_CALL = 20
 """OpenAI's limit on the items one conversations call creates."""
 
 
 class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
 
 class InputText(_Open):
     type: Literal["input_text"]
-    text: str
+    text: Text
 
 
 class OutputText(_Open):
     type: Literal["output_text"]
-    text: str
+    text: Text
 
 
 class InputImage(_Open):
@@ -49,27 +54,27 @@ class InputMessage(_Open):
 
     type: Literal["message"] = "message"
     role: Literal["user", "assistant", "system", "developer"]
-    content: str | list[InputPart]
+    content: Text | list[InputPart]
 
 
 class ConversationRef(_Open):
-    id: str
+    id: Id
 
 
 class ResponseCreateRequest(_Open):
-    model: str
-    input: str | list[InputMessage]
-    instructions: str | None = None
-    previous_response_id: str | None = None
-    conversation: str | ConversationRef | None = None
+    model: Name
+    input: Text | list[InputMessage] = Field(description="a list of at most max_input_items (setting)")
+    instructions: Text | None = None
+    previous_response_id: Id | None = None
+    conversation: Id | ConversationRef | None = None
     store: bool | None = True
     stream: bool | None = False
     truncation: Literal["auto", "disabled"] | None = None
-    context_policy: str | None = Field(
+    context_policy: Name | None = Field(
         default=None, description="multiturn extension: a context policy preset (full, window, summary, ...)"
     )
-    max_output_tokens: int | None = Field(default=None, ge=1)
-    metadata: dict[str, str] | None = None
+    max_output_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_CAP)
+    metadata: Metadata | None = None
     temperature: float | None = Field(default=None, ge=0, lt=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
     enable_thinking: bool | None = None
@@ -77,13 +82,13 @@ class ResponseCreateRequest(_Open):
 
 class ConversationCreateRequest(_Open):
     items: list[InputMessage] | None = Field(default=None, max_length=MAX_ITEMS_PER_CALL)
-    metadata: dict[str, str] | None = None
-    context_policy: str | None = Field(default=None, description="multiturn extension: the conversation's policy")
+    metadata: Metadata | None = None
+    context_policy: Name | None = Field(default=None, description="multiturn extension: the conversation's policy")
 
 
 class ConversationUpdateRequest(_Open):
-    metadata: dict[str, str] | None = None
-    context_policy: str | None = None
+    metadata: Metadata | None = None
+    context_policy: Name | None = None
 
 
 class ItemsCreateRequest(_Open):
@@ -91,7 +96,7 @@ class ItemsCreateRequest(_Open):
 
 
 class ForkRequest(_Open):
-    item_id: str | None = Field(default=None, description="fork at this item (default: the head)")
+    item_id: Id | None = Field(default=None, description="fork at this item (default: the head)")
 
 
 # --- response shapes (documentation; translate builds them) --------------------------------
