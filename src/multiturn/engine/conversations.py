@@ -11,10 +11,11 @@ beside it on a branch.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInput, NotFound
-from ..ids import new_id
+from ..ids import new_id, now_ms
 from ..records import ConversationRecord, ItemRecord, NewItem
 from ..store.base import Store
 from ..store.responses import ResponseRecord, ResponseStore, keeps_responses
@@ -92,16 +93,17 @@ class ConversationOps:
         source = await self.get(conversation_id)
         leaf = at_item_id or source.head_item_id
         path = await self.store.path(conversation_id, leaf, tenant_id=self.tenant_id)
-        fork = await self.create(
-            system_prompt=source.system_prompt,
-            model=source.model,
-            title=source.title,
+        now = now_ms()
+        fork = replace(
+            source,
+            created_at=now,
+            updated_at=now,
+            head_item_id=leaf,
             metadata={**source.metadata, "forked_from": conversation_id, "forked_at": leaf},
         )
-        parent: str | None = None
-        for item in path:  # the fork is indexed when it first recalls, as any conversation
-            parent = (await self.store.append(fork.id, parent, _copy(item), tenant_id=self.tenant_id)).id
-        return await self.get(fork.id)
+        # one transaction, the items in one statement, under new ids (their times kept); the
+        # fork is indexed when it first recalls, as any conversation
+        return await self.store.import_conversation(fork, path, tenant_id=self.tenant_id)
 
     # -- items -------------------------------------------------------------------------------
 
@@ -166,19 +168,3 @@ class ConversationOps:
         if not keeps_responses(store):
             raise InvalidInput("this store does not keep responses")
         return store
-
-
-def _copy(item: ItemRecord) -> NewItem:
-    return NewItem(
-        role=item.role,
-        content=item.content,
-        status=item.status,
-        reasoning=item.reasoning,
-        tool_calls=item.tool_calls,
-        tool_call_id=item.tool_call_id,
-        model=item.model,
-        usage=item.usage,
-        finish_reason=item.finish_reason,
-        token_count=item.token_count,
-        context_report=item.context_report,
-    )

@@ -182,8 +182,8 @@ class SQLStore(TurnTables, MemoryTables):
                     metadata=record.metadata,
                 )
             )
-            for copy in copies:  # one by one, in order: a parent is written before its children
-                conn.execute(items.insert().values(**item_row(copy)))
+            if copies:  # one statement, rows in order: a parent is written before its children
+                conn.execute(items.insert(), [item_row(copy) for copy in copies])
 
         await self._write(run, long=True)
         return record
