@@ -334,7 +334,8 @@ def test_trap05_native_error_mid_stream_is_an_error_event_with_status(gateway: S
     )
     assert all(r.status_code == 200 for r in responses[:-1]) and len(responses) >= 2
     assert responses[-1].status_code == int(status)
-    assert responses[-1].code == data["code"] and responses[-1].message == data["message"]
+    assert responses[-1].code == data["code"]  # a generic upstream failure names its own request id:
+    assert responses[-1].message.split(" (request ")[0] == data["message"].split(" (request ")[0]
 
 
 def test_trap05_native_error_mid_stream_keeps_the_upstream_code(gateway: Server) -> None:

@@ -52,6 +52,8 @@ class Exchange:
     limits: Limits | None = None
     keepalive: float = 0.0
     streams: int = 0
+    said_all: bool = False
+    """The stream's last event (finish or error) is out: no keep-alive may follow it."""
 
     def open_stream(self) -> None:
         """Count this request's stream against its key's limit (``Limits.open_stream``)."""

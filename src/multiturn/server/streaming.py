@@ -53,7 +53,7 @@ class EventStream(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self._raw_headers})
-        exchange = current_exchange()
+        exchange = self._exchange = current_exchange()
         interval = exchange.keepalive if exchange is not None else 0.0
         loop = asyncio.get_running_loop()
         self._last_sent = loop.time()
@@ -102,7 +102,7 @@ class EventStream(Response):
                     await asyncio.sleep(wait)
                     continue
                 async with self._sending:
-                    if self._ended:
+                    if self._ended or (self._exchange is not None and self._exchange.said_all):
                         return
                     await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
                     self._last_sent = loop.time()
@@ -214,6 +214,7 @@ class Encoder(Protocol):
 async def encode(encoder: Encoder, deltas: AsyncIterator[Delta], *, head: bytes = b"") -> AsyncIterator[bytes]:
     """Render a stream; a failure after the first byte becomes the protocol's error event
     (an upstream's detail only in the log: ``errors.public``)."""
+    exchange = current_exchange()
     if head:
         yield head
     try:
@@ -221,9 +222,13 @@ async def encode(encoder: Encoder, deltas: AsyncIterator[Delta], *, head: bytes 
             if delta.content or delta.reasoning or delta.tool_calls:
                 yield encoder.delta(delta)
             if delta.finish_reason is not None:
-                yield encoder.finish(delta.finish_reason, delta.usage or Usage())
+                final = encoder.finish(delta.finish_reason, delta.usage or Usage())
+                if exchange is not None:
+                    exchange.said_all = True
+                yield final
     except Exception as exc:
-        exchange = current_exchange()
         rid, path = (exchange.request_id, exchange.path) if exchange is not None else ("-", "-")
         log_failure(path, exc, rid)
+        if exchange is not None:
+            exchange.said_all = True
         yield encoder.error(public(exc, rid))
