@@ -321,3 +321,23 @@ def test_a_streamed_response_the_upstream_breaks_shows_and_keeps_the_generic_mes
     with client.responses.stream(model=RESET, input="one two three four", store=store) as sdk_stream:
         kinds = [event.type for event in sdk_stream]
     assert kinds[-1] == "response.failed"
+
+
+def test_an_upstream_refusing_the_gateways_key_is_a_502_not_the_clients_401(tmp_path: Path) -> None:
+    with FakeUpstream(api_key="sk-upstream-right") as guarded:
+        alias = {"backend": "upstream", "base_url": guarded.base_url, "api_key": "sk-upstream-wrong"}
+        configured = start_serve(
+            "wrong-upstream-key", tmp_path / "gw", models={"qwen-plus": alias}, env={"MULTITURN_EMBEDDER": "none"}
+        )
+        try:
+            client = openai.OpenAI(base_url=f"{configured.base}/v1", api_key="sk-any", max_retries=0)
+            with pytest.raises(openai.InternalServerError) as caught:
+                client.chat.completions.create(model="qwen-plus", messages=[{"role": "user", "content": "hi"}])
+            response = caught.value.response
+            rid = response.headers["x-request-id"]
+            assert response.status_code == 502
+            assert response.json()["error"]["message"] == _generic(rid)
+            assert "Incorrect API key" not in response.text
+            _assert_logged(configured, rid, "401", "Incorrect API key")
+        finally:
+            configured.stop()
