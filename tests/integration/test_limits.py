@@ -187,7 +187,7 @@ def test_an_upstream_silent_past_the_first_byte_timeout_is_a_504(
     server = serve(MULTITURN_UPSTREAM_FIRST_BYTE_TIMEOUT="0.5")
     client = _sdk(server)
 
-    for model, stream in (("hang", False), ("hang", True), ("mute-3", True), ("delay-3", False)):
+    for model, stream in (("hang", True), ("mute-3", True), ("delay-3", True)):
         sent = len(fake.requests)
         started = time.monotonic()
         with pytest.raises(openai.APIStatusError) as caught:
@@ -200,11 +200,17 @@ def test_an_upstream_silent_past_the_first_byte_timeout_is_a_504(
         assert response.json()["error"]["code"] == "timeout"
         _until(lambda sent=sent: sent in fake.disconnects)  # the upstream connection was dropped
 
-    native = _native(server, "sk-any", model="hang")
+    native = _native(server, "sk-any", model="hang", stream=True)
     assert native.status_code == 504
     assert native.json()["code"] == "RequestTimeOut"
 
-    stored = httpx.post(f"{server.base}/v1/responses", json={"model": "delay-3", "input": "slow"}, timeout=30)
+    # A non-streamed upstream call sends its first byte with its whole answer: a long answer is
+    # not a silent upstream, and only the read timeout bounds it.
+    slow = client.chat.completions.create(model="delay-3", messages=HELLO)
+    assert slow.choices[0].message.content
+
+    body = {"model": "hang", "input": "slow", "stream": True}
+    stored = httpx.post(f"{server.base}/v1/responses", json=body, timeout=30)
     assert stored.status_code == 504
     [row] = _rows(server, "SELECT status, error FROM responses")
     assert row["status"] == "failed"

@@ -14,11 +14,12 @@ Model Studio's compatible mode, vLLM, SGLang, Ollama and llama.cpp's server all 
   raised after the deltas already yielded.
 - Retries only before the body started: connect errors, 408, 429 and 5xx, ``retries`` times,
   backoff 0.2 s·2ⁿ, ``retry-after`` honoured up to ``MAX_RETRY_AFTER`` (longer: give up now).
-- First byte: an attempt whose upstream sends no byte within ``first_byte_timeout`` seconds (no
-  response headers; for a stream, also no first body chunk) fails with ``UpstreamError(code=
-  "timeout")`` and its connection is dropped; it is not retried (the upstream may be busy with
-  it). A non-streamed answer's first byte comes with the whole answer, so for ``complete`` the
-  bound covers the generation too. Capped by ``read_timeout`` (the wait for every later chunk).
+- First byte: a stream whose upstream sends no byte within ``first_byte_timeout`` seconds (no
+  response headers, or no first body chunk) fails with ``UpstreamError(code="timeout")`` and its
+  connection is dropped; it is not retried (the upstream may be busy with it). Capped by
+  ``read_timeout`` (the wait for every later chunk). A non-streamed call (``complete``) is not
+  bounded by it: its first byte comes with the whole answer, and a long answer is not a silent
+  upstream; ``read_timeout`` bounds it.
 - Messages name the URL and the HTTP library's words: they are for the log and the terminal; the
   gateway shows its clients a generic message instead (``server/errors.py``).
 - Closing the generator (``aclose`` or cancellation) closes the upstream connection at once, so
@@ -208,7 +209,7 @@ class UpstreamBackend:
         """One request; raises ``_Retry`` for what another attempt may fix."""
         first_by = asyncio.get_running_loop().time() + self._first_byte_timeout
         try:
-            async with asyncio.timeout_at(first_by):
+            async with asyncio.timeout_at(first_by if accept == "text/event-stream" else None):
                 response = await session.post(self._url, data=data, headers={"Accept": accept})
         except TimeoutError as exc:
             if isinstance(exc, aiohttp.ConnectionTimeoutError):
