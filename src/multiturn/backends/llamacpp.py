@@ -7,7 +7,10 @@ Measured facts shape it (docs/architecture.md has the numbers):
 - llama.cpp keeps one KV sequence and reuses the longest common token prefix with the previous
   call. The reused length is reported as ``Usage.cached_tokens``.
 - The prompt is rendered with the model's own chat template (from the GGUF) and tokenized here,
-  so the prefix and the context-window check are exact.
+  so the prefix and the context-window check are exact. The request's ``tools`` are rendered by
+  the template too; the calls the model writes (``<tool_call>`` blocks) come out as
+  ``tool_calls``, and a forced ``tool_choice`` or a JSON ``response_format`` is enforced by a
+  grammar (``tool_calls.py``).
 
 A model file is loaded once per process: backends for the same file and options share one
 ``_Runner`` (thread + model).
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import json
 import logging
 import os
 import queue
@@ -30,9 +34,10 @@ from typing import Any
 
 from .. import catalog
 from ..errors import BackendError, ContextTooLong, InvalidInput, MissingDependency, ModelUnavailable
-from ..types import Delta, FinishReason, GenerationParams, Message, TextPart, Usage
+from ..types import Delta, FinishReason, GenerationParams, Message, TextPart, ToolCall, ToolCallDelta, Usage
 from .base import BackendInfo
 from .thinking import ThinkSplitter
+from .tool_calls import ToolCallSplitter, constraint, render_tools, tool_use
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +230,8 @@ class _State:
             bos_token=model.token_get_text(bos_id) if bos_id != -1 else "",
         )
         self.n_ctx = self.llm.n_ctx()
+        self.grammars: dict[str, Any] = {}
+        """Compiled grammars by their text (tools and formats repeat from request to request)."""
 
     def is_eog(self, token: int) -> bool:
         return bool(self.lib.llama_vocab_is_eog(self.llm._model.vocab, token))
@@ -233,6 +240,9 @@ class _State:
         extra: dict[str, Any] = {}
         if params.enable_thinking is not None:
             extra["enable_thinking"] = params.enable_thinking
+        shown = tool_use(params).shown
+        if shown:
+            extra["tools"] = render_tools(shown)
         template_messages: list[Any] = [_template_message(m) for m in messages]
         rendered = self.formatter(messages=template_messages, **extra)
         tokens: list[int] = self.llm.tokenize(
@@ -304,6 +314,8 @@ def _generate(
     if cancel.is_set():
         return
     try:
+        use = tool_use(params)
+        grammar = _grammar(state, constraint(use, params.response_format))
         tokens = state.prompt_tokens(messages, params)
     except InvalidInput as exc:
         emit(exc)
@@ -328,6 +340,8 @@ def _generate(
     stops = tuple(s for s in params.stop if s)
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     splitter = ThinkSplitter()
+    calls = ToolCallSplitter([tool.name for tool in use.shown]) if use.shown else None
+    called = 0
     held = ""  # text that might be the start of a stop sequence
     generated = 0
     reasoning_tokens = 0
@@ -343,6 +357,7 @@ def _generate(
             repeat_penalty=params.repetition_penalty or DEFAULT_SAMPLING.repeat_penalty,
             frequency_penalty=params.frequency_penalty or 0.0,
             presence_penalty=params.presence_penalty or 0.0,
+            grammar=grammar,
         ):
             if cancel.is_set():
                 finish = "cancelled"
@@ -357,11 +372,16 @@ def _generate(
                 content, reasoning = splitter.feed(text)
                 if reasoning:
                     reasoning_tokens += 1
-                if content or reasoning:
+                found: tuple[ToolCallDelta, ...] = ()
+                if calls is not None and content:
+                    content, made = calls.feed(content)
+                    found = tuple(_call_delta(called + n, call) for n, call in enumerate(made))
+                    called += len(found)
+                if content or reasoning or found:
                     # The first delta tells the prompt's size at once (native streams report a
                     # constant input_tokens on every event); the last one has the final usage.
                     early = None if sent else Usage(len(tokens), generated, cached, reasoning_tokens)
-                    emit(Delta(content=content, reasoning=reasoning, usage=early))
+                    emit(Delta(content=content, reasoning=reasoning, tool_calls=found, usage=early))
                     sent = True
             if stopped:
                 finish = "stop"
@@ -375,8 +395,18 @@ def _generate(
     held += decoder.decode(b"", final=True)
     content, reasoning = splitter.feed(held)
     tail_content, tail_reasoning = splitter.flush()
-    if content + tail_content or reasoning + tail_reasoning:
-        emit(Delta(content=content + tail_content, reasoning=reasoning + tail_reasoning))
+    content += tail_content
+    found = ()
+    if calls is not None:
+        content, made = calls.feed(content)
+        rest, last = calls.flush()
+        content, made = content + rest, made + last
+        found = tuple(_call_delta(called + n, call) for n, call in enumerate(made))
+        called += len(found)
+    if content or reasoning + tail_reasoning or found:
+        emit(Delta(content=content, reasoning=reasoning + tail_reasoning, tool_calls=found))
+    if called and finish == "stop":
+        finish = "tool_calls"
     usage = Usage(
         prompt_tokens=len(tokens),
         completion_tokens=generated,
@@ -385,6 +415,28 @@ def _generate(
     )
     emit(Delta(finish_reason=finish, usage=usage))
     emit(None)
+
+
+def _grammar(state: _State, text: str | None) -> Any:
+    """The compiled grammar (``None``: sample freely); compiled grammars are kept by text."""
+    if text is None:
+        return None
+    compiled = state.grammars.get(text)
+    if compiled is None:
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        try:
+            compiled = LlamaGrammar.from_string(text, verbose=False)
+        except ValueError as exc:
+            raise InvalidInput(f"the requested output format cannot be enforced: {exc}") from exc
+        if len(state.grammars) >= 64:
+            state.grammars.pop(next(iter(state.grammars)))
+        state.grammars[text] = compiled
+    return compiled
+
+
+def _call_delta(index: int, call: ToolCall) -> ToolCallDelta:
+    return ToolCallDelta(index=index, id=call.id, name=call.name, arguments=call.arguments)
 
 
 def _reused_prefix(live: list[int], tokens: list[int]) -> int:
@@ -419,4 +471,20 @@ def _template_message(message: Message) -> dict[str, Any]:
     for part in message.content:
         if not isinstance(part, TextPart):
             raise InvalidInput(f"this model reads text only; the {part.type} part cannot be sent to it")
-    return {"role": message.role, "content": message.text}
+    rendered: dict[str, Any] = {"role": message.role, "content": message.text}
+    if message.tool_calls:
+        rendered["tool_calls"] = [
+            {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": _arguments(call)}}
+            for call in message.tool_calls
+        ]
+    if message.tool_call_id is not None:
+        rendered["tool_call_id"] = message.tool_call_id
+    return rendered
+
+
+def _arguments(call: ToolCall) -> Any:
+    """A call's arguments as the template writes them back (an object: templates ``tojson`` it)."""
+    try:
+        return json.loads(call.arguments) if call.arguments.strip() else {}
+    except ValueError:
+        return call.arguments
