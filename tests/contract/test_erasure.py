@@ -23,7 +23,7 @@ from multiturn.store import SQLStore, dialect
 from multiturn.store.responses import ORIGIN_KEY, ORIGIN_RESPONSES
 from multiturn.store.turns import Blocked, Started
 from support.scan import fts_hits, leftovers
-from support.turns import Stored, entry, stored_turn
+from support.turns import Stored, answer, entry, stored_turn
 
 SECRET = "xylophonequirk"
 """The deleted words. Starting with a letter no other indexed word starts with, the full word
@@ -166,6 +166,22 @@ async def test_deleting_the_only_response_of_a_chain_takes_its_conversation(stor
     with pytest.raises(NotFound):
         await store.get_conversation(chain.conversation_id)
     assert await leftovers(store, {SECRET, chain.conversation_id}) == []
+
+
+async def test_an_open_turn_under_a_spliced_item_goes_under_the_item_before(store: SQLStore) -> None:
+    chain = await _chain(store, ["first", SECRET])
+    first, doomed = chain.turns
+    turn = entry(store, chain.conversation_id, "next", parent_id=doomed.answer_id)
+    started = await store.enter_turn(turn)
+    assert isinstance(started, Started) and started.parent_id == doomed.answer_id
+
+    await store.delete_response(str(doomed.response_id))
+
+    records = answer(turn, started, "done")
+    assert await store.end_turn(turn.id, chain.conversation_id, records, response={"status": "completed"})
+    path = await store.path(chain.conversation_id, started.answer_id)
+    assert [item.id for item in path][:2] == [first.input_ids[0], first.answer_id]
+    assert path[2].parent_id == first.answer_id and path[2].id == started.input_ids[0]
 
 
 async def test_another_process_does_not_serve_a_path_cached_before_an_erasure(store: SQLStore) -> None:

@@ -28,6 +28,7 @@ Every transaction here is short: a few indexed reads and writes, never a model c
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeAlias
@@ -294,6 +295,8 @@ def end(
         if row.response_id is not None:
             conn.execute(responses_table.delete().where(responses_table.c.id == row.response_id))
     else:
+        if records and records[0].parent_id != row.parent_id:  # an erasure spliced the turn's parent out
+            records = [dataclasses.replace(records[0], parent_id=row.parent_id), *records[1:]]
         if records:
             conn.execute(items.insert(), [item_row(record) for record in records])
         if response is not None and row.response_id is not None:
