@@ -17,11 +17,12 @@ lexical only. numpy is imported only by the embedders themselves, never by ``imp
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import InvalidInput, MissingDependency, UpstreamError
@@ -58,13 +59,30 @@ _wordllama_lock = threading.Lock()
 _wordllama_model: Any = None
 
 
+@contextlib.contextmanager
+def _root_logging_kept() -> Iterator[None]:
+    """Undo what an import does to the root logger: the ``wordllama`` package calls
+    ``logging.basicConfig(level=INFO)`` when imported, which would print every INFO line of
+    every library to stderr (into the chat REPL, into a benchmark's output)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        for handler in root.handlers[:]:
+            if handler not in handlers:
+                root.removeHandler(handler)
+        root.setLevel(level)
+
+
 def _wordllama() -> Any:
     """The WordLlama model, loaded once per process from the package's bundled weights."""
     global _wordllama_model
     with _wordllama_lock:
         if _wordllama_model is None:
             try:
-                import wordllama
+                with _root_logging_kept():
+                    import wordllama
             except ImportError as exc:
                 raise MissingDependency("wordllama", "memory") from exc
             package_dir = os.path.dirname(wordllama.__file__)

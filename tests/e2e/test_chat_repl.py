@@ -145,6 +145,8 @@ def test_repl_ctrl_c_stops_a_generation_and_keeps_it(cli: Cli, repl_factory: Cal
     repl.expect("stopped; the partial answer is kept")
     printed += repl.child.before
     repl.prompt()
+    for shown_now in (printed, repl.child.before):  # no log line among the REPL's own output
+        assert "INFO" not in shown_now and "stored incomplete" not in shown_now, shown_now
 
     shown = repl.send("/history")  # the REPL is alive and shows the kept answer
     assert "Write a numbered list of 100 animals." in shown

@@ -25,6 +25,24 @@ async def test_wordllama_gives_unit_vectors_closer_for_related_sentences() -> No
     assert (await embedder.embed([])).shape == (0, 256)
 
 
+def test_loading_wordllama_leaves_the_root_logger_as_it_was() -> None:
+    """The package calls ``logging.basicConfig(level=INFO)`` when imported: every library's INFO
+    lines would reach stderr (the chat REPL, a benchmark's output). In a fresh process, since
+    the package may already be imported here."""
+    code = (
+        "import logging, sys\n"
+        "from multiturn.embeddings import WordLlamaEmbedder\n"
+        "WordLlamaEmbedder().ensure()\n"
+        "assert 'wordllama' in sys.modules\n"
+        "root = logging.getLogger()\n"
+        "print(root.level, len(root.handlers))\n"
+        "logging.getLogger('multiturn.x').info('should not show')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.split() == [str(30), "0"]  # WARNING, no handler: as Python starts
+    assert "should not show" not in done.stderr
+
+
 def test_settings_choose_the_embedder() -> None:
     assert load_embedder(Settings(embedder="none")) is None
     embedder = load_embedder(Settings(embedder="wordllama"))

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from .. import catalog
+from ..errors import ModelNotFound
 from ..settings import Settings
 from .options import settings
 from .render import models_table
@@ -53,11 +54,30 @@ def pull_with_progress(spec: catalog.ModelSpec, s: Settings, console: Console) -
     return str(path)
 
 
+def embedded_target(s: Settings) -> str:
+    """The catalogue model ``s.model`` runs when embedded (an alias's, or itself). Raises
+    ModelNotFound: neither an alias nor a catalogue model."""
+    alias = s.models.get(s.model)
+    if alias is None:
+        if any(spec.name == s.model for spec in catalog.CATALOG):
+            return s.model
+        aliases = ", ".join(s.models) or "none"
+        known = ", ".join(spec.name for spec in catalog.CATALOG)
+        raise ModelNotFound(
+            f"unknown model {s.model!r}: neither an alias ({aliases}) nor a catalogue model ({known}); "
+            "configure an alias under [models] or pass --model-path FILE.gguf"
+        )
+    return alias.model or s.embedded_model
+
+
 def ensure_pulled(s: Settings, console: Console) -> None:
-    """Pull the configured catalogue model on first use, with a progress bar."""
-    if s.model_path is not None:
+    """Pull the catalogue model the configured model runs on (itself, or what its alias runs)
+    on first use, with a progress bar; nothing for an upstream alias or a local file. Raises
+    NotFound: neither an alias nor a catalogue model."""
+    alias = s.models.get(s.model)
+    if s.model_path is not None or (alias is not None and alias.backend == "upstream"):
         return
-    spec = catalog.find(s.model)
+    spec = catalog.find(embedded_target(s))
     if not catalog.is_pulled(spec, s.models_dir):
         console.print(f"[dim]pulling {spec.name} ({spec.size / 1e6:.0f} MB) from {spec.source.describe()}...[/dim]")
         pull_with_progress(spec, s, console)
