@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from .errors import ModelIntegrityError, ModelUnavailable, NotFound
+from .settings import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +157,16 @@ def find(name: str) -> ModelSpec:
             return spec
     known = ", ".join(s.name for s in CATALOG)
     raise NotFound(f"unknown model {name!r} (the catalogue has: {known}; or pass --model-path FILE.gguf)")
+
+
+def embedded_model(model: str, model_path: Path | None) -> str:
+    """What an embedded alias without a ``model`` of its own runs, given the configured
+    ``model`` (which may itself be an alias: ``chat -m qwen-plus``) and ``model_path``:
+    ``local`` (the file) when one is given, else ``model`` when it names a catalogue model,
+    else the default one."""
+    if model_path is not None:
+        return "local"
+    return model if any(spec.name == model for spec in CATALOG) else DEFAULT_MODEL
 
 
 def model_file(spec: ModelSpec, models_dir: Path) -> Path:

@@ -165,17 +165,6 @@ class Settings(BaseSettings):
     def models_dir(self) -> Path:
         return self.cache_dir / "models"
 
-    @property
-    def embedded_model(self) -> str:
-        """What an embedded alias without a ``model`` of its own runs: ``local`` (the
-        ``model_path`` file) when one is given, else ``model`` when it names a catalogue model,
-        else the default one. (``model`` may be an alias: ``chat -m qwen-plus``.)"""
-        from . import catalog
-
-        if self.model_path is not None:
-            return "local"
-        return self.model if any(spec.name == self.model for spec in catalog.CATALOG) else DEFAULT_MODEL
-
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
         """Build settings, ignoring ``None`` overrides (flags the user did not give)."""

@@ -45,7 +45,8 @@ class BackendRegistry:
         alias = self.settings.models.get(name)
         if alias is not None and alias.backend == "upstream":
             return self._upstream(name, alias)
-        target = (alias.model or self.settings.embedded_model) if alias is not None else name
+        embedded = catalog.embedded_model(self.settings.model, self.settings.model_path)
+        target = (alias.model or embedded) if alias is not None else name
         return self._embedded(target, requested=name)
 
     def _embedded(self, name: str, *, requested: str) -> Backend:
@@ -60,7 +61,7 @@ class BackendRegistry:
             top_k=s.top_k,
             repeat_penalty=s.repeat_penalty,
         )
-        if s.model_path is not None and name in ("local", s.model, s.embedded_model):
+        if s.model_path is not None and name in ("local", s.model):
             return LlamaCppBackend.for_file(requested, s.model_path, options, sampling=sampling)
         try:
             spec = catalog.find(name)

@@ -18,6 +18,7 @@ from ..bench import cache as harness
 from ..bench.cache_report import memory_note, rows, to_markdown
 from .models import ensure_pulled
 from .options import Model, ModelPath, settings
+from .render import stdout_console
 
 
 def cache(
@@ -86,7 +87,7 @@ def cache(
     if as_json:
         typer.echo(_json(result), nl=False)
         return
-    console = Console()
+    console = stdout_console()
     console.print(_table(result))
     for run in result.runs:
         if run.error:

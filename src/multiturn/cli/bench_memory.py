@@ -18,6 +18,7 @@ from rich.table import Table
 from ..bench import memory as harness
 from ..bench import memory_report
 from ..errors import InvalidInput, MissingDependency
+from .render import stdout_console
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -119,4 +120,4 @@ def memory(
         table.add_column(column, justify="left" if column == "policy" else "right")
     for row in memory_report.rows(result):
         table.add_row(*row)
-    Console().print(table)
+    stdout_console().print(table)

@@ -28,21 +28,34 @@ from .options import Db, Model, ModelPath, settings
 
 
 def chat(
-    once: Annotated[str | None, typer.Option("--once", help="Ask one question, print the answer, exit")] = None,
+    once: Annotated[
+        str | None,
+        typer.Option(
+            "--once", metavar="MESSAGE", help="Ask one question, print the answer, exit; - reads it from stdin"
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="With --once: print the reply as JSON")] = False,
     resume: Annotated[bool, typer.Option("--continue", "-c", help="Continue the most recent conversation")] = False,
-    conversation: Annotated[str | None, typer.Option("--conversation", "--cid", help="Continue this one")] = None,
-    system: Annotated[str | None, typer.Option("--system", "-s", help="System prompt of a new conversation")] = None,
+    conversation: Annotated[
+        str | None, typer.Option("--conversation", "--cid", metavar="ID", help="Continue this one")
+    ] = None,
+    system: Annotated[
+        str | None, typer.Option("--system", "-s", metavar="TEXT", help="System prompt of a new conversation")
+    ] = None,
     db: Db = None,
     model: Model = None,
     model_path: ModelPath = None,
-    max_tokens: Annotated[int | None, typer.Option(min=1, help="Most tokens per answer")] = None,
-    temperature: Annotated[float | None, typer.Option(min=0.0, max=2.0)] = None,
-    seed: Annotated[int | None, typer.Option(help="Sampling seed")] = None,
+    max_tokens: Annotated[int | None, typer.Option(min=1, metavar="N", help="Most tokens per answer")] = None,
+    temperature: Annotated[
+        float | None, typer.Option(min=0.0, max=2.0, metavar="T", help="Sampling temperature, 0 to 2")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(metavar="N", help="Sampling seed")] = None,
 ) -> None:
     """Chat with a model; the conversation is stored and survives restarts."""
     if as_json and once is None:
         raise InvalidInput("--json needs --once")
+    if once == "-":
+        once = sys.stdin.read()
     if once is not None and not once.strip():
         raise InvalidInput("the message is empty")
     s = settings(db=db, model=model, model_path=model_path)

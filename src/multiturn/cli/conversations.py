@@ -17,14 +17,13 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
-from rich.console import Console
 
 from .. import export as jsonl
 from ..client import AsyncClient
 from ..errors import InvalidInput
 from ..store.base import DEFAULT_TENANT
 from .options import Db, settings
-from .render import conversations_table, history, when
+from .render import conversations_table, history, stdout_console, when
 
 app = typer.Typer(help="List, show, export, import, delete and prune stored conversations.", no_args_is_help=True)
 T = TypeVar("T")
@@ -57,7 +56,7 @@ def list_conversations(
         for record in records:
             typer.echo(json.dumps(jsonl.conversation_to_json(record), ensure_ascii=False))
     elif records:
-        Console().print(conversations_table(records))
+        stdout_console().print(conversations_table(records))
     else:
         typer.echo("no conversations yet: start one with `multiturn chat`", err=True)
 
@@ -79,7 +78,7 @@ def show(
             for line in jsonl.to_jsonl(record, items):
                 typer.echo(line)
         else:
-            console = Console()
+            console = stdout_console()
             console.print(f"[bold]{record.title or '(untitled)'}[/bold]  [dim]{record.id}[/dim]")
             console.print(history(items, record.system_prompt))
 

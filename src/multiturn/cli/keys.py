@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ..context.plan import preset
@@ -21,7 +20,7 @@ from ..errors import InvalidInput
 from ..store.base import DEFAULT_TENANT, ApiKeyRecord
 from ..store.sql import SQLStore
 from .options import Db, settings
-from .render import when
+from .render import stdout_console, when
 
 app = typer.Typer(help="Create, list and revoke the gateway's API keys.", no_args_is_help=True)
 T = TypeVar("T")
@@ -72,7 +71,7 @@ def list_keys(
         for record in records:
             typer.echo(json.dumps(key_to_json(record), ensure_ascii=False))
     elif records:
-        Console().print(keys_table(records))
+        stdout_console().print(keys_table(records))
     else:
         typer.echo("no API keys: create one with `multiturn keys create`", err=True)
 

@@ -12,7 +12,7 @@ from .. import catalog
 from ..errors import ModelNotFound
 from ..settings import Settings
 from .options import settings
-from .render import models_table
+from .render import models_table, stdout_console
 
 app = typer.Typer(help="List and pull models from the catalogue.", no_args_is_help=True)
 
@@ -22,7 +22,7 @@ def list_models() -> None:
     """Show the catalogue and which models are pulled."""
     s = settings()
     rows = [(spec, catalog.is_pulled(spec, s.models_dir)) for spec in catalog.CATALOG]
-    Console().print(models_table(rows, s.model))
+    stdout_console().print(models_table(rows, s.model))
 
 
 @app.command("pull")
@@ -67,7 +67,7 @@ def embedded_target(s: Settings) -> str:
             f"unknown model {s.model!r}: neither an alias ({aliases}) nor a catalogue model ({known}); "
             "configure an alias under [models] or pass --model-path FILE.gguf"
         )
-    return alias.model or s.embedded_model
+    return alias.model or catalog.embedded_model(s.model, s.model_path)
 
 
 def ensure_pulled(s: Settings, console: Console) -> None:

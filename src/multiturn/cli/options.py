@@ -10,11 +10,22 @@ import typer
 from ..settings import Settings
 
 Db = Annotated[
-    str | None, typer.Option("--db", help="Database: a SQLite file or a postgresql:// URL [env: MULTITURN_DB]")
+    str | None,
+    typer.Option("--db", metavar="FILE|URL", help="Database: a SQLite file or a postgresql:// URL [env: MULTITURN_DB]"),
 ]
-Model = Annotated[str | None, typer.Option("--model", "-m", help="Model name from `multiturn models list`")]
+Model = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        metavar="NAME",
+        help="A model alias (qwen-plus, or one of [models] in the config) or a catalogue model "
+        "(`multiturn models list`) [env: MULTITURN_MODEL]",
+    ),
+]
 ModelPath = Annotated[
-    Path | None, typer.Option("--model-path", help="Use this local GGUF file as the model", dir_okay=False)
+    Path | None,
+    typer.Option("--model-path", metavar="FILE", help="Use this local GGUF file as the model", dir_okay=False),
 ]
 
 

@@ -5,12 +5,25 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from .. import catalog, codec
 from ..records import ConversationRecord, ItemRecord
 from ..types import Reply, Usage
+
+PIPED_WIDTH = 4096
+"""Columns a table may take when stdout is not a terminal (a pipe, a file): its natural width,
+not the 80 columns Rich assumes."""
+
+
+def stdout_console() -> Console:
+    """The console tables go to: the terminal's width, or unbounded when piped."""
+    import sys
+
+    return Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
+
 
 HELP = """\
 /new             start a new conversation

@@ -22,11 +22,19 @@ from .options import Db, ModelPath, settings
 
 
 def serve(
-    host: Annotated[str | None, typer.Option(help="Interface to bind [default: 127.0.0.1]")] = None,
-    port: Annotated[int | None, typer.Option(help="Port; 0 picks a free one [default: 8000]")] = None,
+    host: Annotated[
+        str | None, typer.Option(metavar="HOST", help="Interface to bind [default: 127.0.0.1] [env: MULTITURN_HOST]")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(metavar="PORT", help="Port; 0 picks a free one [default: 8000] [env: MULTITURN_PORT]")
+    ] = None,
     api_key: Annotated[
         list[str] | None,
-        typer.Option("--api-key", help="Accept this Bearer key (repeatable) [env: MULTITURN_API_KEYS]"),
+        typer.Option(
+            "--api-key",
+            metavar="KEY",
+            help="Accept this Bearer key (repeatable) [env: MULTITURN_API_KEYS, a JSON list]",
+        ),
     ] = None,
     db: Db = None,
     model_path: ModelPath = None,
