@@ -295,7 +295,8 @@ def _params(p: dict[str, Any]) -> GenerationParams:
             top = w.PARAMETER_MAXIMA.get(key)
             if top is not None and value > top:
                 raise InvalidParameter(f"Range of {key} should be [0, {top}]", param=key)
-            kw[key] = value if integer else float(value)
+            # top_logprobs is no canonical parameter: checked here, passed on as it came
+            (extra if key == "top_logprobs" else kw)[key] = value if integer else float(value)
         elif key in _BOOLS:
             if not isinstance(value, bool):
                 raise InvalidInput(f"'{key}' must be Boolean")
