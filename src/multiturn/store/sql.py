@@ -151,13 +151,15 @@ class SQLStore(TurnTables, MemoryTables):
     async def prune(self, older_than_ms: int, *, tenant_id: str | None = DEFAULT_TENANT) -> list[str]:
         """Delete the conversations with no activity since ``older_than_ms`` (of one tenant, or
         of all with ``None``), as ``delete_conversation`` does; returns their ids. A conversation
-        written to while this runs is kept (the condition is checked by the delete itself)."""
+        written to while this runs is kept (its row is locked and the condition checked again)."""
         stale = conversations.c.updated_at < older_than_ms
         if tenant_id is not None:
             stale = sa.and_(stale, conversations.c.tenant_id == tenant_id)
 
         def run(conn: Connection) -> list[str]:
-            doomed = sorted(conn.execute(sa.select(conversations.c.id).where(stale)).scalars())
+            # FOR UPDATE: PostgreSQL locks the rows and checks the condition again on a row written
+            # meanwhile (SQLite's write lock already keeps every writer out)
+            doomed = sorted(conn.execute(sa.select(conversations.c.id).where(stale).with_for_update()).scalars())
             erasure.erase_conversations(conn, doomed)
             return doomed
 
