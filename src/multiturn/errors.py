@@ -36,6 +36,15 @@ class InvalidInput(MultiturnError):
     exit_code = 2
 
 
+class InvalidParameter(InvalidInput):
+    """An ``InvalidInput`` that names the offending request field and the wire error code."""
+
+    def __init__(self, message: str, *, param: str | None = None, code: str = "invalid_parameter_error") -> None:
+        super().__init__(message)
+        self.param = param
+        self.code = code
+
+
 class ContextTooLong(InvalidInput):
     def __init__(self, message: str, *, prompt_tokens: int, limit: int) -> None:
         super().__init__(message)

@@ -21,6 +21,24 @@ class BackendInfo:
     max_output_tokens: int
     capabilities: frozenset[str] = field(default_factory=lambda: frozenset({"text"}))
     description: str = ""
+    honours: Honours | None = None
+    """What of a request's parameters this backend can do, when it decides (``None``: it passes
+    every parameter on and the server behind it answers for them: an upstream)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Honours:
+    """The request parameters a backend that decides for itself honours: beyond these, a
+    request is refused (``capabilities.check_params``), never quietly answered without them."""
+
+    backend: str
+    """How the refusal names the backend (``the embedded llama.cpp backend``)."""
+    choices: int = 1
+    """The most choices (``n``) it answers."""
+    thinking: bool = False
+    logprobs: bool = False
+    extra: frozenset[str] = frozenset()
+    """Fields of ``GenerationParams.extra`` it honours (or that change nothing: ``user``)."""
 
 
 class Backend(Protocol):

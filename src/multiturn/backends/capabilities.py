@@ -1,11 +1,19 @@
-"""What a model can read: its capabilities against a request's content parts."""
+"""What a model can read and do: its capabilities against a request's content parts, and the
+parameters a backend that decides for itself (the embedded one) honours against the request's.
+
+No silent yes: a parameter the backend cannot honour is refused, naming it, before anything is
+generated or stored. An upstream backend passes every parameter on, and the server behind it
+answers for them (``BackendInfo.honours`` is ``None``) — except what multiturn itself cannot
+bring back from it: more than one choice (one is relayed) and log probabilities (not relayed).
+The table of every parameter is in ``docs/parameters.md``."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..errors import UnsupportedContent
-from ..types import AudioPart, ImagePart, Message, VideoPart
+from ..errors import InvalidParameter, UnsupportedContent
+from ..types import AudioPart, GenerationParams, ImagePart, Message, VideoPart
+from .base import BackendInfo
 
 
 def check_capabilities(messages: Sequence[Message], capabilities: frozenset[str], model: str) -> None:
@@ -20,3 +28,39 @@ def check_capabilities(messages: Sequence[Message], capabilities: frozenset[str]
 
 
 _CAPABILITY: dict[type, str] = {ImagePart: "vision", AudioPart: "audio", VideoPart: "video"}
+
+
+def check_params(params: GenerationParams, info: BackendInfo, model: str) -> None:
+    """Refuse the first parameter ``info``'s backend cannot honour (``InvalidParameter`` naming
+    it); nothing for a backend that passes parameters on."""
+    honours = info.honours
+    if honours is None:
+        _check_relayed(params, model)
+        return
+    where = f"the model {model!r} runs on {honours.backend}"
+    if params.n is not None and params.n > honours.choices:
+        raise InvalidParameter(f"n: {where}, which answers {honours.choices} choice(s) a request", param="n")
+    if not honours.thinking and (params.enable_thinking or params.thinking_budget is not None):
+        param = "enable_thinking" if params.enable_thinking else "thinking_budget"
+        raise InvalidParameter(
+            f"{param}: {where} with a model that does not think; map the name to a thinking model "
+            "(an upstream alias with the 'thinking' capability) or leave it out",
+            param=param,
+        )
+    for key, value in params.extra.items():
+        if key in honours.extra or value in (None, False):
+            continue
+        if key in ("logprobs", "top_logprobs") and honours.logprobs:
+            continue
+        raise InvalidParameter(f"{key}: {where}, which cannot honour it; leave it out", param=key)
+
+
+def _check_relayed(params: GenerationParams, model: str) -> None:
+    """What an upstream could do but multiturn does not bring back from it."""
+    if params.n is not None and params.n > 1:
+        raise InvalidParameter(f"n: multiturn relays one choice from the model {model!r}; leave n out", param="n")
+    for key in ("logprobs", "top_logprobs"):
+        if params.extra.get(key) not in (None, False):
+            raise InvalidParameter(
+                f"{key}: multiturn does not relay log probabilities from the model {model!r}; leave it out", param=key
+            )

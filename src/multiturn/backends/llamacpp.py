@@ -35,7 +35,7 @@ from typing import Any
 from .. import catalog
 from ..errors import BackendError, ContextTooLong, InvalidInput, MissingDependency, ModelUnavailable
 from ..types import Delta, FinishReason, GenerationParams, Message, TextPart, ToolCall, ToolCallDelta, Usage
-from .base import BackendInfo
+from .base import BackendInfo, Honours
 from .thinking import ThinkSplitter
 from .tool_calls import ToolCallSplitter, constraint, render_tools, tool_use
 
@@ -80,6 +80,11 @@ class Sampling:
 
 
 DEFAULT_SAMPLING = Sampling()
+
+EMBEDDED = Honours(backend="the embedded llama.cpp backend", extra=frozenset({"user", "metadata"}))
+"""One choice, no thinking (no small thinking model is reachable offline), no log probabilities
+(llama.cpp has them per token, but not through this backend yet); ``user`` and ``metadata`` are
+labels that change no answer."""
 
 
 class LlamaCppBackend:
@@ -146,6 +151,7 @@ class LlamaCppBackend:
             max_output_tokens=window,
             capabilities=frozenset({"text", "stream"}),
             description=self._description,
+            honours=EMBEDDED,
         )
 
     async def prepare(self) -> None:

@@ -24,7 +24,8 @@ Model Studio's compatible mode, vLLM, SGLang, Ollama and llama.cpp's server all 
   gateway shows its clients a generic message instead (``server/errors.py``).
 - Closing the generator (``aclose`` or cancellation) closes the upstream connection at once, so
   the upstream sees the disconnect and stops generating.
-- Only choice 0 of a stream is relayed (``n > 1`` is passed through but not split).
+- Only choice 0 is relayed: ``n > 1`` and log probabilities are refused before a request gets
+  here (``capabilities.check_params``).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import TypeVar
 
 from ..backends.base import Backend, completes
-from ..backends.capabilities import check_capabilities
+from ..backends.capabilities import check_capabilities, check_params
 from ..context.budget import measured_overhead, prompt_budget, reserved_output
 from ..context.cache import PlanCache
 from ..context.plan import Policy, plan_context, preset
@@ -344,7 +344,9 @@ class Engine(ConversationOps):
     async def _stateless_backend(self, request: ChatRequest) -> Backend:
         """The request's backend, checked against its parts and prepared."""
         backend = self._backend_for(request.model)
-        check_capabilities(request.messages, backend.info().capabilities, request.model)
+        info = backend.info()
+        check_capabilities(request.messages, info.capabilities, request.model)
+        check_params(request.params, info, request.model)
         await backend.prepare()
         return backend
 

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import codec
 from ..backends.base import Backend, completes
-from ..backends.capabilities import check_capabilities
+from ..backends.capabilities import check_capabilities, check_params
 from ..context.plan import Policy
 from ..errors import ContextTooLong, InvalidInput, MultiturnError, NotFound, StoreError
 from ..ids import new_id
@@ -196,7 +196,9 @@ class Turn:
         model, backend = engine.backend_for(conversation, options.model)
         policy = engine.policy(conversation, model, self._policy)
         messages = [*options.before, *([Message("user", self._content)] if self._content is not None else [])]
-        check_capabilities(messages, backend.info().capabilities, model)
+        info = backend.info()
+        check_capabilities(messages, info.capabilities, model)
+        check_params(self._params, info, model)
         await backend.prepare()
         inputs = tuple([_new_item(m, await backend.count_tokens(m.text)) for m in messages])
         at_head = options.parent_id is None and options.after_response is None

@@ -24,7 +24,7 @@ from typing import Annotated, Any, Final
 import orjson
 from pydantic import Field, StringConstraints
 
-from ..errors import InvalidInput
+from ..errors import InvalidParameter as InvalidParameter  # where the protocols import it from
 from ..types import AudioPart, ImagePart, Message, TextPart, VideoPart
 
 INT32_MAX: Final = 2**31 - 1
@@ -65,15 +65,6 @@ Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)]
 Name = Annotated[str, StringConstraints(max_length=MAX_NAME_CHARS)]
 FunctionName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_FUNCTION_NAME_CHARS)]
-
-
-class InvalidParameter(InvalidInput):
-    """An ``InvalidInput`` that names the offending request field and the wire error code."""
-
-    def __init__(self, message: str, *, param: str | None = None, code: str = "invalid_parameter_error") -> None:
-        super().__init__(message)
-        self.param = param
-        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
