@@ -389,6 +389,10 @@ def _generate(
                     early = None if sent else Usage(len(tokens), generated, cached, reasoning_tokens)
                     emit(Delta(content=content, reasoning=reasoning, tool_calls=found, usage=early))
                     sent = True
+                if found and params.parallel_tool_calls is False:  # one call asked for: it is made
+                    finish = "stop"
+                    held = ""
+                    break
             if stopped:
                 finish = "stop"
                 held = ""
