@@ -117,7 +117,16 @@ class ConversationOps:
             tenant_id=self.tenant_id,
             conversation_id=conversation_id,
             owner=self.store.owner,
-            inputs=tuple(NewItem(role=m.role, content=m.content) for m in messages),
+            inputs=tuple(
+                NewItem(
+                    role=m.role,
+                    content=m.content,
+                    reasoning=m.reasoning,
+                    tool_calls=m.tool_calls,
+                    tool_call_id=m.tool_call_id,
+                )
+                for m in messages
+            ),
             answers=False,
         )
         started = await self.turns.enter(entry)

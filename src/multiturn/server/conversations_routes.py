@@ -9,6 +9,13 @@ from the first item to the head. Deleting an item deletes it and everything afte
 branch (its subtree), and the head moves back to its parent when it was inside: items are never
 rewritten, so a middle item cannot be cut out of a chain. The caller's ``metadata`` is kept
 apart from the conversation's own settings (``context_policy``, an extension, sets its policy).
+
+Items are shown in the Responses shapes: messages, ``function_call`` items (an answer with tool
+calls shows one per call, ``fc_`` + its id + ``_`` + the call's position, after its message if it
+has text) and ``function_call_output`` items (stored ``tool`` messages). Items appended may be
+any of them; results must answer calls at the head or among the items (``protocols/history.py``).
+Retrieving a call's id gives that call; deleting it deletes the answer it belongs to (and, as
+always, what follows).
 """
 
 from __future__ import annotations
@@ -21,10 +28,11 @@ from starlette.routing import Route
 
 from ..context.plan import preset
 from ..engine import Engine
+from ..errors import NotFound
 from ..protocols.responses import translate as wire
 from ..records import ConversationRecord, ItemRecord
 from .gateway import gateway_of
-from .responses_routes import page, query_page
+from .responses_routes import item_objects, page, query_page
 from .stateful import input_limits, tenant_route
 
 JSON = "application/json"
@@ -36,8 +44,8 @@ def _conversation(record: ConversationRecord) -> dict[str, Any]:
     return wire.conversation_object(record.id, record.created_at, record.metadata.get(CLIENT_METADATA) or {})
 
 
-def _item(item: ItemRecord) -> dict[str, Any]:
-    return wire.item_object(item.id, item.role, item.content, item.status)
+def _items(items: list[ItemRecord]) -> list[dict[str, Any]]:
+    return [shown for item in items for shown in item_objects(item)]
 
 
 def _json(body: Any) -> Response:
@@ -99,26 +107,36 @@ async def fork(request: Request, engine: Engine) -> Response:
 @tenant_route
 async def list_items(request: Request, engine: Engine) -> Response:
     path = await engine.history(request.path_params["id"])
-    return _json(page(request, [_item(i) for i in path], default_order="desc"))
+    return _json(page(request, _items(path), default_order="desc"))
 
 
 @tenant_route
 async def create_items(request: Request, engine: Engine) -> Response:
     conversation = await engine.get(request.path_params["id"])
     gateway = gateway_of(request)
-    messages = wire.parse_items(await gateway.read_body(request), input_limits(gateway))
-    added = await engine.append_items(conversation.id, messages)
-    return _json(wire.list_page([_item(i) for i in added], has_more=False))
+    inputs = wire.parse_items(await gateway.read_body(request), input_limits(gateway))
+    before = []
+    if inputs.messages[0].role == "tool":  # results of the calls at the head
+        before = wire.continued_by([item.to_message() for item in await engine.history(conversation.id)])
+    wire.check_inputs(before, inputs, "items", continued="conversation")
+    added = await engine.append_items(conversation.id, inputs.messages)
+    return _json(wire.list_page(_items(added), has_more=False))
 
 
 @tenant_route
 async def retrieve_item(request: Request, engine: Engine) -> Response:
-    return _json(_item(await engine.item(request.path_params["id"], request.path_params["item_id"])))
+    shown_id = request.path_params["item_id"]
+    item = await engine.item(request.path_params["id"], wire.stored_id(shown_id))
+    for shown in item_objects(item):
+        if shown["id"] == shown_id:
+            return _json(shown)
+    raise NotFound(f"item {shown_id!r} not found in conversation {item.conversation_id!r}")
 
 
 @tenant_route
 async def delete_item(request: Request, engine: Engine) -> Response:
-    conversation = await engine.delete_item(request.path_params["id"], request.path_params["item_id"])
+    stored = wire.stored_id(request.path_params["item_id"])  # a call: the answer it belongs to
+    conversation = await engine.delete_item(request.path_params["id"], stored)
     return _json(_conversation(conversation))
 
 

@@ -37,7 +37,7 @@ from ..protocols.responses import translate as wire
 from ..protocols.responses.stream import ResponseEventEncoder, response_error_code
 from ..records import ConversationRecord, ItemRecord
 from ..store.responses import ORIGIN_KEY, ORIGIN_RESPONSES, ResponseRecord
-from ..types import ChatRequest, Message
+from ..types import ChatRequest, Message, Part
 from .errors import error_response, shown
 from .gateway import gateway_of, request_id
 from .stateful import REPORT_HEADER, deltas_of, engine_for, input_limits, report_header, tenant_route
@@ -74,11 +74,23 @@ async def _stored(request: Request, engine: Engine, ask: wire.ResponseCreate, po
         except NotFound:
             raise NotFound(f"Previous response with id '{ask.previous_response_id}' not found.") from None
         if previous.output_item_id is None:  # still in progress: the turn waits for its answer
+            if ask.inputs[0].role == "tool":
+                raise InvalidInput(
+                    f"previous response {previous.id!r} is still in progress: its function calls are not known "
+                    "yet, so a function_call_output cannot answer them"
+                )
             after = previous.id
         else:
             parent = previous.output_item_id
+            if ask.inputs[0].role == "tool":
+                answer = await engine.response_answer(previous)
+                called = [answer.to_message()] if answer is not None else []
+                wire.check_continued(ask, called, "previous_response_id")
     elif ask.conversation_id is not None:
         conversation = await engine.get(ask.conversation_id)
+        if ask.inputs[0].role == "tool":
+            path = await engine.history(conversation.id)
+            wire.check_continued(ask, wire.continued_by([i.to_message() for i in path]), "conversation")
     else:
         conversation = made = await engine.create(model=ask.model, metadata={ORIGIN_KEY: ORIGIN_RESPONSES})
     conversation_id = conversation.id
@@ -92,19 +104,19 @@ async def _stored(request: Request, engine: Engine, ask: wire.ResponseCreate, po
         params=dict(ask.echo),
         describe_error=_error_object,
     )
-    *before, last = ask.inputs
+    content, before = _split(ask)
     options = TurnOptions(
         parent_id=parent,
         parent_known=parent is not None,
         after_response=after,
         waits=True if after is not None else None,
         conversation=conversation,
-        before=tuple(before),
+        before=before,
         instructions=ask.instructions,
         model=ask.model,
         response=spec,
     )
-    turn = engine.turn(conversation_id, last.content, ask.params, policy=policy, options=options)
+    turn = engine.turn(conversation_id, content, ask.params, policy=policy, options=options)
     try:
         if not ask.stream:
             await turn.collect()
@@ -151,6 +163,15 @@ async def _stored(request: Request, engine: Engine, ask: wire.ResponseCreate, po
     return EventStream(encode(encoder, deltas, head=encoder.start()), headers=headers)
 
 
+def _split(ask: wire.ResponseCreate) -> tuple[tuple[Part, ...] | None, tuple[Message, ...]]:
+    """The turn's user content and the items stored before it; an input that ends with a tool
+    result has no user content: all of it is stored before the answer."""
+    *before, last = ask.inputs
+    if last.role == "user":
+        return last.content, tuple(before)
+    return None, ask.inputs
+
+
 def _error_object(exc: BaseException) -> dict[str, Any]:
     """A failed turn's ``error`` in the Responses object."""
     detail = describe(shown(exc))  # an upstream's detail only in the log
@@ -179,6 +200,9 @@ async def _unstored(request: Request, engine: Engine, ask: wire.ResponseCreate, 
         conversation = await engine.get(ask.conversation_id)
         history = await engine.history(conversation.id)
         system = system if system is not None else conversation.system_prompt
+    if ask.inputs[0].role == "tool" and (ask.previous_response_id or ask.conversation_id):
+        continued = "previous_response_id" if ask.previous_response_id else "conversation"
+        wire.check_continued(ask, wire.continued_by([item.to_message() for item in history]), continued)
     messages = [Message.of("system", system)] if system else []
     messages += [
         item.to_message()
@@ -211,7 +235,9 @@ async def _unstored(request: Request, engine: Engine, ask: wire.ResponseCreate, 
     final = replace(
         state,
         status="incomplete" if incomplete else "completed",
-        output=wire.output_items(answer_id, done.content, done.reasoning, "incomplete" if incomplete else "completed"),
+        output=wire.output_items(
+            answer_id, done.content, done.reasoning, "incomplete" if incomplete else "completed", done.tool_calls
+        ),
         usage=done.usage,
         incomplete_reason="max_output_tokens" if incomplete else None,
     )
@@ -230,7 +256,7 @@ def _response_object(record: ResponseRecord, answer: ItemRecord | None) -> dict[
         status: wire.ItemStatus = (
             "completed" if answer.status == "completed" and record.status == "completed" else "incomplete"
         )
-        output = wire.output_items(answer.id, answer.text, answer.reasoning, status)
+        output = wire.output_items(answer.id, answer.text, answer.reasoning, status, answer.tool_calls)
         report = wire.report_object(answer.context_report) if answer.context_report else None
     cut = answer is not None and answer.finish_reason == "length"
     state = wire.ResponseState(
@@ -269,8 +295,15 @@ async def delete(request: Request, engine: Engine) -> Response:
 @tenant_route
 async def input_items(request: Request, engine: Engine) -> Response:
     path = await engine.response_context(await engine.response(request.path_params["id"]))
-    objects = [wire.item_object(i.id, i.role, i.content, i.status) for i in path]
+    objects = [shown for item in path for shown in item_objects(item)]
     return Response(wire.dumps(page(request, objects, default_order="desc")), media_type=JSON)
+
+
+def item_objects(item: ItemRecord) -> list[dict[str, object]]:
+    """A stored item as Responses items (an answer with calls is several)."""
+    return wire.item_objects(
+        item.id, item.role, item.content, item.status, tool_calls=item.tool_calls, tool_call_id=item.tool_call_id
+    )
 
 
 def page(request: Request, objects: list[dict[str, object]], *, default_order: str) -> dict[str, object]:

@@ -137,7 +137,6 @@ def test_parse_create_maps_inputs_truncation_and_params() -> None:
         "temperature": 0.5,
         "metadata": {"a": "b"},
         "store": False,
-        "unknown_field": 1,
     }  # fmt: skip
     ask = wire.parse_create(orjson.dumps(body))
     assert ask.inputs == (

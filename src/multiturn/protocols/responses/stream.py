@@ -10,10 +10,14 @@ The order, as OpenAI and Model Studio send it:
     [message]    response.output_item.added · response.content_part.added (output_text)
                  response.output_text.delta … · response.output_text.done
                  response.content_part.done · response.output_item.done
+    [each call]  response.output_item.added (a function_call item, arguments "")
+                 response.function_call_arguments.delta … · response.function_call_arguments.done
+                 response.output_item.done
     response.completed (or response.incomplete when ``max_output_tokens`` cut the answer)
 
 Reasoning streams as ``response.reasoning_text.*`` (Model Studio's choice for thinking models)
-in a ``reasoning`` item that precedes the message. A failure after the first event is an
+in a ``reasoning`` item that precedes the message. An answer that is only calls has no message
+item. ``output_index`` counts the items in the order they open. A failure after the first event is an
 ``error`` event followed by ``response.failed``; nothing follows them. No ``[DONE]``.
 """
 
@@ -24,16 +28,10 @@ from typing import Any
 
 import orjson
 
-from ...types import Delta, FinishReason, Usage
+from ...types import Delta, FinishReason, ToolCall, ToolCallDelta, Usage
 from ..openai_chat.errors import describe
-from .translate import (
-    ItemStatus,
-    ResponseState,
-    message_item,
-    output_text,
-    reasoning_item,
-    response_object,
-)
+from .items import ItemStatus, call_id_of, function_call_item, message_item, output_text, reasoning_item
+from .translate import ResponseState, response_object
 
 
 def response_error_code(status: int) -> str:
@@ -54,8 +52,11 @@ class ResponseEventEncoder:
         self._seq = 0
         self._reasoning: list[str] = []
         self._text: list[str] = []
-        self._open: str | None = None  # "reasoning" | "message" while that item is streaming
+        self._open: str | None = None  # "reasoning" | "message" | "call" while that item is streaming
         self._output: list[dict[str, Any]] = []
+        self._calls = 0  # the calls opened so far
+        self._call: ToolCall | None = None  # the call streaming (its arguments so far)
+        self._call_index: int | None = None  # its index in the deltas
 
     def _event(self, kind: str, body: dict[str, Any]) -> bytes:
         data = orjson.dumps({"type": kind, **body, "sequence_number": self._seq})
@@ -80,12 +81,29 @@ class ResponseEventEncoder:
                 out += self._close() + self._open_item("message")
             self._text.append(d.content)
             out += self._event("response.output_text.delta", {**self._where(), "delta": d.content, "logprobs": []})
+        for piece in d.tool_calls:
+            out += self._call_piece(piece)
+        return out
+
+    def _call_piece(self, piece: ToolCallDelta) -> bytes:
+        out = b""
+        if self._open != "call" or piece.index != self._call_index:
+            out += self._close()
+            self._open, self._call_index = "call", piece.index
+            self._call = ToolCall(id=piece.id or f"call_{piece.index}", name=piece.name or "", arguments="")
+            item = function_call_item(self._answer, self._calls, self._call, "in_progress")
+            out += self._event("response.output_item.added", {"output_index": len(self._output), "item": item})
+        assert self._call is not None
+        if piece.arguments:
+            self._call = replace(self._call, arguments=self._call.arguments + piece.arguments)
+            where = {"item_id": call_id_of(self._answer, self._calls), "output_index": len(self._output)}
+            out += self._event("response.function_call_arguments.delta", {**where, "delta": piece.arguments})
         return out
 
     def finish(self, finish_reason: FinishReason | None, usage: Usage | None) -> bytes:
         incomplete = finish_reason == "length"
         out = b""
-        if self._open != "message" and not self._text:
+        if not self._text and not self._calls and self._open not in ("message", "call"):
             out += self._close() + self._open_item("message")  # an empty answer is still a message
         out += self._close(status="incomplete" if incomplete else "completed")
         state = replace(
@@ -135,6 +153,8 @@ class ResponseEventEncoder:
     def _close(self, status: ItemStatus = "completed") -> bytes:
         if self._open is None:
             return b""
+        if self._open == "call":
+            return self._close_call(status)
         where = self._where()
         if self._open == "reasoning":
             text = "".join(self._reasoning)
@@ -150,4 +170,19 @@ class ResponseEventEncoder:
         done += self._event("response.output_item.done", {"output_index": where["output_index"], "item": item})
         self._output.append(item)
         self._open = None
+        return done
+
+    def _close_call(self, status: ItemStatus) -> bytes:
+        assert self._call is not None
+        index = len(self._output)
+        item = function_call_item(self._answer, self._calls, self._call, status)
+        where = {"item_id": item["id"], "output_index": index}
+        done = self._event(
+            "response.function_call_arguments.done",
+            {**where, "name": self._call.name, "arguments": self._call.arguments},
+        )
+        done += self._event("response.output_item.done", {"output_index": index, "item": item})
+        self._output.append(item)
+        self._calls += 1
+        self._open, self._call, self._call_index = None, None, None
         return done

@@ -1,44 +1,78 @@
 """Responses and Conversations <-> canonical types. Pure functions, no I/O.
 
-Requests: ``parse_create`` (a ``POST /v1/responses`` body -> ``ResponseCreate``),
-``parse_conversation_create``, ``parse_conversation_update``, ``parse_items``. Objects:
-``response_object``, ``output_items``, ``item_object``, ``conversation_object``, ``list_page``.
-Errors use the OpenAI shape (``protocols.openai_chat.errors``): the Responses API shares it.
+Requests: ``parse_create`` (a ``POST /v1/responses`` body -> ``ResponseCreate``; tools,
+formats and refused fields in ``options``, input items in ``items``), ``parse_conversation_create``,
+``parse_conversation_update``, ``parse_items``. Objects: ``response_object``, ``output_items``,
+``item_objects``, ``conversation_object``, ``list_page``. Errors use the OpenAI shape
+(``protocols.openai_chat.errors``): the Responses API shares it.
 
 Ids: an item is shown under its stored id (``item_...``) everywhere, in a response's output, in
 its input items and in a conversation's items; a reasoning item is ``rs_`` plus the id of the
-answer it belongs to.
+answer it belongs to, a function call ``fc_`` plus that id and its position (``items``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
 
 from ... import codec
-from ...types import ContextReport, GenerationParams, ImagePart, Message, Part, Role, TextPart, Usage, spans_text
+from ...types import ContextReport, GenerationParams, Message, Usage, spans_text
 from ..limits import DEFAULT_LIMITS, InvalidParameter, Limits, check_items, check_turn_bytes
+from .items import (
+    Inputs,
+    ItemStatus,
+    check_inputs,
+    continued_by,
+    item_object,
+    item_objects,
+    messages,
+    output_items,
+    stored_id,
+)
+from .options import refuse_unsupported, tool_options
 from .wire import (
     ConversationCreateRequest,
     ConversationUpdateRequest,
     ForkRequest,
-    InputImage,
-    InputMessage,
     ItemsCreateRequest,
-    OutputText,
     ResponseCreateRequest,
 )
 
+__all__ = [
+    "ItemStatus",
+    "check_inputs",
+    "continued_by",
+    "item_object",
+    "item_objects",
+    "output_items",
+    "stored_id",
+]
+
 _M = TypeVar("_M", bound=BaseModel)
-_TAGS = frozenset(("str", "message", "input_text", "output_text", "input_image"))
+_TAGS = frozenset(
+    (
+        "str",
+        "message",
+        "input_text",
+        "output_text",
+        "input_image",
+        "function_call",
+        "function_call_output",
+        "reasoning_item",
+        "format_text",
+        "format_json_object",
+        "format_json_schema",
+        "FunctionChoice",
+        "AllowedToolsChoice",
+    )
+)
 """Union branch names pydantic puts in error locations; not part of the field's path."""
 MALFORMED_BODY = "Required body invalid, please check the request body format."
-REASONING_PREFIX = "rs_"
-ItemStatus = Literal["in_progress", "completed", "incomplete"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +81,7 @@ class ResponseCreate:
 
     model: str
     inputs: tuple[Message, ...]
-    """The input items in order; the last one is the user's message."""
+    """The input items as messages, in order; the last one is the user's message or a tool result."""
     params: GenerationParams
     instructions: str | None = None
     previous_response_id: str | None = None
@@ -59,7 +93,9 @@ class ResponseCreate:
     ``window``, ``disabled`` -> ``full``), else None (the usual choice applies)."""
     metadata: dict[str, str] = field(default_factory=dict)
     echo: dict[str, Any] = field(default_factory=dict)
-    """Request fields the response object repeats (temperature, top_p, truncation...)."""
+    """Request fields the response object repeats (temperature, top_p, truncation, tools...)."""
+    positions: tuple[int, ...] = ()
+    """The input item each of ``inputs`` starts at (``items.Inputs``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,23 +109,31 @@ class ConversationChange:
 
 def parse_create(body: bytes, limits: Limits = DEFAULT_LIMITS) -> ResponseCreate:
     """Validate a Responses body. Raises ``InvalidParameter`` (HTTP 400) naming the field: out of
-    its bounds, more input items than ``limits`` allows, or (``store``) more bytes than a stored
-    turn may hold."""
+    its bounds, not implemented (``options.refuse_unsupported``), a built-in tool, more input
+    items than ``limits`` allows, (``store``) more bytes than a stored turn may hold, or an input
+    that breaks the history rules (a tool result that answers no call: when the input opens
+    with a result, the route checks it again with the stored items it continues)."""
     wire = _validate(ResponseCreateRequest, body)
+    thinking = refuse_unsupported(wire)
+    tools = tool_options(wire)
     if not isinstance(wire.input, str):
         check_items(len(wire.input), limits, "input")
-    inputs = (Message.of("user", wire.input),) if isinstance(wire.input, str) else _messages(wire.input, "input")
+        inputs = messages(wire.input, "input")
+    else:
+        inputs = Inputs((Message.of("user", wire.input),), (0,))
     if wire.store is not False:
-        check_turn_bytes(inputs, limits, "input", instructions=wire.instructions)
-    if not inputs:
+        check_turn_bytes(inputs.messages, limits, "input", instructions=wire.instructions)
+    if not inputs.messages:
         raise InvalidParameter("input must not be empty", param="input")
-    if inputs[-1].role != "user":
-        raise InvalidParameter("the last input item must be a user message", param="input")
+    if inputs.messages[-1].role not in ("user", "tool"):
+        raise InvalidParameter("the last input item must be a user message or a function_call_output", param="input")
     conversation = wire.conversation if isinstance(wire.conversation, str | None) else wire.conversation.id
     if conversation is not None and wire.previous_response_id is not None:
         raise InvalidParameter(
             "previous_response_id and conversation cannot be used together", param="previous_response_id"
         )
+    if inputs.messages[0].role != "tool" or (conversation is None and wire.previous_response_id is None):
+        check_inputs((), inputs, "input", continued="input")
     policy = wire.context_policy
     if policy is None and wire.truncation is not None:
         policy = "window" if wire.truncation == "auto" else "full"
@@ -97,7 +141,11 @@ def parse_create(body: bytes, limits: Limits = DEFAULT_LIMITS) -> ResponseCreate
         max_tokens=wire.max_output_tokens,
         temperature=wire.temperature,
         top_p=wire.top_p,
-        enable_thinking=wire.enable_thinking,
+        enable_thinking=thinking,
+        tools=tools.tools,
+        tool_choice=tools.tool_choice,
+        parallel_tool_calls=tools.parallel_tool_calls,
+        response_format=tools.response_format,
     )
     echo = {
         "temperature": wire.temperature,
@@ -105,10 +153,12 @@ def parse_create(body: bytes, limits: Limits = DEFAULT_LIMITS) -> ResponseCreate
         "max_output_tokens": wire.max_output_tokens,
         "truncation": wire.truncation or ("disabled" if policy == "full" else "auto"),
         "context_policy": wire.context_policy,
+        **({"reasoning": {"effort": "none", "summary": None}} if thinking is False and wire.reasoning else {}),
+        **tools.echo,
     }
     return ResponseCreate(
         model=wire.model,
-        inputs=inputs,
+        inputs=inputs.messages,
         params=params,
         instructions=wire.instructions,
         previous_response_id=wire.previous_response_id,
@@ -118,15 +168,23 @@ def parse_create(body: bytes, limits: Limits = DEFAULT_LIMITS) -> ResponseCreate
         policy=policy,
         metadata=dict(wire.metadata or {}),
         echo=echo,
+        positions=inputs.positions,
     )
+
+
+def check_continued(ask: ResponseCreate, before: Sequence[Message], continued: str) -> None:
+    """The history rules over the stored items a request continues (``continued_by``) and its
+    input (``parse_create`` checked an input that does not open with a tool result alone)."""
+    check_inputs(before, Inputs(ask.inputs, ask.positions), "input", continued=continued)
 
 
 def parse_conversation_create(body: bytes, limits: Limits = DEFAULT_LIMITS) -> ConversationChange:
     wire = _validate(ConversationCreateRequest, body or b"{}")
-    items = _messages(wire.items or (), "items")
-    check_items(len(items), limits, "items")
-    check_turn_bytes(items, limits, "items")
-    return ConversationChange(items, wire.metadata, wire.context_policy)
+    inputs = messages(wire.items or (), "items")
+    check_items(len(inputs.messages), limits, "items")
+    check_turn_bytes(inputs.messages, limits, "items")
+    check_inputs((), inputs, "items", continued="items")
+    return ConversationChange(inputs.messages, wire.metadata, wire.context_policy)
 
 
 def parse_conversation_update(body: bytes) -> ConversationChange:
@@ -136,11 +194,12 @@ def parse_conversation_update(body: bytes) -> ConversationChange:
     return ConversationChange(metadata=wire.metadata, policy=wire.context_policy)
 
 
-def parse_items(body: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[Message, ...]:
-    items = _messages(_validate(ItemsCreateRequest, body).items, "items")
-    check_items(len(items), limits, "items")
-    check_turn_bytes(items, limits, "items")
-    return items
+def parse_items(body: bytes, limits: Limits = DEFAULT_LIMITS) -> Inputs:
+    """Items to append to a conversation (the route checks the history rules with its head)."""
+    inputs = messages(_validate(ItemsCreateRequest, body).items, "items")
+    check_items(len(inputs.messages), limits, "items")
+    check_turn_bytes(inputs.messages, limits, "items")
+    return inputs
 
 
 def parse_fork(body: bytes) -> str | None:
@@ -155,52 +214,58 @@ def _validate(model: type[_M], body: bytes) -> _M:
         raise _invalid(exc) from None
 
 
+ITEM_TYPES = "message, function_call, function_call_output and reasoning items"
+
+
 def _invalid(exc: ValidationError) -> InvalidParameter:
     errors = exc.errors(include_url=False)
     for err in errors:
         if err["type"] in ("json_invalid", "json_type") or (not err["loc"] and err["type"] == "model_type"):
             return InvalidParameter(MALFORMED_BODY, code="invalid_request_error")
+    tool = next((e for e in errors if _is_tool_type(e["loc"])), None)
+    if tool is not None:
+        where = f"tools[{tool['loc'][1]}].type"
+        return InvalidParameter(
+            f"{where}: {tool.get('input')!r} is a built-in tool, which multiturn does not run; only "
+            "function tools ({'type': 'function', 'name', 'parameters'}) are supported",
+            param=where,
+        )
+    if any(e["loc"][:1] == ("tool_choice",) for e in errors):
+        return InvalidParameter(
+            "tool_choice: must be 'auto', 'none', 'required', {'type': 'function', 'name'} or "
+            "{'type': 'allowed_tools', 'mode', 'tools'} (built-in tools are not supported)",
+            param="tool_choice",
+        )
     err = max(errors, key=lambda e: len(e["loc"]))  # the deepest is the most specific
-    path = "".join(
-        f"[{p}]" if isinstance(p, int) else f".{p}"
-        for p in err["loc"]
-        if not (isinstance(p, str) and (p.startswith(("list[", "function-")) or p in _TAGS))
-    ).lstrip(".")
+    path = _path(err["loc"])
     param = str(err["loc"][0]) if err["loc"] else None
     if err["type"] == "missing":
         return InvalidParameter(
             f"Missing required parameter: '{path}'.", param=param, code="missing_required_parameter"
         )
+    if err["type"] == "union_tag_invalid" and err["loc"][:1] in (("input",), ("items",)) and len(err["loc"]) == 3:
+        kind = err.get("input", {}).get("type") if isinstance(err.get("input"), dict) else None
+        return InvalidParameter(f"{path}: unsupported item type {kind!r} ({ITEM_TYPES} only)", param=param)
     if err["type"] in ("union_tag_invalid", "literal_error") and "type" in err["loc"][-1:]:
         kind = err.get("input")
-        return InvalidParameter(f"{path}: unsupported item or part type {kind!r} (messages only)", param=param)
+        return InvalidParameter(f"{path}: unsupported item or part type {kind!r}", param=param)
     if err["type"] == "union_tag_invalid":
-        return InvalidParameter(f"{path}: unsupported part type {err.get('input', {}).get('type')!r}", param=param)
+        found = err.get("input")
+        kind = found.get("type") if isinstance(found, dict) else found
+        return InvalidParameter(f"{path}: unsupported type {kind!r}", param=param)
     return InvalidParameter(f"{path}: {err['msg']}" if path else err["msg"], param=param)
 
 
-def _messages(items: Sequence[InputMessage], where: str) -> tuple[Message, ...]:
-    out: list[Message] = []
-    for i, item in enumerate(items):
-        role: Role = "system" if item.role == "developer" else item.role
-        parts = (TextPart(item.content),) if isinstance(item.content, str) else _parts(item.content, f"{where}[{i}]")
-        out.append(Message(role=role, content=parts))
-    return tuple(out)
+def _is_tool_type(loc: tuple[int | str, ...]) -> bool:
+    return len(loc) == 3 and loc[0] == "tools" and loc[2] == "type"
 
 
-def _parts(parts: Sequence[BaseModel], where: str) -> tuple[Part, ...]:
-    out: list[Part] = []
-    for j, part in enumerate(parts):
-        if isinstance(part, InputImage):
-            if not part.image_url:
-                raise InvalidParameter(
-                    f"{where}.content[{j}]: input_image needs an image_url (file ids are not supported)",
-                    param=where,
-                )
-            out.append(ImagePart(url=part.image_url, detail=part.detail))
-        elif isinstance(part, OutputText) or hasattr(part, "text"):
-            out.append(TextPart(str(getattr(part, "text", ""))))
-    return tuple(out)
+def _path(loc: tuple[int | str, ...]) -> str:
+    return "".join(
+        f"[{p}]" if isinstance(p, int) else f".{p}"
+        for p in loc
+        if not (isinstance(p, str) and (p.startswith(("list[", "function-", "literal[")) or p in _TAGS))
+    ).lstrip(".")
 
 
 # --- objects -------------------------------------------------------------------------------
@@ -241,15 +306,15 @@ def response_object(state: ResponseState) -> dict[str, Any]:
         "max_output_tokens": state.echo.get("max_output_tokens"),
         "model": state.model,
         "output": list(state.output),
-        "parallel_tool_calls": False,
+        "parallel_tool_calls": state.echo.get("parallel_tool_calls", True),
         "previous_response_id": state.previous_response_id,
         "conversation": {"id": state.conversation_id} if state.conversation_id else None,
-        "reasoning": None,
+        "reasoning": state.echo.get("reasoning"),
         "store": state.echo.get("store", True),
         "temperature": state.echo.get("temperature"),
-        "text": {"format": {"type": "text"}},
-        "tool_choice": "auto",
-        "tools": [],
+        "text": state.echo.get("text", {"format": {"type": "text"}}),
+        "tool_choice": state.echo.get("tool_choice", "auto"),
+        "tools": list(state.echo.get("tools", ())),
         "top_p": state.echo.get("top_p"),
         "truncation": state.echo.get("truncation", "auto"),
         "usage": usage_object(state.usage) if state.usage is not None else None,
@@ -266,54 +331,6 @@ def usage_object(usage: Usage) -> dict[str, Any]:
         "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
         "total_tokens": usage.total_tokens,
     }
-
-
-def reasoning_item(answer_id: str, text: str, status: ItemStatus) -> dict[str, Any]:
-    return {
-        "id": REASONING_PREFIX + answer_id,
-        "type": "reasoning",
-        "summary": [],
-        "content": [{"type": "reasoning_text", "text": text}],
-        "status": status,
-    }
-
-
-def message_item(answer_id: str, text: str, status: ItemStatus) -> dict[str, Any]:
-    return {
-        "id": answer_id,
-        "type": "message",
-        "role": "assistant",
-        "status": status,
-        "content": [output_text(text)],
-    }
-
-
-def output_text(text: str) -> dict[str, Any]:
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-
-
-def output_items(answer_id: str, content: str, reasoning: str | None, status: ItemStatus) -> tuple[dict[str, Any], ...]:
-    """A stored answer as output items: its reasoning (if any), then its message."""
-    items = (reasoning_item(answer_id, reasoning, status),) if reasoning else ()
-    return (*items, message_item(answer_id, content, status))
-
-
-def item_object(item_id: str, role: Role, content: Sequence[Part], status: str) -> dict[str, Any]:
-    """A stored item as a conversation item / input item (a message)."""
-    shown: ItemStatus = "completed" if status == "completed" else "incomplete"
-    if role == "assistant":
-        parts = [output_text("".join(p.text for p in content if isinstance(p, TextPart)))]
-    else:
-        parts = [_input_part(p) for p in content]
-    return {"id": item_id, "type": "message", "role": role, "status": shown, "content": parts}
-
-
-def _input_part(part: Part) -> dict[str, Any]:
-    if isinstance(part, TextPart):
-        return {"type": "input_text", "text": part.text}
-    if isinstance(part, ImagePart):
-        return {"type": "input_image", "image_url": part.url, "detail": part.detail or "auto"}
-    return {"type": "input_text", "text": f"[{part.type} omitted]"}
 
 
 def conversation_object(conversation_id: str, created_at_ms: int, metadata: Mapping[str, Any]) -> dict[str, Any]:
