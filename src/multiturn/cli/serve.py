@@ -2,7 +2,8 @@
 
 API keys are off by default on a loopback address and required on any other interface: static
 ones (``--api-key``) or keys stored with ``multiturn keys create``.
-``--port 0`` picks a free port; the line printed at start-up names the real one.
+``--port 0`` picks a free port; the line printed at start-up names the real one. HTTP/1.1 is parsed
+by httptools, with upgrade offers declined (``server/upgrade.py``: the JDK client's ``h2c``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def serve(
     import uvicorn
 
     from ..server import create_app
+    from ..server.upgrade import UpgradeDecliningProtocol
 
     s = settings(db=db, model_path=model_path)
     overrides = {"host": host, "port": port, "api_keys": api_key or None}
@@ -70,7 +72,7 @@ def serve(
     config = uvicorn.Config(
         create_app(s),
         loop="uvloop",
-        http="httptools",
+        http=UpgradeDecliningProtocol,  # httptools, answering h2c offers (the JDK client's) over HTTP/1.1
         access_log=False,
         log_level="warning",
         timeout_graceful_shutdown=5,
