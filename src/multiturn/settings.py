@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     api_keys: list[str] = Field(default_factory=list, description="keys the gateway accepts (Bearer)")
     max_request_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    upload_ttl: int = Field(
+        default=48 * 3600, ge=60, description="seconds an uploaded file (the DashScope SDK's local files) is kept"
+    )
     cors_origins: list[str] = Field(default_factory=list)
     log_bodies: bool = False
     upstream_connect_timeout: float = Field(default=5.0, gt=0)

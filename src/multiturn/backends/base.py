@@ -21,6 +21,9 @@ class BackendInfo:
     max_output_tokens: int
     capabilities: frozenset[str] = field(default_factory=lambda: frozenset({"text"}))
     description: str = ""
+    served_by: str = ""
+    """What runs the name, in words a client may see (``the embedded model qwen2.5-coder-0.5b``,
+    ``an upstream alias``: never a URL)."""
     honours: Honours | None = None
     """What of a request's parameters this backend can do, when it decides (``None``: it passes
     every parameter on and the server behind it answers for them: an upstream)."""

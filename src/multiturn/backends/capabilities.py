@@ -16,14 +16,19 @@ from ..types import AudioPart, GenerationParams, ImagePart, Message, VideoPart
 from .base import BackendInfo
 
 
-def check_capabilities(messages: Sequence[Message], capabilities: frozenset[str], model: str) -> None:
-    """Refuse parts the model cannot read, naming the first one found."""
+def check_capabilities(messages: Sequence[Message], info: BackendInfo, model: str) -> None:
+    """Refuse parts the model cannot read, naming the first one found, what serves the model,
+    and the configuration that maps the name to a model that reads them."""
     for message in messages:
         for part in message.content:
             needed = _CAPABILITY.get(type(part))
-            if needed is not None and needed not in capabilities:
+            if needed is not None and needed not in info.capabilities:
+                served = f": it is served by {info.served_by}, which does not read it" if info.served_by else ""
                 raise UnsupportedContent(
-                    f"the model {model!r} does not accept {part.type} input; use a model with {needed} support"
+                    f"the model {model!r} does not accept {part.type} input{served}. To send {part.type}s, map "
+                    f"{model!r} to an upstream model with {needed} support in the config file: [models.{model}] "
+                    'backend = "upstream", base_url = "https://dashscope.aliyuncs.com/compatible-mode/v1", '
+                    f'api_key_env = "DASHSCOPE_API_KEY", capabilities = ["text", "{needed}"]'
                 )
 
 

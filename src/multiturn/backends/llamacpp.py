@@ -99,8 +99,10 @@ class LlamaCppBackend:
         sampling: Sampling | None = None,
         context_window: int | None = None,
         description: str = "",
+        served_by: str = "the embedded model",
     ) -> None:
         self.name = name
+        self._served_by = served_by
         self._locate = locate
         self._options = options
         self._sampling = sampling or Sampling()
@@ -125,6 +127,7 @@ class LlamaCppBackend:
             sampling=sampling,
             context_window=spec.context_window,
             description=spec.description,
+            served_by=f"the embedded model {spec.name}",
         )
 
     @classmethod
@@ -151,6 +154,7 @@ class LlamaCppBackend:
             max_output_tokens=window,
             capabilities=frozenset({"text", "stream"}),
             description=self._description,
+            served_by=self._served_by,
             honours=EMBEDDED,
         )
 

@@ -345,7 +345,7 @@ class Engine(ConversationOps):
         """The request's backend, checked against its parts and prepared."""
         backend = self._backend_for(request.model)
         info = backend.info()
-        check_capabilities(request.messages, info.capabilities, request.model)
+        check_capabilities(request.messages, info, request.model)
         check_params(request.params, info, request.model)
         await backend.prepare()
         return backend

@@ -197,7 +197,7 @@ class Turn:
         policy = engine.policy(conversation, model, self._policy)
         messages = [*options.before, *([Message("user", self._content)] if self._content is not None else [])]
         info = backend.info()
-        check_capabilities(messages, info.capabilities, model)
+        check_capabilities(messages, info, model)
         check_params(self._params, info, model)
         await backend.prepare()
         inputs = tuple([_new_item(m, await backend.count_tokens(m.text)) for m in messages])

@@ -25,7 +25,7 @@ from ..client import build_engine
 from ..errors import InvalidInput, NotFound
 from ..settings import Settings
 from ..store.sql import SQLStore
-from . import conversations_routes, dashscope_routes, openai_routes, responses_routes
+from . import conversations_routes, dashscope_routes, openai_routes, responses_routes, uploads
 from .errors import error_response
 from .gateway import Gateway, gateway_of, request_id
 from .middleware import RequestContext
@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *dashscope_routes.routes,
         *responses_routes.routes,
         *conversations_routes.routes,
+        *uploads.routes,
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]

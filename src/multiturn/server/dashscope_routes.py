@@ -8,6 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..protocols.dashscope import translate as wire
+from . import uploads
 from .context import apply_policy
 from .errors import error_response
 from .gateway import gateway_of, request_id
@@ -22,10 +23,11 @@ async def generation(request: Request) -> Response:
     gateway = gateway_of(request)
     rid = request_id(request)
     try:
-        await gateway.authorize(request)
+        tenant = await gateway.authorize(request)
         body = await gateway.read_body(request)
         multimodal = request.url.path == MULTIMODAL
         chat, options = wire.parse_request(body, request.headers, multimodal=multimodal, limits=input_limits(gateway))
+        chat = await uploads.resolve(request, chat, tenant)
         chat, headers = await apply_policy(gateway, request, chat)
         if not options.stream:
             completion = await gateway.engine.complete_once(chat)

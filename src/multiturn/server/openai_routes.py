@@ -8,7 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..protocols.openai_chat import translate as wire
-from . import stateful
+from . import stateful, uploads
 from .context import apply_policy
 from .errors import error_response
 from .gateway import gateway_of, now, request_id
@@ -21,8 +21,9 @@ async def chat_completions(request: Request) -> Response:
     gateway = gateway_of(request)
     rid = request_id(request)
     try:
-        await gateway.authorize(request)
+        tenant = await gateway.authorize(request)
         chat, options = wire.parse_request(await gateway.read_body(request), limits=stateful.input_limits(gateway))
+        chat = await uploads.resolve(request, chat, tenant)
         chat, conversation = stateful.conversation_of(request, chat)
         if conversation is not None:  # a stored conversation: see server/stateful.py
             return await stateful.chat_completion(gateway, request, chat, options, conversation)

@@ -488,6 +488,84 @@ def _healthz() -> dict[str, Any]:
     }
 
 
+UPLOAD_POLICY = "/api/v1/uploads"
+UPLOAD_FILE = "/api/v1/uploads/oss"
+
+
+def _uploads() -> dict[str, Any]:
+    """DashScope's upload flow (``server/uploads.py``): a certificate, then the file's form post,
+    authorized by the certificate's policy rather than a key."""
+    text = {"type": "string"}
+    certificate = {
+        "type": "object",
+        "properties": {
+            "request_id": text,
+            "data": {
+                "type": "object",
+                "properties": {
+                    "policy": text,
+                    "signature": text,
+                    "upload_dir": text,
+                    "upload_host": text,
+                    "expire_in_seconds": {"type": "integer"},
+                    "max_file_size_mb": {"type": "integer"},
+                    "capacity_limit_mb": {"type": "integer"},
+                    "oss_access_key_id": text,
+                    "x_oss_object_acl": text,
+                    "x_oss_forbid_overwrite": text,
+                },
+                "required": ["policy", "upload_dir", "upload_host"],
+            },
+        },
+        "required": ["request_id", "data"],
+    }
+    action = {
+        "name": "action",
+        "in": "query",
+        "required": True,
+        "schema": {"type": "string", "enum": ["getPolicy"]},
+    }
+    model = {"name": "model", "in": "query", "required": False, "schema": text}
+    form = {
+        "type": "object",
+        "properties": {
+            "key": {**text, "description": "`<upload_dir>/<file name>`"},
+            "policy": {**text, "description": "the certificate's policy"},
+            "file": {"type": "string", "format": "binary"},
+            "x-oss-content-type": text,
+        },
+        "required": ["key", "policy", "file"],
+    }
+    return {
+        UPLOAD_POLICY: {
+            "get": {
+                "operationId": "getUploadPolicy",
+                "tags": ["dashscope"],
+                "summary": "An upload certificate for a local file (the DashScope SDK asks before sending one)",
+                "parameters": [action, model],
+                "responses": {
+                    "200": _ok("The certificate", {"application/json": {"schema": certificate}}),
+                    **_errors(native.ErrorBody, (400, 401, 429, 500)),
+                },
+            }
+        },
+        UPLOAD_FILE: {
+            "post": {
+                "operationId": "uploadFile",
+                "tags": ["dashscope"],
+                "summary": "Upload one file under a certificate's directory (OSS's form post); a request "
+                "names it `oss://<key>` afterwards",
+                "security": [],
+                "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": form}}},
+                "responses": {
+                    "200": {"description": "Stored", "headers": _request_id_header()},
+                    **_errors(native.ErrorBody, (400, 413, 500)),
+                },
+            }
+        },
+    }
+
+
 def _components() -> dict[str, Any]:
     models: list[type[BaseModel]] = [
         compat.ChatCompletionRequest,
@@ -550,6 +628,7 @@ def openapi_schema() -> dict[str, Any]:
         paths.update(_conversations_paths(prefix, suffix))
     paths[NATIVE_TEXT] = _generation("textGeneration", "Text generation (DashScope-native)")
     paths[NATIVE_MULTIMODAL] = _generation("multimodalGeneration", "Multimodal generation (DashScope-native)")
+    paths.update(_uploads())
     paths["/healthz"] = _healthz()
     return {
         "openapi": "3.1.0",

@@ -230,6 +230,33 @@ def m006_erasures(conn: Connection) -> None:
     conn.execute(sa.text("ALTER TABLE conversations ADD COLUMN erasures INTEGER NOT NULL DEFAULT 0"))
 
 
+def m007_uploads(conn: Connection) -> None:
+    """Upload grants and uploaded files (the DashScope SDK's local files)."""
+    md = sa.MetaData()
+    sa.Table(
+        "upload_grants",
+        md,
+        sa.Column("policy_hash", sa.String(64), primary_key=True),
+        sa.Column("tenant_id", sa.String(64), nullable=False),
+        sa.Column("upload_dir", sa.String(128), nullable=False),
+        sa.Column("expires_at", sa.BigInteger, nullable=False),
+        sa.Index("ix_upload_grants_expires", "expires_at"),
+    )
+    sa.Table(
+        "uploads",
+        md,
+        sa.Column("key", sa.String(512), primary_key=True),
+        sa.Column("tenant_id", sa.String(64), nullable=False),
+        sa.Column("content_type", sa.String(128), nullable=False),
+        sa.Column("size", sa.BigInteger, nullable=False),
+        sa.Column("data", sa.LargeBinary, nullable=False),
+        sa.Column("created_at", sa.BigInteger, nullable=False),
+        sa.Column("expires_at", sa.BigInteger, nullable=False),
+        sa.Index("ix_uploads_expires", "expires_at"),
+    )
+    md.create_all(conn)
+
+
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("001_conversation_tree", m001_conversation_tree),
     ("002_memory", m002_memory),
@@ -237,4 +264,5 @@ MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("004_responses", m004_responses),
     ("005_turns", m005_turns),
     ("006_erasures", m006_erasures),
+    ("007_uploads", m007_uploads),
 )

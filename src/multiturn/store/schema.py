@@ -145,6 +145,31 @@ started (the head it found, or the parent it asked for); ``inputs`` are its inpu
 chosen, not yet in ``items``), written there with the answer when the turn ends, or by the
 recovery of a dead owner's turn with ``draft``, the answer so far."""
 
+upload_grants = sa.Table(
+    "upload_grants",
+    metadata,
+    sa.Column("policy_hash", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("upload_dir", sa.String(128), nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+)
+"""Permissions to upload (DashScope's ``getPolicy``): the SHA-256 of the policy handed out, whose
+holder may upload files under ``upload_dir`` until ``expires_at``."""
+
+uploads = sa.Table(
+    "uploads",
+    metadata,
+    sa.Column("key", sa.String(512), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("content_type", sa.String(128), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+)
+"""Files a client uploaded for its requests (the DashScope SDK's local files), by their
+``oss://`` key: a request naming the key gets the file inline; they expire."""
+
 schema_migrations = sa.Table(
     "schema_migrations",
     metadata,

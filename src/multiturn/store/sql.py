@@ -33,6 +33,7 @@ from .migrations import MIGRATIONS
 from .rows import conversation_record, item_record, item_row
 from .schema import conversations, items, schema_migrations
 from .turns import TurnTables
+from .uploads import UploadTables
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ ancestor whose path is cached (another process wrote the last few turns)."""
 _UPDATABLE = frozenset({"title", "model", "system_prompt", "metadata", "head_item_id"})
 
 
-class SQLStore(TurnTables, MemoryTables):
+class SQLStore(TurnTables, MemoryTables, UploadTables):
     # -- schema ------------------------------------------------------------------------------
 
     async def migrate(self) -> list[str]:
