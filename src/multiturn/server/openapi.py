@@ -451,7 +451,7 @@ def _conversations_paths(prefix: str, s: str) -> dict[str, Any]:
             "get": _op(
                 f"getItem{s}",
                 "Retrieve an item",
-                stateful.OutputMessage,
+                stateful.ItemObject,
                 LOOKUP,
                 parameters=item_id,
                 tag="conversations",
@@ -586,6 +586,7 @@ def _components() -> dict[str, Any]:
         stateful.ResponseObject,
         stateful.ConversationObject,
         stateful.OutputMessage,
+        stateful.ItemObject,
         stateful.ListPage,
         stateful.DeletedObject,
     ]

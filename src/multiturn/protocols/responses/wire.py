@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag
 
 from ..limits import MAX_TOKENS_CAP, MAX_TOOLS, FunctionName, Id, Metadata, Name, Text
 
@@ -268,6 +268,27 @@ class OutputMessage(BaseModel):
     role: Literal["user", "assistant", "system"]
     status: Literal["in_progress", "completed", "incomplete"]
     content: list[dict[str, Any]]
+
+
+class FunctionCallObject(BaseModel):
+    id: str = Field(description="fc_ + the id of the answer that made the call + _ + its position")
+    type: Literal["function_call"]
+    call_id: str
+    name: str
+    arguments: str
+    status: Literal["in_progress", "completed", "incomplete"]
+
+
+class FunctionCallOutputObject(BaseModel):
+    id: str
+    type: Literal["function_call_output"]
+    call_id: str | None
+    output: str | list[dict[str, Any]]
+    status: Literal["in_progress", "completed", "incomplete"]
+
+
+class ItemObject(RootModel[OutputMessage | FunctionCallObject | FunctionCallOutputObject]):
+    """A conversation item or an input item: a message, a function call, a call's output."""
 
 
 class ResponseUsage(BaseModel):
