@@ -37,8 +37,8 @@ def build_engine(settings: Settings, store: SQLStore, backends: BackendRegistry)
 
     def tune(model: str, policy: Policy) -> Policy:
         alias = settings.models.get(model)
-        if alias is not None and alias.replay_reasoning and not policy.replay_reasoning:
-            policy = replace(policy, replay_reasoning=True)
+        if alias is not None and policy.reasoning_replay == "drop":
+            policy = replace(policy, reasoning_replay=alias.reasoning_replay)
         if settings.keep_media_rounds is not None and policy.keep_images_rounds is None:
             policy = replace(policy, keep_images_rounds=settings.keep_media_rounds)
         return policy

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import platformdirs
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +22,12 @@ from pydantic_settings import (
 )
 
 DEFAULT_MODEL = "qwen2.5-coder-0.5b"
+
+ReasoningReplay: TypeAlias = Literal["drop", "tool_chain", "keep"]
+"""Which stored reasoning goes back to a model: ``drop`` none (Model Studio's rule, the default);
+``tool_chain`` the reasoning of the assistant turns with tool calls since the last user message
+(providers that require it while a tool-call chain runs); ``keep`` every turn's (Qwen3's
+"preserve thinking")."""
 
 
 def default_config_file() -> Path:
@@ -48,9 +54,21 @@ class ModelAlias(BaseModel):
     context_window: int | None = None
     max_output_tokens: int | None = None
     policy: str | None = Field(default=None, description="context policy preset for this model")
-    replay_reasoning: bool = Field(
-        default=False, description="send stored reasoning back (only for models that demand it)"
+    reasoning_replay: ReasoningReplay = Field(
+        default="drop",
+        description="which stored reasoning is sent back as reasoning_content: drop (none), "
+        "tool_chain (the assistant turns with tool calls since the last user message), keep (all)",
     )
+    replay_reasoning: bool | None = Field(
+        default=None, description="deprecated: true is reasoning_replay = keep, false is drop"
+    )
+
+    @model_validator(mode="after")
+    def _old_replay_flag(self) -> ModelAlias:
+        """The old boolean still configures the policy when the new field is not given."""
+        if self.replay_reasoning is not None and "reasoning_replay" not in self.model_fields_set:
+            self.reasoning_replay = "keep" if self.replay_reasoning else "drop"
+        return self
 
 
 def default_aliases() -> dict[str, ModelAlias]:

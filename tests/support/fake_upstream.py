@@ -17,6 +17,17 @@ Answers are deterministic, from the last user (or tool) message:
 - usage: ``prompt_tokens`` = serialized messages bytes // 4, ``cached_tokens`` = the bytes of
   the leading messages shared with an earlier request // 4 (a resent history hits the "cache").
 
+Thinking models, chosen by the model name (the answers above, with reasoning):
+
+==========================  ==============================================================
+``thinker``                 always thinks, ``enable_thinking`` or not (vLLM with a reasoning
+                            parser): ``delta.reasoning_content`` then ``delta.content``;
+                            ``message.reasoning_content`` unstreamed; ``reasoning_tokens``
+``think-inline``            writes ``<think>\n<reasoning>\n</think>\n\n`` at the start of
+                            ``content``, the tags cut across chunks (Qwen3 on llama.cpp or
+                            Ollama without a reasoning parser); no ``reasoning_tokens``
+==========================  ==============================================================
+
 Faults, chosen by the model name (or ``FakeUpstream.fault``, which overrides it):
 
 ==========================  ==============================================================
@@ -228,8 +239,12 @@ class FakeUpstream:
         else:
             seen = f"I see {images} image{'s' if images != 1 else ''}. " if images else ""
             content = _pieces(f"{seen}You said: {text}")
-        if body.get("enable_thinking"):
+        model = str(body.get("model", ""))
+        if body.get("enable_thinking") or model == "thinker":
             reasoning = _pieces(f"The user said: {text}. I will answer.")
+        if model == "think-inline":
+            inline = f"<think>\nThe user said: {text}. I will answer.\n</think>\n\n"
+            content = [inline[i : i + 5] for i in range(0, len(inline), 5)] + content
         prompt = orjson.dumps(messages, option=orjson.OPT_SORT_KEYS)
         shared = max((_shared_messages(p, messages) for p in self._histories), default=0)
         cached = len(orjson.dumps(messages[:shared], option=orjson.OPT_SORT_KEYS)) if shared else 0
@@ -242,7 +257,7 @@ class FakeUpstream:
             "total_tokens": prompt_tokens + completion,
             "prompt_tokens_details": {"cached_tokens": min(prompt_tokens, cached // 4)},
         }
-        if body.get("enable_thinking"):
+        if reasoning:
             usage["completion_tokens_details"] = {"reasoning_tokens": len(reasoning)}
         return _Answer(reasoning, content, tool, "tool_calls" if tool else "stop", usage)
 
@@ -252,7 +267,7 @@ class FakeUpstream:
         rid = str(uuid.uuid4())
         base = {"id": f"chatcmpl-{rid}", "object": "chat.completion.chunk", "created": int(time.time())}
         base |= {"model": body["model"], "system_fingerprint": None, "usage": None}
-        thinking = bool(body.get("enable_thinking"))
+        thinking = bool(body.get("enable_thinking")) or bool(answer.reasoning)
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
             choice = {"delta": delta, "index": 0, "logprobs": None, "finish_reason": finish}

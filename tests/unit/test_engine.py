@@ -256,8 +256,8 @@ def test_settings_tune_every_preset_per_model(tmp_path: Path) -> None:
     engine = build_engine(settings, SQLStore(settings.database_url), BackendRegistry(settings))
     record = ConversationRecord("conv", "default", 0, 0, None, None, None, None)
     thinker, plain = engine.policy(record, "thinker"), engine.policy(record, "plain")
-    assert (thinker.name, thinker.replay_reasoning, thinker.keep_images_rounds) == ("retrieval", True, 2)
-    assert (plain.name, plain.replay_reasoning, plain.keep_images_rounds) == ("window", False, 2)
+    assert (thinker.name, thinker.reasoning_replay, thinker.keep_images_rounds) == ("retrieval", "keep", 2)
+    assert (plain.name, plain.reasoning_replay, plain.keep_images_rounds) == ("window", "drop", 2)
     assert engine.policy(record, "thinker", Policy("full")) == Policy("full")  # a Policy value is used as given
 
 

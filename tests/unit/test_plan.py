@@ -55,7 +55,7 @@ def test_reasoning_is_never_replayed_by_default() -> None:
 
 def test_reasoning_is_replayed_on_request() -> None:
     path = [_item("i1", "user", "2+2?"), _item("i2", "assistant", "4", reasoning="two and two")]
-    messages, _ = build_messages(None, path, replay_reasoning=True)
+    messages, _ = build_messages(None, path, reasoning_replay="keep")
     assert messages[1].reasoning == "two and two"
     assert messages[1].text == "4"
 

@@ -88,6 +88,7 @@ class BackendRegistry:
             read_timeout=s.upstream_read_timeout,
             first_byte_timeout=s.upstream_first_byte_timeout,
             retries=s.upstream_retries,
+            reasoning_replay=alias.reasoning_replay,
         )
 
     async def aclose(self) -> None:

@@ -4,9 +4,18 @@ Models such as Qwen3 or DeepSeek-R1 write their reasoning inline between think t
 splitter consumes text pieces of any size (a tag may arrive cut across pieces) and returns
 ``(content, reasoning)`` increments, so reasoning is streamed apart, stored apart and never
 replayed. Text before an opening tag and after the closing tag is content.
+
+``InlineThink`` applies it to an upstream's deltas (Qwen3 served by llama.cpp or Ollama without a
+reasoning parser writes ``<think>...</think>`` at the start of ``content``): it decides at the
+first content, and only an answer whose content *opens* with the tag (after blank space) is
+split; any other passes through untouched, at the cost of one attribute test per delta.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
+
+from ..types import Delta
 
 OPEN = "<think>"
 CLOSE = "</think>"
@@ -48,6 +57,11 @@ class ThinkSplitter:
             break
         return "".join(content), "".join(reasoning)
 
+    @property
+    def finished(self) -> bool:
+        """The think block has closed and everything after it is plain content from now on."""
+        return self._done and not self._strip and not self._buffer
+
     def flush(self) -> tuple[str, str]:
         """End of stream: whatever is held back is released where it belongs."""
         rest, self._buffer = self._buffer, ""
@@ -68,3 +82,66 @@ def split_thinking(text: str) -> tuple[str, str]:
     content, reasoning = splitter.feed(text)
     more_content, more_reasoning = splitter.flush()
     return content + more_content, reasoning + more_reasoning
+
+
+UNDECIDED, SPLITTING, PASSING = 0, 1, 2
+
+
+class InlineThink:
+    """Moves a leading ``<think>...</think>`` of streamed content into reasoning.
+
+    ``state`` is ``PASSING`` once nothing more can change: a caller skips ``feed`` then. Until
+    the first content that is not blank space decides, that content is held back (a tag may
+    arrive cut across chunks); reasoning and tool-call pieces are never held.
+    """
+
+    __slots__ = ("_held", "_splitter", "state")
+
+    def __init__(self) -> None:
+        self.state = UNDECIDED
+        self._held = ""
+        self._splitter: ThinkSplitter | None = None
+
+    def feed(self, delta: Delta) -> Delta | None:
+        """The delta with its content split (``None`` when nothing of it is certain yet); a
+        delta with a finish reason releases everything held back."""
+        content, reasoning = self._split(delta.content) if delta.content else ("", "")
+        if delta.finish_reason is not None:
+            more_content, more_reasoning = self.flush()
+            content, reasoning = content + more_content, reasoning + more_reasoning
+        out = replace(delta, content=content, reasoning=delta.reasoning + reasoning)
+        if out.content or out.reasoning or out.tool_calls or out.finish_reason or out.usage:
+            return out
+        return None
+
+    def _split(self, text: str) -> tuple[str, str]:
+        if self.state == PASSING:
+            return text, ""
+        if self.state == UNDECIDED:
+            self._held += text
+            start = self._held.lstrip()
+            if OPEN.startswith(start):  # blank, or a prefix of the tag: not decided yet
+                return "", ""
+            held, self._held = self._held, ""
+            if not start.startswith(OPEN):
+                self.state = PASSING
+                return held, ""
+            self.state = SPLITTING
+            self._splitter = ThinkSplitter()
+            text = start
+        assert self._splitter is not None
+        content, reasoning = self._splitter.feed(text)
+        if self._splitter.finished:
+            self.state = PASSING
+        return content, reasoning
+
+    def flush(self) -> tuple[str, str]:
+        """At the end of the answer: ``(content, reasoning)`` still held back."""
+        if self.state == UNDECIDED:
+            held, self._held = self._held, ""
+            self.state = PASSING
+            return held, ""
+        if self.state == SPLITTING and self._splitter is not None:
+            self.state = PASSING
+            return self._splitter.flush()
+        return "", ""

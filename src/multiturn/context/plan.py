@@ -14,8 +14,10 @@ leading system message, in that order (the more often changed last): the planner
 message of its own, since current chat templates reject a system message that is not first.
 Everything here is deterministic for the same inputs and does no I/O.
 
-Invariants of both: reasoning is never replayed unless asked (the Model Studio rule: only
-``content`` goes back); failed items are skipped; an ``incomplete`` answer is replayed as far as
+Invariants of both: reasoning is never replayed unless the policy's ``reasoning_replay`` asks
+(``drop``, the default, is the Model Studio rule: only ``content`` goes back; ``tool_chain``
+keeps it on the assistant items with tool calls since the last user item, the active tool-call
+chain; ``keep`` on every item); failed items are skipped; an ``incomplete`` answer is replayed as far as
 it got, because the user saw it. ``plan_context`` also: the system prompt first and the newest
 round last, always; tool calls and their results whole (an unpaired one is left out); never over
 the budget unless the newest round alone does not fit (``ContextReport.over_budget``; ``full``
@@ -32,6 +34,7 @@ from typing import Literal, TypeAlias, get_args
 
 from ..errors import InvalidInput
 from ..records import ItemRecord
+from ..settings import ReasoningReplay
 from ..tokens import REPLY_PRIMER, Calibration, Tokenizer, message_tokens
 from ..types import (
     AudioPart,
@@ -56,20 +59,20 @@ def build_messages(
     system_prompt: str | None,
     path: Sequence[ItemRecord],
     *,
-    replay_reasoning: bool = False,
+    reasoning_replay: ReasoningReplay = "drop",
 ) -> tuple[list[Message], ContextReport]:
     messages: list[Message] = []
     kept: list[str] = []
     dropped: list[str] = []
     if system_prompt:
         messages.append(Message.of("system", system_prompt))
-    for item in path:
+    chain = next((n for n in range(len(path) - 1, -1, -1) if path[n].role == "user"), 0)
+    for n, item in enumerate(path):
         if item.status == "failed" or (item.role == "assistant" and not item.content and not item.tool_calls):
             dropped.append(item.id)
             continue
-        message = item.to_message()
-        if not replay_reasoning and message.reasoning is not None:
-            message = replace(message, reasoning=None)
+        replay = "drop" if reasoning_replay == "tool_chain" and n < chain else reasoning_replay
+        message = _replayed(item.to_message(), replay)
         messages.append(message)
         kept.append(item.id)
     tokens = sum(item.token_count or 0 for item in path if item.id in kept)
@@ -98,7 +101,9 @@ class Policy:
     - ``max_rounds``: keep at most this many rounds besides the new input ("last N rounds").
     - ``keep_images_rounds``: media older than this many rounds becomes a placeholder
       (``[image omitted]``...); ``None`` keeps all media.
-    - ``replay_reasoning``: send stored reasoning back (only for models that demand it).
+    - ``reasoning_replay``: which stored reasoning is sent back: ``drop`` (none), ``tool_chain``
+      (the assistant items with tool calls in the newest round, which starts at the last user
+      item), ``keep`` (all; only for models that accept it).
     """
 
     name: PolicyName = "full"
@@ -107,7 +112,7 @@ class Policy:
     low_water: float = DEFAULT_LOW_WATER
     max_rounds: int | None = None
     keep_images_rounds: int | None = None
-    replay_reasoning: bool = False
+    reasoning_replay: ReasoningReplay = "drop"
 
     def __post_init__(self) -> None:
         checks = (
@@ -117,6 +122,10 @@ class Policy:
             (not 0 < self.low_water <= 1, "low_water must be in (0, 1]"),
             (self.max_rounds is not None and self.max_rounds < 0, "max_rounds must be >= 0"),
             (self.keep_images_rounds is not None and self.keep_images_rounds < 1, "keep_images_rounds must be >= 1"),
+            (
+                self.reasoning_replay not in get_args(ReasoningReplay),
+                f"unknown reasoning_replay {self.reasoning_replay!r} (one of {', '.join(get_args(ReasoningReplay))})",
+            ),
         )
         problems = [message for bad, message in checks if bad]
         if problems:
@@ -188,9 +197,18 @@ def _omit_media(message: Message) -> Message:
     return replace(message, content=parts)
 
 
-def _block(items: Sequence[ItemRecord], *, replay_reasoning: bool, omit_media: bool, count: _Count) -> _Block:
+def _replayed(message: Message, replay: ReasoningReplay) -> Message:
+    """``message`` with its reasoning as ``replay`` says, for a message of the newest round
+    (``tool_chain`` keeps the reasoning of an assistant message with tool calls)."""
+    if message.reasoning is None or replay == "keep" or (replay == "tool_chain" and message.tool_calls):
+        return message
+    return replace(message, reasoning=None)
+
+
+def _block(items: Sequence[ItemRecord], *, replay: ReasoningReplay, omit_media: bool, count: _Count) -> _Block:
     """A round's messages, with every tool call paired: a result without its call, or a call
-    without a result in the round, is left out (an upstream rejects either)."""
+    without a result in the round, is left out (an upstream rejects either). ``replay`` as for
+    ``_replayed``: the caller passes ``tool_chain`` for the newest round only."""
     answered = {item.tool_call_id for item in items if item.role == "tool" and item.status != "failed"}
     called: set[str] = set()
     messages: list[Message] = []
@@ -209,8 +227,7 @@ def _block(items: Sequence[ItemRecord], *, replay_reasoning: bool, omit_media: b
             dropped.append(item.id)
             continue
         called.update(call.id for call in message.tool_calls)
-        if not replay_reasoning and message.reasoning is not None:
-            message = replace(message, reasoning=None)
+        message = _replayed(message, replay)
         messages.append(_omit_media(message) if omit_media else message)
         kept.append(item.id)
     costs = [count(m) for m in messages]
@@ -346,14 +363,19 @@ def plan_context(
     while first < len(starts) and not _window_items(round_items(first), starts[first], through, pinned_ids):
         first += 1
 
+    newest_round = len(starts) - 1
+
     def block_at(index: int) -> _Block:
         items = _window_items(round_items(index), starts[index], through, pinned_ids)
         omit = index < boundary
-        key = ("block", tuple(i.id for i in items), policy.replay_reasoning, omit, scale.steps)
+        replay = policy.reasoning_replay
+        if replay == "tool_chain" and index != newest_round:
+            replay = "drop"  # only the active chain, the newest round's, keeps its reasoning
+        key = ("block", tuple(i.id for i in items), replay, omit, scale.steps)
         found = memo.blocks.get(key, items)
         if isinstance(found, _Block):
             return found
-        built = _block(items, replay_reasoning=policy.replay_reasoning, omit_media=omit, count=count)
+        built = _block(items, replay=replay, omit_media=omit, count=count)
         memo.blocks.put(key, items, built)
         return built
 
@@ -391,13 +413,13 @@ def plan_context(
                 max_rounds=policy.max_rounds,
             )
 
-        key = (window_budget, policy.low_water, policy.max_rounds, through, first, boundary, policy.replay_reasoning)
+        key = (window_budget, policy.low_water, policy.max_rounds, through, first, boundary, policy.reasoning_replay)
         last_item: Callable[[int], ItemRecord] = lambda index: path[ends[first + index] - 1]  # noqa: E731
         cut = memo.window((*key, scale.steps), count_rounds, last_item, step).cut
     # The window's complete rounds, assembled once per chain and extended turn by turn, then the
     # newest round: a whole-history window costs a turn its new rounds, not the conversation.
     history = memo.history(
-        (through, boundary, policy.replay_reasoning, scale.steps),
+        (through, boundary, policy.reasoning_replay == "keep", scale.steps),
         first + cut,
         first + max(cut, count_rounds - 1),
         lambda index: path[ends[index] - 1],

@@ -36,7 +36,7 @@ policies = st.builds(
     low_water=st.sampled_from([0.3, 0.6, 1.0]),
     max_rounds=st.none() | st.integers(0, 8),
     keep_images_rounds=st.none() | st.integers(1, 4),
-    replay_reasoning=st.booleans(),
+    reasoning_replay=st.sampled_from(["drop", "tool_chain", "keep"]),
 )
 
 
@@ -140,9 +140,18 @@ def test_invariants(request: tuple[list[ItemRecord], Policy, int, int, Summary |
             answered.add(message.tool_call_id)
     assert calls == answered
 
-    # No reasoning replayed unless the policy asks.
-    if not policy.replay_reasoning:
+    # No reasoning replayed unless the policy asks; tool_chain: only on the assistant messages
+    # with tool calls after the last user message (the active tool-call chain).
+    if policy.reasoning_replay == "drop":
         assert all(m.reasoning is None for m in messages)
+    if policy.reasoning_replay == "tool_chain":
+        last_user = max((n for n, m in enumerate(messages) if m.role == "user"), default=-1)
+        for n, m in enumerate(messages):
+            if m.reasoning is not None:
+                assert n > last_user and m.role == "assistant" and m.tool_calls, (n, m)
+    if policy.reasoning_replay == "keep":
+        stored = {item.reasoning for item in path}
+        assert all(m.reasoning in stored for m in messages if m.reasoning is not None)
 
     # The report is stored as JSON and read back whole.
     assert codec.decode_report(orjson.loads(orjson.dumps(codec.encode_report(report)))) == report

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from ...settings import ReasoningReplay
 from ...types import (
     AudioPart,
     ChatRequest,
@@ -244,14 +245,21 @@ def _check_order(messages: Sequence[Message]) -> None:
         raise InvalidParameter(LAST_MESSAGE, param="messages")
 
 
-def request_to_body(request: ChatRequest, *, stream: bool, include_usage: bool) -> dict[str, Any]:
+def request_to_body(
+    request: ChatRequest, *, stream: bool, include_usage: bool, reasoning: ReasoningReplay = "drop"
+) -> dict[str, Any]:
     """The inverse of ``parse_request``: a JSON-ready body for an OpenAI-compatible upstream.
 
-    Reasoning is never replayed. ``params.extra`` is merged at the top level (it cannot
-    override a field set here).
+    ``reasoning`` says which assistant messages carry their reasoning back, as
+    ``reasoning_content`` (what Model Studio, DeepSeek and vLLM read): ``drop`` none, ``tool_chain``
+    those with tool calls after the last user message, ``keep`` all. ``params.extra`` is merged at
+    the top level (it cannot override a field set here).
     """
     p = request.params
-    body: dict[str, Any] = {"model": request.model, "messages": [_message_out(m) for m in request.messages]}
+    messages = [_message_out(m) for m in request.messages]
+    if reasoning != "drop":
+        _add_reasoning(messages, request.messages, chain_only=reasoning == "tool_chain")
+    body: dict[str, Any] = {"model": request.model, "messages": messages}
     if stream:
         body["stream"] = True
         if include_usage:
@@ -276,6 +284,18 @@ def request_to_body(request: ChatRequest, *, stream: bool, include_usage: bool) 
     )
     body.update((k, v) for k, v in fields if v is not None)
     return {**p.extra, **body}
+
+
+def _add_reasoning(out: list[dict[str, Any]], messages: Sequence[Message], *, chain_only: bool) -> None:
+    """Give the chosen assistant messages their ``reasoning_content`` (the cached wire dicts are
+    shared: each chosen one is copied)."""
+    start = 0
+    if chain_only:
+        start = next((i + 1 for i in range(len(messages) - 1, -1, -1) if messages[i].role == "user"), 0)
+    for i in range(start, len(messages)):
+        m = messages[i]
+        if m.role == "assistant" and m.reasoning and (m.tool_calls or not chain_only):
+            out[i] = {**out[i], "reasoning_content": m.reasoning}
 
 
 _SENT: dict[int, tuple[weakref.ref[Message], dict[str, Any]]] = {}
