@@ -200,6 +200,22 @@ def test_conversation_items_take_calls_and_results(client: OpenAI) -> None:
     assert answer.output_text == "You said: And tomorrow?" and answer.tool_choice == "none"
     items = client.conversations.items.list(conversation.id, order="asc").data
     assert [i.type for i in items] == ["message", "function_call", "function_call_output", "message", "message"]
+    client.conversations.items.delete(items[1].id, conversation_id=conversation.id)  # a call: its answer goes
+    assert [i.type for i in client.conversations.items.list(conversation.id).data] == ["message"]
+
+
+def test_store_false_takes_a_result_and_stores_nothing(client: OpenAI) -> None:
+    first = client.responses.create(model=MODEL, input="Kyiv", tools=[WEATHER])
+    assert first.conversation is not None
+    before = client.conversations.items.list(first.conversation.id).data
+    output = {"type": "function_call_output", "call_id": first.output[0].call_id, "output": "clear"}  # type: ignore[union-attr]
+    answer = client.responses.create(model=MODEL, input=[output], previous_response_id=first.id, store=False)
+    assert answer.output_text == "Tool said: clear"
+    assert client.conversations.items.list(first.conversation.id).data == before
+    wrong = {**output, "call_id": "call_other"}
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.responses.create(model=MODEL, input=[wrong], previous_response_id=first.id, store=False)
+    assert raised.value.param == "input[0]"
 
 
 def test_a_result_that_answers_no_call_is_refused_and_nothing_is_stored(client: OpenAI) -> None:

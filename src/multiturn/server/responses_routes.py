@@ -14,7 +14,15 @@ retrieved or continued (``previous_response_id`` on it is a 404), as Model Studi
 
 Input items of a response are its whole context as stored: the path from the conversation's
 first item to its newest input item (earlier turns included, as Model Studio lists them);
-``instructions`` are not items. ``truncation: auto`` is the ``window`` policy, ``disabled`` is
+``instructions`` are not items.
+
+Tools: the request's function tools, ``tool_choice`` and ``text.format`` reach the backend as
+canonical parameters (``protocols/responses/options.py``; what is refused is refused there). An
+input that ends with a ``function_call_output`` is stored whole before the answer (the turn has
+no user content); one that opens with a result is checked against the stored items it continues
+(the previous response's answer, the conversation's head) before anything is written.
+
+``truncation: auto`` is the ``window`` policy, ``disabled`` is
 ``full`` (over the window is a 400); ``context_policy`` (extension) names any preset. The
 response object carries ``context_report`` (extension) and non-streamed answers also the
 ``X-Multiturn-Context`` header.
