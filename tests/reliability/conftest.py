@@ -5,10 +5,12 @@ plays the faults a real model server cannot be made to produce on demand."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import Connection
 
 from compat.upstreams import PatientFakeUpstream
 from support.fake_upstream import FakeUpstream
@@ -83,12 +85,21 @@ def query(database: str, sql: str) -> list[dict[str, Any]]:
     """Rows of a gateway's store, read directly (not through multiturn)."""
     import sqlalchemy as sa
 
+    with connected(database) as conn:
+        return [dict(row) for row in conn.execute(sa.text(sql)).mappings()]
+
+
+@contextmanager
+def connected(database: str) -> Iterator[Connection]:
+    """A direct connection to a gateway's store (a SQLite file or a PostgreSQL URL)."""
+    import sqlalchemy as sa
+
     url = database if database.startswith("postgresql") else f"sqlite:///{database}"
     if url.startswith("postgresql"):
         url = sa.make_url(url).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            return [dict(row) for row in conn.execute(sa.text(sql)).mappings()]
+            yield conn
     finally:
         engine.dispose()

@@ -13,12 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from support.fake_upstream import FakeUpstream
 from support.scan import rows_naming
 
-from .conftest import INSTANT, Gateways
+from .conftest import INSTANT, Gateways, connected
 
 SECRET = "xylophonequirk"
 KEPT = "keepsake"
@@ -27,15 +26,8 @@ Http = httpx.AsyncClient
 
 
 def _rows(database: str, needle: str) -> list[Any]:
-    url = database if database.startswith("postgresql") else f"sqlite:///{database}"
-    if url.startswith("postgresql"):
-        url = sa.make_url(url).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return rows_naming(conn, {needle})
-    finally:
-        engine.dispose()
+    with connected(database) as conn:
+        return rows_naming(conn, {needle})
 
 
 def _in_files(database: str, needle: str) -> list[str]:
