@@ -128,3 +128,18 @@ def test_what_multiturn_cannot_bring_back_from_an_upstream_is_refused(
         client.chat.completions.create(model="remote", messages=ASK, **extra)
     assert refused.value.param == param
     assert len(upstream.requests) == seen  # refused before the upstream was asked
+
+
+def test_a_schema_the_grammar_cannot_express_is_refused_before_anything_is_stored(
+    server: Server, client: openai.OpenAI
+) -> None:
+    before = _stored(server)
+    odd = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "foo"}}}
+    with pytest.raises(openai.BadRequestError) as chat:
+        client.chat.completions.create(model="qwen-plus", messages=ASK, response_format=odd, **SHORT)  # type: ignore[arg-type]
+    assert chat.value.param == "response_format" and "cannot be enforced" in chat.value.message
+    fmt = {"format": {"type": "json_schema", "name": "x", "schema": {"type": "foo"}}}
+    with pytest.raises(openai.BadRequestError) as stored:
+        client.responses.create(model="qwen-plus", input="hi", text=fmt)  # type: ignore[arg-type]
+    assert "cannot be enforced" in stored.value.message
+    assert _stored(server) == before

@@ -40,6 +40,9 @@ class Honours:
     """The most choices (``n``) it answers."""
     thinking: bool = False
     logprobs: bool = False
+    grammar: bool = False
+    """Tools and response formats are enforced by a grammar built from them (``tool_calls.py``):
+    one that cannot be built is refused before the turn starts."""
     extra: frozenset[str] = frozenset()
     """Fields of ``GenerationParams.extra`` it honours (or that change nothing: ``user``)."""
 

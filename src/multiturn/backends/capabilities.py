@@ -52,6 +52,10 @@ def check_params(params: GenerationParams, info: BackendInfo, model: str) -> Non
             "(an upstream alias with the 'thinking' capability) or leave it out",
             param=param,
         )
+    if honours.grammar:
+        from .tool_calls import constraint, tool_use
+
+        constraint(tool_use(params), params.response_format)  # raises InvalidInput naming what cannot be
     for key, value in params.extra.items():
         if key in honours.extra or value in (None, False):
             continue

@@ -81,7 +81,7 @@ class Sampling:
 
 DEFAULT_SAMPLING = Sampling()
 
-EMBEDDED = Honours(backend="the embedded llama.cpp backend", extra=frozenset({"user", "metadata"}))
+EMBEDDED = Honours(backend="the embedded llama.cpp backend", grammar=True, extra=frozenset({"user", "metadata"}))
 """One choice, no thinking (no small thinking model is reachable offline), no log probabilities
 (llama.cpp has them per token, but not through this backend yet); ``user`` and ``metadata`` are
 labels that change no answer."""

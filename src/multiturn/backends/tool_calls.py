@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, InvalidParameter
 from ..types import GenerationParams, ToolCall, ToolSpec
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
@@ -187,14 +187,21 @@ def constraint(use: ToolUse, response_format: dict[str, Any] | None) -> str | No
     from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
 
     if use.forced:
-        return _wrap(json_schema_to_gbnf(json.dumps(_call_schema(use.forced))), "call", _CALL_ROOT)
+        return _wrap(_calls_grammar(use.forced, json_schema_to_gbnf), "call", _CALL_ROOT)
     answer = _format_grammar(response_format, JSON_GBNF, json_schema_to_gbnf)
     if answer is None:
         return None
     if not use.shown:
         return answer
-    calls = _wrap(json_schema_to_gbnf(json.dumps(_call_schema(use.shown))), "call", _CALL_ROOT)
+    calls = _wrap(_calls_grammar(use.shown, json_schema_to_gbnf), "call", _CALL_ROOT)
     return _alternatives(calls, answer)
+
+
+def _calls_grammar(tools: Sequence[ToolSpec], from_schema: Any) -> str:
+    try:
+        return str(from_schema(json.dumps(_call_schema(tools))))
+    except Exception as exc:  # the converter's own errors name what it cannot express
+        raise InvalidParameter(f"tools: a function's parameters cannot be enforced: {exc}", param="tools") from exc
 
 
 _CALL_ROOT = f'root ::= "{OPEN}\\n" call "\\n{CLOSE}"'
@@ -216,7 +223,9 @@ def _format_grammar(response_format: dict[str, Any] | None, json_gbnf: str, from
         try:
             return str(from_schema(json.dumps(schema)))
         except Exception as exc:  # the converter's own errors name what it cannot express
-            raise InvalidInput(f"response_format json_schema cannot be enforced: {exc}") from exc
+            raise InvalidParameter(
+                f"response_format json_schema cannot be enforced: {exc}", param="response_format"
+            ) from exc
     raise InvalidInput(f"response_format type {kind!r} is not text, json_object or json_schema")
 
 
