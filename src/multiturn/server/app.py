@@ -7,7 +7,6 @@ for stored API keys, through the gateway's cached authenticator).
 
 from __future__ import annotations
 
-import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -55,8 +54,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await store.close()
             raise
         app.state.gateway = Gateway(settings=settings, engine=engine, registry=registry, keys=store)
-        # The planner's vocabulary (~150k ranks, ~0.3 s to read) is loaded now, not by the first request.
-        await asyncio.to_thread(engine.tokenizer.count, "multiturn")
         # Everything built so far lives as long as the process: keep it out of the collector's
         # full passes, which otherwise stall the event loop for tens of milliseconds under load.
         gc.collect()
