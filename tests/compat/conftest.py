@@ -25,6 +25,7 @@ from support.fake_upstream import FakeUpstream, Recorded
 from support.serve import GATEWAY_KEY, Server, default_cache_dir, start_serve, upstream_models
 
 from .calls import close_clients
+from .node_runner import node_executable
 from .upstreams import PatientFakeUpstream
 
 
@@ -82,3 +83,9 @@ def fake_since(fake: FakeUpstream) -> Callable[[], list[Recorded]]:
         return [r for r in fake.requests[mark:] if r.path.endswith("/chat/completions")]
 
     return since
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    """``node`` with the guide's pinned ``openai`` npm package installed (skips without node)."""
+    return node_executable()
