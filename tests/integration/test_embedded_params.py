@@ -16,7 +16,7 @@ import openai
 import pytest
 
 from support.fake_upstream import FakeUpstream
-from support.serve import Server, start_serve
+from support.serve import Server, serving
 
 pytestmark = pytest.mark.model
 
@@ -25,22 +25,13 @@ SHORT: dict[str, Any] = {"max_tokens": 4, "temperature": 0}
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream) -> Iterator[Server]:
     models = {
         "qwen-plus": {"backend": "embedded"},
         "remote": {"backend": "upstream", "base_url": upstream.base_url, "model": "qwen-plus"},
     }
-    started = start_serve("params", tmp_path_factory.mktemp("params"), models=models)
-    try:
+    with serving("params", tmp_path_factory.mktemp("params"), models=models) as started:
         yield started
-    finally:
-        started.stop()
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import openai
 import pytest
 from pydantic import BaseModel
 
-from support.serve import Server, start_serve
+from support.serve import Server, serving
 
 pytestmark = pytest.mark.model
 
@@ -45,11 +45,8 @@ SHORT: dict[str, Any] = {"model": "qwen-plus", "max_tokens": 48, "temperature": 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    started = start_serve("tools", tmp_path_factory.mktemp("tools"))
-    try:
+    with serving("tools", tmp_path_factory.mktemp("tools")) as started:
         yield started
-    finally:
-        started.stop()
 
 
 @pytest.fixture(scope="module")

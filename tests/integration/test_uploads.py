@@ -17,7 +17,7 @@ import pytest
 from dashscope import MultiModalConversation
 
 from support.fake_upstream import FakeUpstream
-from support.serve import Server, start_serve
+from support.serve import Server, serving
 
 # 1x1 PNG, red
 PNG = base64.b64decode(
@@ -26,22 +26,13 @@ PNG = base64.b64decode(
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream) -> Iterator[Server]:
     models = {
         "qwen-vl-plus": {"backend": "upstream", "base_url": upstream.base_url, "capabilities": ["text", "vision"]},
         "qwen3-vl-plus": {"backend": "embedded"},
     }
-    started = start_serve("uploads", tmp_path_factory.mktemp("uploads"), models=models)
-    try:
+    with serving("uploads", tmp_path_factory.mktemp("uploads"), models=models) as started:
         yield started
-    finally:
-        started.stop()
 
 
 @pytest.fixture
@@ -102,16 +93,13 @@ def test_an_upload_needs_a_grant_and_stays_in_its_directory(server: Server) -> N
 
 
 def test_a_file_over_the_limit_is_a_413_and_not_stored(tmp_path_factory: pytest.TempPathFactory) -> None:
-    small = start_serve("small", tmp_path_factory.mktemp("small"), env={"MULTITURN_MAX_REQUEST_BYTES": "2048"})
-    try:
+    with serving("small", tmp_path_factory.mktemp("small"), env={"MULTITURN_MAX_REQUEST_BYTES": "2048"}) as small:
         grant = _grant(small)
         form = {"key": f"{grant['upload_dir']}/big.bin", "policy": grant["policy"]}
         refused = httpx.post(grant["upload_host"], data=form, files={"file": ("big.bin", b"x" * 4096)})
         assert refused.status_code == 413
         with sqlite3.connect(small.home / "gateway.db") as db:
             assert db.execute("SELECT count(*) FROM uploads").fetchone() == (0,)
-    finally:
-        small.stop()
 
 
 def test_an_unknown_key_is_a_400_naming_it(server: Server) -> None:

@@ -16,6 +16,8 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,6 +112,16 @@ def start_serve(
         _check_alive(proc, stderr_path, deadline, "answer /healthz")
         time.sleep(0.05)
     return server
+
+
+@contextmanager
+def serving(name: str, home: Path, **options: Any) -> Iterator[Server]:
+    """``start_serve`` as a context: the server is stopped on exit."""
+    server = start_serve(name, home, **options)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _check_alive(proc: subprocess.Popen[bytes], stderr: Path, deadline: float, what: str) -> None:
