@@ -41,6 +41,8 @@ def build_engine(settings: Settings, store: SQLStore, backends: BackendRegistry)
             policy = replace(policy, reasoning_replay=alias.reasoning_replay)
         if settings.keep_media_rounds is not None and policy.keep_images_rounds is None:
             policy = replace(policy, keep_images_rounds=settings.keep_media_rounds)
+        if settings.inline_media_bytes is not None and policy.media_bytes is None:
+            policy = replace(policy, media_bytes=settings.inline_media_bytes)
         return policy
 
     tokenizer = default_tokenizer()

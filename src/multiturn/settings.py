@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     keep_media_rounds: int | None = Field(
         default=None, ge=1, description="replace images, audio and video older than this many rounds by a placeholder"
     )
+    inline_media_bytes: int | None = Field(
+        default=10 * 1024 * 1024,
+        ge=0,
+        description="most bytes of media sent inline (data: URLs) in one request; older media become placeholders",
+    )
     summary_trigger: float = Field(
         default=0.7, gt=0.0, le=1.0, description="summarize when the history passes this share of the window"
     )

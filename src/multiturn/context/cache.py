@@ -114,6 +114,8 @@ class _Shape:
     leaf: ItemRecord
     length: int
     starts: tuple[int, ...]
+    media: tuple[int, ...] = ()
+    """The rounds holding an image, audio or video part."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,23 +237,31 @@ class PlanCache:
     def round_starts(self, path: Sequence[ItemRecord]) -> tuple[int, ...]:
         """Where ``path``'s rounds start (``rounds.split_rounds``: before every user item, and
         at 0), extending the shape of a cached prefix of it by the items after that prefix."""
+        return self.shape(path)[0]
+
+    def shape(self, path: Sequence[ItemRecord]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """``round_starts(path)``, and the rounds of ``path`` that hold media (image, audio or
+        video parts), both extended from a cached prefix by the items after it."""
         n = len(path)
         starts: list[int] = []
+        media: list[int] = []
         begin = 0
         for k in range(n - 1, max(-1, n - 1 - LOOKBACK), -1):
             hit = self._shapes.get(path[k].id)
             if hit is not None and hit.leaf is path[k] and hit.length == k + 1:
-                starts, begin = list(hit.starts), k + 1
+                starts, media, begin = list(hit.starts), list(hit.media), k + 1
                 break
         for position in range(begin, n):
             item = path[position]
             if item.role == "user" or not starts:
                 starts.append(position)
+            if (not media or media[-1] != len(starts) - 1) and any(p.type != "text" for p in item.content):
+                media.append(len(starts) - 1)
             self._depths.put(item.id, (position, item))
-        shape = tuple(starts)
+        shape, with_media = tuple(starts), tuple(media)
         if n:
-            self._shapes.put(path[-1].id, _Shape(path[-1], n, shape))
-        return shape
+            self._shapes.put(path[-1].id, _Shape(path[-1], n, shape, with_media))
+        return shape, with_media
 
     def positions(self, path: Sequence[ItemRecord]) -> Positions:
         return Positions(path, self._depths)

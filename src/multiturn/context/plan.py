@@ -41,13 +41,14 @@ from ..types import (
     ContextReport,
     ImagePart,
     Message,
+    Part,
     TextPart,
     VideoPart,
     complement,
     merge_spans,
     spans_of,
 )
-from .cache import PlanCache, Positions
+from .cache import History, PlanCache, Positions
 from .retrieval import Recalled, render_items, with_recalled
 from .summary import Summary, with_summary
 from .window import DEFAULT_LOW_WATER, WindowState, advance, check
@@ -100,7 +101,12 @@ class Policy:
     - ``low_water``: after a block drop the window holds at most this share of its budget.
     - ``max_rounds``: keep at most this many rounds besides the new input ("last N rounds").
     - ``keep_images_rounds``: media older than this many rounds becomes a placeholder
-      (``[image omitted]``...); ``None`` keeps all media.
+      (``[image omitted]``...); ``None`` keeps all media while they fit. Whatever this says,
+      when the request would not fit its budget (the window would drop text; ``full`` would
+      be over it), older media become placeholders first, oldest first, in steps of
+      ``MEDIA_STEP`` rounds, before any text goes (the newest round's media never go).
+    - ``media_bytes``: a ceiling on the bytes of media sent inline (``data:`` URLs) in one
+      request; older media become placeholders, oldest first, until the request is under it.
     - ``reasoning_replay``: which stored reasoning is sent back: ``drop`` (none), ``tool_chain``
       (the assistant items with tool calls in the newest round, which starts at the last user
       item), ``keep`` (all; only for models that accept it).
@@ -112,6 +118,7 @@ class Policy:
     low_water: float = DEFAULT_LOW_WATER
     max_rounds: int | None = None
     keep_images_rounds: int | None = None
+    media_bytes: int | None = None
     reasoning_replay: ReasoningReplay = "drop"
 
     def __post_init__(self) -> None:
@@ -122,6 +129,7 @@ class Policy:
             (not 0 < self.low_water <= 1, "low_water must be in (0, 1]"),
             (self.max_rounds is not None and self.max_rounds < 0, "max_rounds must be >= 0"),
             (self.keep_images_rounds is not None and self.keep_images_rounds < 1, "keep_images_rounds must be >= 1"),
+            (self.media_bytes is not None and self.media_bytes < 0, "media_bytes must be >= 0"),
             (
                 self.reasoning_replay not in get_args(ReasoningReplay),
                 f"unknown reasoning_replay {self.reasoning_replay!r} (one of {', '.join(get_args(ReasoningReplay))})",
@@ -188,6 +196,8 @@ class _Block:
     tokens: int
     arrival: int
     """Tokens of the round when it was the new input: its user message alone."""
+    media_bytes: int = 0
+    """Bytes of the media it sends inline (``data:`` URLs, inline audio)."""
 
 
 def _omit_media(message: Message) -> Message:
@@ -232,7 +242,38 @@ def _block(items: Sequence[ItemRecord], *, replay: ReasoningReplay, omit_media: 
         kept.append(item.id)
     costs = [count(m) for m in messages]
     opened_by_user = bool(kept) and kept[0] == items[0].id and items[0].role == "user"
-    return _Block(tuple(messages), tuple(kept), tuple(dropped), sum(costs), costs[0] if opened_by_user else sum(costs))
+    arrival = costs[0] if opened_by_user else sum(costs)
+    inline = sum(_inline_bytes(part) for m in messages for part in m.content)
+    return _Block(tuple(messages), tuple(kept), tuple(dropped), sum(costs), arrival, inline)
+
+
+def _inline_bytes(part: Part) -> int:
+    """Bytes a part carries inline: a ``data:`` URL's length (its base64 text is what is sent)."""
+    if isinstance(part, ImagePart):
+        return len(part.url) if part.url.startswith("data:") else 0
+    if isinstance(part, AudioPart):
+        return len(part.data or "") + (len(part.url) if part.url and part.url.startswith("data:") else 0)
+    if isinstance(part, VideoPart):
+        urls = (*part.frames, *([part.url] if part.url else []))
+        return sum(len(url) for url in urls if url.startswith("data:"))
+    return 0
+
+
+MEDIA_STEP = 2
+"""Rounds whose media go together when a request does not fit: a boundary moved by one round a
+turn would change the prompt's prefix every turn (no cached prefix); by two, every other turn."""
+MEDIA_TRIES = 6
+"""At most this many boundaries are tried a turn (each is a window computed and kept)."""
+
+
+def _media_steps(rounds: Sequence[int], boundary: int, newest_round: int) -> list[int]:
+    """Boundaries to try, oldest first: past each older round with media, rounded up to a step
+    of ``MEDIA_STEP`` and at most the newest round (whose media always stay)."""
+    steps = sorted({min(-(-(r + 1) // MEDIA_STEP) * MEDIA_STEP, newest_round) for r in rounds} - {boundary})
+    steps = [b for b in steps if b > boundary]
+    if len(steps) > MEDIA_TRIES:  # evenly spread, the last (every older media gone) kept
+        steps = [steps[round(i * (len(steps) - 1) / (MEDIA_TRIES - 1))] for i in range(MEDIA_TRIES)]
+    return steps
 
 
 def _media_boundary(last_round: int, keep: int | None) -> int:
@@ -333,7 +374,7 @@ def plan_context(
     budget = max(0, window_tokens - reserved_output)
     if policy.budget is not None:
         budget = min(budget, policy.budget)
-    starts = memo.round_starts(path)
+    starts, media_rounds = memo.shape(path)
     positions = memo.positions(path)
     ends = [*starts[1:], len(path)]
 
@@ -358,14 +399,13 @@ def plan_context(
 
     # The rounds the window chooses from: those with an item after the summary, not pinned. They
     # are the last rounds of the path (the summary covers a prefix; pinned items open it).
-    boundary = _media_boundary(len(starts) - 1, policy.keep_images_rounds)
     first = 0
     while first < len(starts) and not _window_items(round_items(first), starts[first], through, pinned_ids):
         first += 1
 
     newest_round = len(starts) - 1
 
-    def block_at(index: int) -> _Block:
+    def block_at(index: int, boundary: int) -> _Block:
         items = _window_items(round_items(index), starts[index], through, pinned_ids)
         omit = index < boundary
         replay = policy.reasoning_replay
@@ -394,20 +434,22 @@ def plan_context(
 
     available = budget - head_tokens - REPLY_PRIMER - overhead
     count_rounds = len(starts) - first
-    if policy.name == "full" or count_rounds == 0:
-        cut = 0
-    else:
+
+    def window_cut(boundary: int) -> int:
+        """How many of the window's rounds go, their media omitted before ``boundary``."""
+        if policy.name == "full" or count_rounds == 0:
+            return 0
         memory = available - math.floor(policy.recent_share * available) if available > 0 else 0
         window_budget = available - max(summary_tokens, memory)
         check(policy.low_water, policy.max_rounds)
 
         def step(state: WindowState, index: int) -> WindowState:
-            block = block_at(first + index)
+            block = block_at(first + index, boundary)
             arriving = block.tokens if index == count_rounds - 1 else block.arrival
             return advance(
                 state,
                 arriving,
-                lambda i: block_at(first + i).tokens,
+                lambda i: block_at(first + i, boundary).tokens,
                 window_budget,
                 low_water=policy.low_water,
                 max_rounds=policy.max_rounds,
@@ -415,18 +457,46 @@ def plan_context(
 
         key = (window_budget, policy.low_water, policy.max_rounds, through, first, boundary, policy.reasoning_replay)
         last_item: Callable[[int], ItemRecord] = lambda index: path[ends[first + index] - 1]  # noqa: E731
-        cut = memo.window((*key, scale.steps), count_rounds, last_item, step).cut
-    # The window's complete rounds, assembled once per chain and extended turn by turn, then the
-    # newest round: a whole-history window costs a turn its new rounds, not the conversation.
-    history = memo.history(
-        (through, boundary, policy.reasoning_replay == "keep", scale.steps),
-        first + cut,
-        first + max(cut, count_rounds - 1),
-        lambda index: path[ends[index] - 1],
-        block_at,
-        positions,
-    )
-    newest = [block_at(first + count_rounds - 1)] if cut < count_rounds else []
+        return memo.window((*key, scale.steps), count_rounds, last_item, step).cut
+
+    def plan_window(boundary: int) -> tuple[int, History[_Block], list[_Block]]:
+        """The window with media omitted before ``boundary``: its cut, its complete rounds
+        (assembled once per chain and extended turn by turn: a whole-history window costs a turn
+        its new rounds, not the conversation), and the newest round."""
+        cut = window_cut(boundary)
+        history = memo.history(
+            (through, boundary, policy.reasoning_replay == "keep", scale.steps),
+            first + cut,
+            first + max(cut, count_rounds - 1),
+            lambda index: path[ends[index] - 1],
+            lambda index: block_at(index, boundary),
+            positions,
+        )
+        newest = [block_at(first + count_rounds - 1, boundary)] if cut < count_rounds else []
+        return cut, history, newest
+
+    def strain(planned: tuple[int, History[_Block], list[_Block]]) -> tuple[int, int, int]:
+        """How far a window is from fitting: rounds dropped, tokens over the budget (``full``),
+        inline media bytes over ``media_bytes`` (smaller is better, in that order of weight)."""
+        cut, history, newest = planned
+        tokens = history.tokens + sum(b.tokens for b in newest)
+        over = max(0, tokens + summary_tokens - available) if policy.name == "full" else 0
+        inline = sum(b.media_bytes for b in (*history.blocks, *newest)) if policy.media_bytes is not None else 0
+        return cut, over, max(0, inline - policy.media_bytes) if policy.media_bytes is not None else 0
+
+    boundary = _media_boundary(newest_round, policy.keep_images_rounds)
+    planned = plan_window(boundary)
+    # Media of the rounds the window chooses from, the newest round's apart (it keeps them).
+    older_media = [r for r in media_rounds if max(first, boundary) <= r < newest_round]
+    if older_media and any(strain(planned)):
+        # Media go before text: omit them from the oldest rounds on, in steps, until it fits.
+        for candidate in _media_steps(older_media, boundary, newest_round):
+            tried = plan_window(candidate)
+            if strain(tried) < strain(planned):
+                boundary, planned = candidate, tried
+            if not any(strain(planned)):
+                break
+    _, history, newest = planned
     history_tokens = history.tokens
     input_tokens = newest[0].tokens if newest else 0
     kept_at = merge_spans((*spans_of(positions[item.id] for item in pinned), *history.kept))
@@ -435,9 +505,9 @@ def plan_context(
     recalled_tokens = 0
     recalled_entries: list[Recalled] = []
     if policy.uses_recall and recalled and newest:
-        window = history.blocks + newest
+        sent = history.blocks + newest
         room = available - summary_tokens - history_tokens - input_tokens
-        excluded = {item.id for item in pinned} | {i for b in window for i in (*b.kept, *b.dropped)}
+        excluded = {item.id for item in pinned} | {i for b in sent for i in (*b.kept, *b.dropped)}
         before = sum(count(m) for m in head)
         head, recalled_entries = _select_recalled(recalled, positions, excluded, room, count, quote, head)
         recalled_tokens = sum(count(m) for m in head) - before

@@ -36,6 +36,7 @@ policies = st.builds(
     low_water=st.sampled_from([0.3, 0.6, 1.0]),
     max_rounds=st.none() | st.integers(0, 8),
     keep_images_rounds=st.none() | st.integers(1, 4),
+    media_bytes=st.none() | st.integers(0, 400),
     reasoning_replay=st.sampled_from(["drop", "tool_chain", "keep"]),
 )
 
