@@ -9,6 +9,7 @@ everything fits.
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from pathlib import Path
@@ -108,3 +109,22 @@ def test_answer_mode_scores_the_embedded_models_answer(cli: Cli, model_pulled: N
     cell = _cells(result.stdout)[("retrieval", 300)]
     assert cell["questions"] == 1 and cell["recall"] == 1.0
     assert isinstance(cell["f1"], float) and 0.0 <= cell["f1"] <= 1.0
+
+
+def test_by_category_and_per_question_and_a_gzipped_file(cli: Cli, tmp_path: Path) -> None:
+    packed = tmp_path / "tiny.json.gz"
+    packed.write_bytes(gzip.compress(LOCOMO.read_bytes()))
+    lines = tmp_path / "questions.jsonl"
+    args = ["--budgets", "300", "--policies", "window,retrieval", "--embedder", "none", "--by-category"]
+    result = cli.run("bench", "memory", "--data", str(packed), *args, "--per-question", str(lines))
+    assert result.returncode == 0, result.stderr
+    assert "recall by question category" in result.stdout
+    records = [json.loads(line) for line in lines.read_text().splitlines()]
+    assert len(records) == 2 * 2  # two questions, two policies, one budget
+    assert {(r["policy"], r["budget"]) for r in records} == {("window", 300), ("retrieval", 300)}
+    window = [r["recall"] for r in records if r["policy"] == "window"]
+    assert sorted(window) == [0.0, 1.0]  # the early evidence is out of the window, the late one in
+    assert all(r["evidence"] and r["category"] and r["question"] for r in records)
+    summary = cli.run("bench", "memory", "--data", str(packed), *args, "--json")
+    by_category = json.loads(summary.stdout)["cells"][0]["by_category"]
+    assert sum(int(c["questions"]) for c in by_category.values()) == 2

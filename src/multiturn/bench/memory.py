@@ -28,7 +28,7 @@ import string
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -92,6 +92,38 @@ class Cell:
     tokens: list[int] = field(default_factory=list)
     latency_ms: list[float] = field(default_factory=list)
     f1: list[float] = field(default_factory=list)
+    asked: list[tuple[str, Question]] = field(default_factory=list)
+    """The conversation and question of each value, in the same order."""
+
+    def by_category(self) -> dict[str, dict[str, float]]:
+        """Recall (and tokens) per question category (LoCoMo's 1-4, LongMemEval's types)."""
+        groups: dict[str, list[int]] = {}
+        for n, (_, question) in enumerate(self.asked):
+            groups.setdefault(question.category, []).append(n)
+        return {
+            category: {
+                "questions": len(ns),
+                "recall": _mean([self.recall[n] for n in ns]),
+                "tokens": _mean([self.tokens[n] for n in ns]),
+            }
+            for category, ns in sorted(groups.items())
+        }
+
+    def per_question(self) -> Iterator[dict[str, Any]]:
+        """One record per question: what it asked, its evidence, and what this cell gave it."""
+        for n, (conversation, question) in enumerate(self.asked):
+            yield {
+                "conversation": conversation,
+                "question": question.text,
+                "category": question.category,
+                "evidence": list(question.evidence),
+                "policy": self.policy,
+                "budget": self.budget,
+                "recall": self.recall[n],
+                "tokens": self.tokens[n],
+                "latency_ms": round(self.latency_ms[n], 3),
+                **({"f1": self.f1[n]} if self.f1 else {}),
+            }
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -103,6 +135,7 @@ class Cell:
             "p50_ms": _percentile(self.latency_ms, 50),
             "p95_ms": _percentile(self.latency_ms, 95),
             "f1": _mean(self.f1) if self.f1 else None,
+            "by_category": self.by_category(),
         }
 
 
@@ -253,6 +286,7 @@ async def _evaluate(
     cell.latency_ms.append((time.perf_counter() - started) * 1000)
     cell.tokens.append(report.tokens)
     cell.recall.append(evidence_recall(messages, conversation, texts, question))
+    cell.asked.append((conversation.name, question))
     if answerer is not None:
         answer = await _answer(answerer, messages, options)
         cell.f1.append(token_f1(answer, question.answer))

@@ -5,7 +5,8 @@ whose evidence names turns.
   conversation holds ``speaker_a``, ``speaker_b`` and ``session_<N>`` lists of turns
   ``{speaker, dia_id, text, [blip_caption]}`` with ``session_<N>_date_time``; each question has
   ``evidence`` (``dia_id`` values, a few irregular: ``'D8:6; D9:17'``, ``'D:11:26'``) and a
-  ``category`` 1-5 (5: adversarial, no answer in the conversation). ``speaker_a`` becomes the
+  ``category`` 1-5 (5: adversarial, no answer in the conversation). A range ``D12:3-D12:5``
+  (or ``D12:3-5``) names every turn from the first to the last. ``speaker_a`` becomes the
   user, ``speaker_b`` the assistant; each turn's text is prefixed with its speaker's name, and
   the first turn of a session with the session's date.
 - LongMemEval (``longmemeval_*.json``): a list of questions, each with its own haystack
@@ -14,11 +15,12 @@ whose evidence names turns.
   with none, every turn of its answer sessions, one of which suffices per session (session
   level).
 
-Malformed files fail with one clear ``InvalidInput`` line.
+Either may be gzip'd (``.json.gz``). Malformed files fail with one clear ``InvalidInput`` line.
 """
 
 from __future__ import annotations
 
+import gzip
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +34,8 @@ from ..types import Role
 LOCOMO_CATEGORIES = frozenset({"1", "2", "3", "4"})
 """Multi-hop, temporal, open-domain, single-hop; 5 (adversarial) has no answer to recall."""
 _SESSION = re.compile(r"^session_(\d+)$")
-_DIA = re.compile(r"D:?(\d+):(\d+)")
+_DIA = re.compile(r"D:?(\d+):(\d+)(?:\s*-\s*(?:D:?(\d+):)?(\d+))?")
+"""A turn id, or a range of them within one session (``D12:3-D12:5``, ``D12:3-5``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +71,10 @@ def load(path: Path, *, categories: frozenset[str] | None = None) -> list[Conver
     evidence in ``categories`` (LoCoMo's ``1``-``5``, LongMemEval's question types; default:
     LoCoMo's ``1``-``4``, every LongMemEval type)."""
     try:
-        data = orjson.loads(path.read_bytes())
-    except OSError as exc:
-        raise InvalidInput(f"cannot read the data file {str(path)!r}: {exc.strerror}") from exc
+        raw = path.read_bytes()
+        data = orjson.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
+    except OSError as exc:  # gzip's BadGzipFile is an OSError too
+        raise InvalidInput(f"cannot read the data file {str(path)!r}: {exc.strerror or exc}") from exc
     except orjson.JSONDecodeError as exc:
         raise InvalidInput(f"the data file {str(path)!r} is not JSON: {exc}") from exc
     if not isinstance(data, list) or not data or not isinstance(data[0], dict):
@@ -127,7 +131,14 @@ def _dia(value: str) -> str | None:
 
 
 def _dias(value: str) -> list[str]:
-    return [f"D{int(s)}:{int(t)}" for s, t in _DIA.findall(value)]
+    found: list[str] = []
+    for session, turn, other, last in _DIA.findall(value):
+        first, end = int(turn), int(last) if last else int(turn)
+        if other and int(other) != int(session):  # a range across sessions: its two ends only
+            found += [f"D{int(session)}:{first}", f"D{int(other)}:{end}"]
+            continue
+        found += [f"D{int(session)}:{t}" for t in range(first, max(first, end) + 1)]
+    return found
 
 
 def _longmemeval(entry: dict[str, Any]) -> Conversation:

@@ -60,6 +60,13 @@ def memory(
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON")] = False,
     plot: Annotated[Path | None, typer.Option(help="Write a PNG plot of recall against tokens here")] = None,
     out: Annotated[Path | None, typer.Option(help="Write the table and the command as Markdown here")] = None,
+    by_category: Annotated[
+        bool, typer.Option("--by-category", help="Also show recall per question category or type")
+    ] = False,
+    per_question: Annotated[
+        Path | None,
+        typer.Option(help="Write one JSON line per question, policy and budget here (recall, tokens, evidence)"),
+    ] = None,
 ) -> None:
     """Evidence recall per context policy and token budget on a long-conversation data set.
 
@@ -112,6 +119,11 @@ def memory(
             memory_report.plot(result, plot)
         except MissingDependency as exc:
             err.print(f"no plot: {exc.message}")
+    if per_question is not None:
+        with per_question.open("w", encoding="utf-8") as lines:
+            for cell in result.cells:
+                for record in cell.per_question():
+                    lines.write(json.dumps(record, ensure_ascii=False) + "\n")
     if as_json:
         typer.echo(json.dumps(result.as_json(), indent=2))
         return
@@ -121,3 +133,20 @@ def memory(
     for row in memory_report.rows(result):
         table.add_row(*row)
     stdout_console().print(table)
+    if by_category:
+        stdout_console().print(_category_table(result))
+
+
+def _category_table(result: harness.Result) -> Table:
+    """Recall per category (columns) for every policy and budget (rows)."""
+    categories = sorted({c for cell in result.cells for c in cell.by_category()})
+    table = Table(title="recall by question category (questions in brackets)")
+    table.add_column("policy")
+    table.add_column("budget", justify="right")
+    for category in categories:
+        table.add_column(category, justify="right")
+    for cell in result.cells:
+        found = cell.by_category()
+        shown = [f"{found[c]['recall']:.3f} ({int(found[c]['questions'])})" if c in found else "-" for c in categories]
+        table.add_row(cell.policy, str(cell.budget), *shown)
+    return table
