@@ -79,7 +79,9 @@ def test_the_table_prints_without_json(cli: Cli) -> None:
     )
     assert result.returncode == 0, result.stderr
     row = next(line for line in result.stdout.splitlines() if "retrieval" in line)
-    assert row.split("│")[1:5] == [" retrieval ", "    300 ", "         2 ", "  1.000 "]
+    assert [cell.strip() for cell in row.split("│")[1:5]] == ["retrieval", "300", "2", "1.000"]
+    baseline = next(line for line in result.stdout.splitlines() if "bm25-turns" in line)
+    assert [cell.strip() for cell in baseline.split("│")[1:4]] == ["bm25-turns", "300", "2"]
 
 
 @pytest.mark.parametrize(
@@ -120,8 +122,8 @@ def test_by_category_and_per_question_and_a_gzipped_file(cli: Cli, tmp_path: Pat
     assert result.returncode == 0, result.stderr
     assert "recall by question category" in result.stdout
     records = [json.loads(line) for line in lines.read_text().splitlines()]
-    assert len(records) == 2 * 2  # two questions, two policies, one budget
-    assert {(r["policy"], r["budget"]) for r in records} == {("window", 300), ("retrieval", 300)}
+    assert len(records) == 2 * 3  # two questions; the BM25 baseline and two policies; one budget
+    assert {(r["policy"], r["budget"]) for r in records} == {("bm25-turns", 300), ("window", 300), ("retrieval", 300)}
     window = [r["recall"] for r in records if r["policy"] == "window"]
     assert sorted(window) == [0.0, 1.0]  # the early evidence is out of the window, the late one in
     assert all(r["evidence"] and r["category"] and r["question"] for r in records)

@@ -44,15 +44,19 @@ from ..engine import Engine
 from ..errors import InvalidInput
 from ..memory.base import Compaction
 from ..memory.compaction import build_compaction
+from ..memory.lexical import BM25
 from ..memory.recall import IndexRecall, Tuning
 from ..records import ItemRecord, NewItem
 from ..settings import Settings
 from ..store import SQLStore
-from ..tokens import QwenTokenizer
+from ..tokens import QwenTokenizer, message_tokens
 from ..types import Accumulator, GenerationParams, Message, TextPart
 from .memory_data import Conversation, Question, load
 
 POLICY_CHOICES = ("window", "retrieval", "auto", "summary", "full")
+BASELINE = "bm25-turns"
+"""The baseline printed beside every policy: the question's best single turns by BM25 (the
+formula of the store's full-text index), most relevant first, as many as the budget holds."""
 DEFAULT_POLICIES = ("window", "retrieval", "auto")
 DEFAULT_BUDGETS = (1000, 2000, 4000, 8000)
 ANSWER_PROMPT = "Answer the last question from the conversation above in a few words."
@@ -73,6 +77,8 @@ class Options:
     tuning: Tuning = field(default_factory=Tuning)
     answer_model: str | None = None
     max_tokens: int = 64
+    baseline: bool = True
+    """Also measure ``BASELINE`` at every budget."""
 
     def __post_init__(self) -> None:
         unknown = [p for p in self.policies if p not in POLICY_CHOICES]
@@ -199,6 +205,7 @@ async def _run(options: Options, conversations: list[Conversation], tmp: Path, p
             store, registry.get, default_model=model, recall=recall, compaction=compaction, tokenizer=tokenizer
         )
         answerer = registry.get(options.answer_model) if options.answer_model else None
+        baselines = {b: Cell(BASELINE, b) for b in options.budgets} if options.baseline else {}
         cells = {(p, b): Cell(p, b) for p in options.policies for b in options.budgets}
         total = sum(len(c.questions) for c in conversations) * len(cells)
         done = 0
@@ -212,7 +219,12 @@ async def _run(options: Options, conversations: list[Conversation], tmp: Path, p
                 for b in options.budgets
                 if compaction is not None
             }
+            index = BM25([turn.text for turn in conversation.turns]) if baselines else None
+            costs = [message_tokens(Message.of(t.role, t.text), tokenizer) for t in conversation.turns] if index else []
             for question in conversation.questions:
+                for budget, cell in baselines.items():
+                    assert index is not None
+                    _baseline(index, costs, conversation, question, budget, cell)
                 for (policy, budget), cell in cells.items():
                     target = summarized[budget] if preset(policy).uses_summary and summarized else conversation_id
                     await _evaluate(
@@ -226,7 +238,7 @@ async def _run(options: Options, conversations: list[Conversation], tmp: Path, p
             conversations=len(conversations),
             questions=sum(len(c.questions) for c in conversations),
             history_tokens=history,
-            cells=list(cells.values()),
+            cells=[*baselines.values(), *cells.values()],
             embedder=embedder.name if embedder is not None else None,
             answer_model=options.answer_model,
         )
@@ -290,6 +302,31 @@ async def _evaluate(
     if answerer is not None:
         answer = await _answer(answerer, messages, options)
         cell.f1.append(token_f1(answer, question.answer))
+
+
+def _baseline(
+    index: BM25, costs: Sequence[int], conversation: Conversation, question: Question, budget: int, cell: Cell
+) -> None:
+    """``BASELINE`` for one question: turns by BM25 score against it, best first, while they fit
+    ``budget`` (each turn costs its message's tokens); recall as ``evidence_recall`` counts it."""
+    started = time.perf_counter()
+    scores = index.scores(question.text)
+    chosen: list[int] = []
+    spent = 0
+    for n in sorted(scores, key=lambda n: (-scores[n], -n)):  # ties: the later turn
+        if spent + costs[n] > budget:
+            continue
+        chosen.append(n)
+        spent += costs[n]
+    cell.latency_ms.append((time.perf_counter() - started) * 1000)
+    cell.tokens.append(spent)
+    turns = [conversation.turns[n] for n in chosen]
+    if question.level == "session":
+        found = {t.group for t in turns} & set(question.evidence)
+    else:
+        found = {t.key for t in turns} & set(question.evidence)
+    cell.recall.append(len(found) / len(question.evidence))
+    cell.asked.append((conversation.name, question))
 
 
 def evidence_recall(
