@@ -52,7 +52,7 @@ class Case:
     costs: dict[str, int]
 
 
-async def gather(data: Path, shares: list[float], budgets: list[int]) -> list[Case]:
+async def gather(data: Path, shares: list[float], budgets: list[int], limit: int | None = None) -> list[Case]:
     tokenizer = QwenTokenizer()
     cases: list[Case] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,7 +61,7 @@ async def gather(data: Path, shares: list[float], budgets: list[int]) -> list[Ca
         await store.migrate()
         recall = IndexRecall(store, load_embedder(settings))
         engine = Engine(store, lambda name: None, default_model="none", recall=recall)  # type: ignore[arg-type,return-value]
-        for conversation in load(data):
+        for conversation in load(data)[:limit]:
             cid, _, _ = await harness._replay(engine, recall, conversation, False)
             path = await engine.history(cid)
             ids = {turn.key: item.id for turn, item in zip(conversation.turns, path, strict=True)}
@@ -81,7 +81,14 @@ async def gather(data: Path, shares: list[float], budgets: list[int]) -> list[Ca
                 query = build_query([_pending(cid, question.text)], path)
                 lexical = await recall._lexical(cid, query, "default")
                 dense = await recall._dense(cid, query, path, "default")
-                cases.append(Case(found, lexical, dense, [ids[k] for k in question.evidence], windows, costs))
+                if question.level == "session":  # any turn of an evidence session counts: its first
+                    firsts = {}
+                    for turn in conversation.turns:
+                        firsts.setdefault(turn.group, ids[turn.key])
+                    evidence = [firsts[g] for g in question.evidence if g in firsts]
+                else:
+                    evidence = [ids[k] for k in question.evidence]
+                cases.append(Case(found, lexical, dense, evidence, windows, costs))
         await store.close()
     return cases
 
@@ -121,15 +128,16 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=LOCOMO)
     parser.add_argument("--budget", type=int, action="append")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--conversations", type=int, help="only the first N conversations (LongMemEval: questions)")
     args = parser.parse_args()
     budgets = args.budget or [4000]
     shares = [0.6, 0.4, 0.25, 0.1]
     started = time.perf_counter()
-    cache = Path(f"/tmp/memory_tuning_{'-'.join(map(str, budgets))}.pickle")
+    cache = Path(f"/tmp/memory_tuning_{args.data.stem}_{args.conversations}_{'-'.join(map(str, budgets))}.pickle")
     if cache.exists():
         cases = pickle.loads(cache.read_bytes())
     else:
-        cases = asyncio.run(gather(args.data, shares, budgets))
+        cases = asyncio.run(gather(args.data, shares, budgets, args.conversations))
         cache.write_bytes(pickle.dumps(cases))
     print(f"{len(cases)} questions gathered in {time.perf_counter() - started:.0f} s")
     base = Tuning()

@@ -397,7 +397,7 @@ def test_calibration_scales_every_count() -> None:
 
 def test_policies_are_validated_and_presets_named() -> None:
     assert set(PRESETS) == {"full", "window", "summary", "retrieval", "auto"}
-    assert preset("auto").recent_share == 0.25 and preset("window").recent_share == 1.0
+    assert preset("auto").recent_share == 0.1 and preset("window").recent_share == 1.0
     with pytest.raises(InvalidInput, match="unknown context policy"):
         preset("everything")
     for bad in (
