@@ -157,17 +157,21 @@ def _below(parent_of: dict[str, str | None], roots: Iterable[str]) -> set[str]:
 
 
 def _children_first(parent_of: dict[str, str | None], ids: Sequence[str]) -> list[str]:
-    """``ids`` ordered so that no item comes before one of its descendants (deepest first)."""
-
-    def depth(item_id: str) -> int:
-        n = 0
-        current = parent_of.get(item_id)
-        while current is not None:
-            n += 1
+    """``ids`` ordered so that no item comes before one of its descendants (deepest first).
+    Depths are memoized along each walk up, so a long chain costs its length, not its square."""
+    depth: dict[str | None, int] = {None: -1}
+    for item_id in ids:
+        walk: list[str] = []
+        current: str | None = item_id
+        while current not in depth:
+            assert current is not None
+            walk.append(current)
             current = parent_of.get(current)
-        return n
-
-    return sorted(ids, key=depth, reverse=True)
+        known = depth[current]
+        for step in reversed(walk):
+            known += 1
+            depth[step] = known
+    return sorted(ids, key=lambda item_id: depth[item_id], reverse=True)
 
 
 def _quoting_units(parent_of: dict[str, str | None], role_of: dict[str, str], doomed: Collection[str]) -> list[str]:
