@@ -22,7 +22,7 @@ from multiturn.records import IndexEntry
 from multiturn.store import SQLStore, dialect
 from multiturn.store.responses import ORIGIN_KEY, ORIGIN_RESPONSES
 from multiturn.store.turns import Blocked, Started
-from support.scan import fts_hits, leftovers
+from support.scan import fts_hits, in_files, leftovers
 from support.turns import Stored, answer, entry, stored_turn
 
 SECRET = "xylophonequirk"
@@ -60,14 +60,10 @@ async def _chain(store: SQLStore, words: list[str], *, origin: bool = False) -> 
     return Chain(conv.id, turns)
 
 
-def _files(store: SQLStore) -> list[Path]:
+def _in_files(store: SQLStore, word: str) -> list[str]:
     path = dialect.sqlite_file(store._db.url)
     assert path is not None
-    return [p for p in (path, Path(f"{path}-wal")) if p.exists()]
-
-
-def _in_files(store: SQLStore, word: str) -> list[str]:
-    return [p.name for p in _files(store) if word.encode() in p.read_bytes()]
+    return in_files(path, word)
 
 
 Delete = Callable[[SQLStore, Chain, Chain], Awaitable[None]]

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from support.scan import in_files
+
 from .conftest import Cli, conversations
 
 SECRET = "xylophonequirk"
@@ -31,21 +33,16 @@ def _import(cli: Cli, tmp_path: Path, word: str, updated_at: int) -> str:
     return done.stdout.strip()
 
 
-def _in_files(db: Path, word: str) -> list[str]:
-    files = [db, Path(f"{db}-wal")]
-    return [p.name for p in files if p.exists() and word.encode() in p.read_bytes()]
-
-
 @pytest.mark.parametrize("command", ["delete", "prune"])
 def test_a_cli_deletion_leaves_no_word_in_the_files(cli: Cli, tmp_path: Path, command: str) -> None:
     doomed = _import(cli, tmp_path, SECRET, updated_at=1_000)
     _import(cli, tmp_path, KEPT, updated_at=4_000_000_000_000)
-    assert _in_files(cli.db, SECRET)
+    assert in_files(cli.db, SECRET)
     if command == "delete":
         done = cli.run("conversations", "delete", doomed, "--yes")
     else:
         done = cli.run("conversations", "prune", "--older-than", "1d", "--yes")
     assert done.returncode == 0, done.stderr
     assert [c["id"] for c in conversations(cli.db)] != [] and doomed not in {c["id"] for c in conversations(cli.db)}
-    assert _in_files(cli.db, SECRET) == []
-    assert _in_files(cli.db, KEPT)
+    assert in_files(cli.db, SECRET) == []
+    assert in_files(cli.db, KEPT)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from support.fake_upstream import FakeUpstream
-from support.scan import rows_naming
+from support.scan import in_files, rows_naming
 
 from .conftest import INSTANT, Gateways, connected
 
@@ -31,10 +31,7 @@ def _rows(database: str, needle: str) -> list[Any]:
 
 
 def _in_files(database: str, needle: str) -> list[str]:
-    if database.startswith("postgresql"):
-        return []
-    files = [Path(database), Path(f"{database}-wal")]
-    return [p.name for p in files if p.exists() and needle.encode() in p.read_bytes()]
+    return [] if database.startswith("postgresql") else in_files(Path(database), needle)
 
 
 async def _respond(http: Http, text: str, **more: Any) -> dict[str, Any]:

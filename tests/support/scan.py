@@ -4,6 +4,7 @@ dialect's full-text index."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -40,3 +41,9 @@ async def fts_hits(store: SQLStore, word: str) -> int:
     else:
         query = sa.text("SELECT count(*) FROM memory_entries WHERE text_tsv @@ to_tsquery('english', :w)")
     return await store._read(lambda conn: int(conn.execute(query, {"w": word}).scalar_one()))
+
+
+def in_files(database: Path, word: str) -> list[str]:
+    """The names of a SQLite database's files (the file and its WAL) whose bytes hold ``word``."""
+    files = [database, Path(f"{database}-wal")]
+    return [p.name for p in files if p.exists() and word.encode() in p.read_bytes()]

@@ -489,13 +489,15 @@ def plan_context(
     planned = plan_window(boundary)
     # Media of the rounds the window chooses from, the newest round's apart (it keeps them).
     older_media = [r for r in media_rounds if max(first, boundary) <= r < newest_round]
-    if older_media and any(strain(planned)):
+    best = strain(planned) if older_media else (0, 0, 0)
+    if any(best):
         # Media go before text: omit them from the oldest rounds on, in steps, until it fits.
         for candidate in _media_steps(older_media, boundary, newest_round):
             tried = plan_window(candidate)
-            if strain(tried) < strain(planned):
-                boundary, planned = candidate, tried
-            if not any(strain(planned)):
+            cost = strain(tried)
+            if cost < best:
+                boundary, planned, best = candidate, tried, cost
+            if not any(best):
                 break
     _, history, newest = planned
     history_tokens = history.tokens

@@ -11,7 +11,6 @@ whenever a new file comes in.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 
@@ -20,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from ..errors import InvalidInput, NotFound
 from ..ids import now_ms
+from .api_keys import hash_key
 from .base import DEFAULT_TENANT
 from .core import StoreCore
 from .schema import upload_grants, uploads
@@ -40,10 +40,6 @@ class Upload:
     data: bytes
 
 
-def _hash(policy: str) -> str:
-    return hashlib.sha256(policy.encode()).hexdigest()
-
-
 class UploadTables(StoreCore):
     async def grant_upload(self, *, tenant_id: str = DEFAULT_TENANT, seconds: int = 300) -> Grant:
         """A new upload grant of the tenant, valid ``seconds``."""
@@ -53,7 +49,7 @@ class UploadTables(StoreCore):
             expires_at=now_ms() + seconds * 1000,
         )
         row = {
-            "policy_hash": _hash(grant.policy),
+            "policy_hash": hash_key(grant.policy),
             "tenant_id": tenant_id,
             "upload_dir": grant.upload_dir,
             "expires_at": grant.expires_at,
@@ -68,7 +64,9 @@ class UploadTables(StoreCore):
 
         def run(conn: Connection) -> None:
             _expire(conn, now)
-            grant = conn.execute(sa.select(upload_grants).where(upload_grants.c.policy_hash == _hash(policy))).first()
+            grant = conn.execute(
+                sa.select(upload_grants).where(upload_grants.c.policy_hash == hash_key(policy))
+            ).first()
             if grant is None or grant.expires_at < now:
                 raise InvalidInput("the upload policy is unknown or expired: ask for a new upload certificate")
             name = key.removeprefix(f"{grant.upload_dir}/")
