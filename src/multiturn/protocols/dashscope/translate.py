@@ -357,13 +357,15 @@ def _tools(value: Any) -> tuple[ToolSpec, ...]:
         kind = tool.get("type", "function") if isinstance(tool, dict) else None
         if kind != "function" or not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
             raise _invalid("tools")
-        desc, schema = fn.get("description"), fn.get("parameters")
+        desc, schema, strict = fn.get("description"), fn.get("parameters"), fn.get("strict")
         if not isinstance(desc, str | None) or not isinstance(schema, dict | None):
+            raise _invalid("tools")
+        if not isinstance(strict, bool | None):
             raise _invalid("tools")
         if not 1 <= len(fn["name"]) <= MAX_FUNCTION_NAME_CHARS:
             raise _invalid("tools")
         check_passthrough(f"tools[{i}].function.parameters", schema)
-        specs.append(ToolSpec(name=fn["name"], description=desc, parameters=schema))
+        specs.append(ToolSpec(name=fn["name"], description=desc, parameters=schema, strict=strict))
     return tuple(specs)
 
 

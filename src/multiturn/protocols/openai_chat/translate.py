@@ -131,7 +131,12 @@ def parse_request(
         thinking_budget=wire.thinking_budget,
         n=wire.n,
         tools=tuple(
-            ToolSpec(name=t.function.name, description=t.function.description, parameters=t.function.parameters)
+            ToolSpec(
+                name=t.function.name,
+                description=t.function.description,
+                parameters=t.function.parameters,
+                strict=t.function.strict,
+            )
             for t in wire.tools or ()
         ),
         tool_choice=(
@@ -367,6 +372,8 @@ def _tool_out(tool: ToolSpec) -> dict[str, Any]:
         function["description"] = tool.description
     if tool.parameters is not None:
         function["parameters"] = tool.parameters
+    if tool.strict is not None:
+        function["strict"] = tool.strict
     return {"type": "function", "function": function}
 
 

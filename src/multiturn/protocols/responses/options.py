@@ -128,7 +128,15 @@ def tool_options(wire: ResponseCreateRequest) -> ToolOptions:
     for i, tool in enumerate(sent):
         check_passthrough(f"tools[{i}].parameters", tool.parameters)
     names = [tool.name for tool in sent]
-    specs = tuple(ToolSpec(name=t.name, description=t.description, parameters=t.parameters) for t in sent)
+    specs = tuple(
+        ToolSpec(
+            name=t.name,
+            description=t.description,
+            parameters=t.parameters,
+            strict=t.strict if t.strict is not None else True,  # OpenAI's default for Responses tools
+        )
+        for t in sent
+    )
     choice = wire.tool_choice
     canonical: str | dict[str, Any] | None
     if choice is None or isinstance(choice, str):
