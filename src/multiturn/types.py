@@ -132,11 +132,15 @@ class Delta:
 
 @dataclass(frozen=True, slots=True)
 class ToolSpec:
-    """A function the model may call: name, description and JSON-schema parameters."""
+    """A function the model may call: name, description and JSON-schema parameters.
+
+    ``strict``: the arguments must match ``parameters`` exactly (OpenAI's ``strict``; ``None``:
+    not said, which chat completions reads as false)."""
 
     name: str
     description: str | None = None
     parameters: dict[str, Any] | None = None
+    strict: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
