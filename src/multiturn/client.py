@@ -20,6 +20,7 @@ from .engine import Engine
 from .errors import MultiturnError
 from .memory.compaction import build_compaction
 from .memory.recall import IndexRecall
+from .pricing import price_for
 from .records import ConversationRecord, ItemRecord
 from .settings import Settings
 from .store.sql import SQLStore
@@ -53,6 +54,7 @@ def build_engine(settings: Settings, store: SQLStore, backends: BackendRegistry)
         default_policy=settings.context_policy,
         policy_for_model=alias_policy,
         tune_policy=tune,
+        price_for=lambda model: price_for(settings, model),
         tokenizer=tokenizer,
         plan_cache=PlanCache(size=settings.cache_items // 2),
         recall=IndexRecall(store, load_embedder(settings)),

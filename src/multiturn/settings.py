@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
 import platformdirs
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -35,6 +35,71 @@ def default_config_file() -> Path:
     if explicit:
         return Path(explicit)
     return platformdirs.user_config_path("multiturn") / "config.toml"
+
+
+class PriceTier(BaseModel):
+    """Prices per million tokens for requests of at most ``up_to`` prompt tokens (``None``: any)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    up_to: int | None = Field(
+        default=None, ge=1, description="the tier holds requests of at most this many prompt tokens"
+    )
+    input: float = Field(ge=0, description="per million uncached prompt tokens")
+    output: float = Field(ge=0, description="per million completion tokens (reasoning included)")
+    cached_input: float | None = Field(
+        default=None,
+        ge=0,
+        description="per million cached prompt tokens (default: 20 % of input, Model Studio's implicit cache)",
+    )
+    output_thinking: float | None = Field(
+        default=None, ge=0, description="per million completion tokens of a turn that reasoned (default: output)"
+    )
+
+
+class PriceConfig(BaseModel):
+    """A model alias's price (``[models.NAME] price = {...}``): one flat tier (``input``,
+    ``output``, ``cached_input``, ``output_thinking``) or ``tiers`` by the request's prompt
+    tokens, ascending, the last one open (no ``up_to``). Unknown keys are an error: a misspelt
+    price would otherwise be a silent zero."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    currency: str = Field(default="USD", min_length=1, max_length=16)
+    input: float | None = Field(default=None, ge=0)
+    output: float | None = Field(default=None, ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
+    output_thinking: float | None = Field(default=None, ge=0)
+    tiers: list[PriceTier] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> PriceConfig:
+        flat = [k for k in ("input", "output", "cached_input", "output_thinking") if getattr(self, k) is not None]
+        if self.tiers and flat:
+            raise ValueError(f"give either tiers or {', '.join(flat)}, not both")
+        if not self.tiers and (self.input is None or self.output is None):
+            raise ValueError("a price needs input and output (per million tokens), or tiers")
+        bounds = [tier.up_to for tier in self.tiers]
+        if bounds and (bounds[-1] is not None or None in bounds[:-1]):
+            raise ValueError("every tier but the last needs up_to; the last has none")
+        closed = [bound for bound in bounds if bound is not None]
+        if closed != sorted(set(closed)):
+            raise ValueError("tiers must be in ascending order of up_to")
+        return self
+
+    def as_tiers(self) -> list[PriceTier]:
+        """The price as tiers (a flat price is one open tier)."""
+        if self.tiers:
+            return list(self.tiers)
+        assert self.input is not None and self.output is not None
+        return [
+            PriceTier(
+                input=self.input,
+                output=self.output,
+                cached_input=self.cached_input,
+                output_thinking=self.output_thinking,
+            )
+        ]
 
 
 class ModelAlias(BaseModel):
@@ -61,6 +126,11 @@ class ModelAlias(BaseModel):
     )
     replay_reasoning: bool | None = Field(
         default=None, description="deprecated: true is reasoning_replay = keep, false is drop"
+    )
+    price: PriceConfig | None = Field(
+        default=None,
+        description="what a turn costs, per million tokens (default: Model Studio's published price for an "
+        "upstream on its Singapore endpoint, zero for the embedded model; see multiturn.pricing)",
     )
 
     @model_validator(mode="after")

@@ -93,11 +93,40 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class Cost:
+    """What a turn cost under its model's price table (``multiturn.pricing``), in ``currency``.
+
+    ``input`` is the uncached prompt tokens, ``cached_input`` the prompt tokens served from a
+    cache (billed at the discounted rate), ``output`` the completion tokens, reasoning included.
+    ``conversation`` is the conversation's total through this turn: the cost of every answer on
+    its path (its branch), this one included; ``None`` outside a stored conversation, or when
+    the path mixes currencies.
+    """
+
+    currency: str
+    input: float = 0.0
+    cached_input: float = 0.0
+    output: float = 0.0
+    conversation: float | None = None
+
+    @property
+    def total(self) -> float:
+        return round(self.input + self.cached_input + self.output, COST_DIGITS)
+
+
+COST_DIGITS = 10
+"""Costs are rounded to this many decimal places (a ten-billionth of the currency unit), so sums
+of float prices do not show binary noise."""
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    cost: Cost | None = None
+    """What these tokens cost (set by the engine from the model's price; ``None``: no price known)."""
 
     @property
     def total_tokens(self) -> int:

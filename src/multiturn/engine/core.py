@@ -26,6 +26,7 @@ from ..context.summary import Summary
 from ..context.unstored import unstored_path
 from ..errors import InvalidInput
 from ..memory.base import Compaction, Recall
+from ..pricing import Price
 from ..records import ConversationRecord, ItemRecord
 from ..store.base import DEFAULT_TENANT, Store
 from ..tokens import Tokenizer, default_tokenizer
@@ -52,6 +53,7 @@ class Engine(ConversationOps):
         default_policy: str = "window",
         policy_for_model: Callable[[str], str | None] = lambda model: None,
         tune_policy: Callable[[str, Policy], Policy] = lambda model, policy: policy,
+        price_for: Callable[[str], Price | None] = lambda model: None,
         tokenizer: Tokenizer | None = None,
         plan_cache: PlanCache | None = None,
         recall: Recall | None = None,
@@ -69,6 +71,7 @@ class Engine(ConversationOps):
         self.default_policy = default_policy
         self._policy_for_model = policy_for_model
         self._tune_policy = tune_policy
+        self._price_for = price_for
         self.tokenizer = tokenizer or default_tokenizer()
         self.plan_cache = plan_cache or PlanCache()
         """What planning remembers between turns (bounded; shared by tenant-scoped copies)."""
@@ -134,6 +137,10 @@ class Engine(ConversationOps):
         default) and its backend."""
         model = override or conversation.model or self.default_model
         return model, self._backend_for(model)
+
+    def price(self, model: str) -> Price | None:
+        """What a turn on ``model`` costs per token (``multiturn.pricing``); ``None``: not known."""
+        return self._price_for(model)
 
     def policy_name(self, conversation: ConversationRecord, model: str, requested: str | None = None) -> str:
         """The preset a turn uses: the request's, else the conversation's, the model's, the default."""
