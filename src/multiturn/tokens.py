@@ -8,8 +8,8 @@
   embedded llama.cpp model) implements the same protocol.
 - ``message_tokens`` adds what the chat template costs around a message and estimates image,
   audio and video parts (Qwen-VL / Qwen-Audio conventions, see the constants below).
-- ``Calibration`` scales our estimates by what the backend reported for the last call, so a
-  systematic gap (another template, another vocabulary) does not overflow the window.
+- What a backend adds that we cannot count (another template, another vocabulary) is measured
+  on its answers and taken off the budget (``context/budget.py``), not scaled in here.
 
 Everything here is pure and cheap except the first ``QwenTokenizer.count`` in a process, which
 reads the vocabulary (~0.2 s); the encoding is then shared by every ``QwenTokenizer``.
@@ -27,7 +27,6 @@ import struct
 import threading
 import unicodedata
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -192,7 +191,8 @@ class EstimateTokenizer:
 
     Real vocabularies average ~4 bytes per token on English and ~3 on CJK (one character of
     3 bytes per token or better), so this overestimates; an over-count only costs context,
-    an under-count overflows the window. ``Calibration`` corrects it once a backend reports.
+    an under-count overflows the window; a backend's surplus over our count is measured on its
+    answers and taken off the budget (``context/budget.py``).
     """
 
     name = "estimate"
@@ -406,40 +406,3 @@ def message_tokens(message: Message, tokenizer: Tokenizer) -> int:
     if message.name:
         n += tokenizer.count(message.name)
     return n
-
-
-# -- Calibration --------------------------------------------------------------------------------
-
-CALIBRATION_STEPS = 20
-"""A ratio is rounded up to a multiple of 1/20: small wobbles between calls leave it (and so the
-budget arithmetic and the window's cut point) unchanged."""
-
-
-@dataclass(frozen=True, slots=True)
-class Calibration:
-    """Scales our estimates by the backend's true prompt tokens over our estimate of a past call.
-
-    ``ratio`` is ``steps / CALIBRATION_STEPS``; ``Calibration()`` changes nothing.
-    """
-
-    steps: int = CALIBRATION_STEPS
-
-    @property
-    def ratio(self) -> float:
-        return self.steps / CALIBRATION_STEPS
-
-    def apply(self, n: int) -> int:
-        """``n`` scaled, rounded up (an over-count costs context; an under-count overflows)."""
-        return -(-n * self.steps // CALIBRATION_STEPS)
-
-
-def calibrate(estimated: int, actual: int, *, lowest: float = 0.5, highest: float = 4.0) -> Calibration:
-    """The calibration that maps ``estimated`` onto ``actual`` (rounded up to 1/20, clamped).
-
-    Nonsense inputs (a backend that reports 0 prompt tokens) give the identity.
-    """
-    if estimated <= 0 or actual <= 0:
-        return Calibration()
-    steps = -(-actual * CALIBRATION_STEPS // estimated)
-    low, high = math.ceil(lowest * CALIBRATION_STEPS), math.floor(highest * CALIBRATION_STEPS)
-    return Calibration(min(max(steps, low), high))

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from ..records import ItemRecord
 from ..tokens import REPLY_PRIMER
 from ..types import GenerationParams
-from .plan import Policy
+from .policy import Policy
 
 
 def reserved_output(window: int, max_output: int, params: GenerationParams) -> int:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from ..records import ItemRecord
+from ..tokens import Tokenizer, message_tokens
 from ..types import Message, Spans, spans_of
 from .window import WindowState
 
@@ -233,6 +234,20 @@ class PlanCache:
             "histories": len(self._histories),
             "history_rounds": self._histories.rounds,
         }
+
+    def counter(self, tokenizer: Tokenizer) -> Callable[[Message], int]:
+        """A message's tokens (``message_tokens``) by ``tokenizer``, remembered in ``counts``
+        (one cache per tokenizer: the counts are not keyed by it)."""
+        counts = self.counts
+
+        def count(message: Message) -> int:
+            n = counts.get(message)
+            if n is None:
+                n = message_tokens(message, tokenizer)
+                counts.put(message, n)
+            return n
+
+        return count
 
     def round_starts(self, path: Sequence[ItemRecord]) -> tuple[int, ...]:
         """Where ``path``'s rounds start (``rounds.split_rounds``: before every user item, and

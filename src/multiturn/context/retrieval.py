@@ -19,11 +19,12 @@ measured 25.6 % cached once full against 63.2 % over the same turns (see
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..records import ItemRecord
 from ..types import AudioPart, ImagePart, Message, TextPart, VideoPart
+from .cache import PlanCache, Positions
 from .summary import join_system
 
 RECALLED_HEADER = "Earlier in this conversation (recalled):"
@@ -61,3 +62,61 @@ def with_recalled(head: Sequence[Message], blocks: Sequence[str]) -> list[Messag
     """``head`` (the leading system messages) with the recalled rounds (already in
     chronological order) quoted at the end of the last of them."""
     return join_system(head, "\n\n".join((RECALLED_HEADER, *blocks)))
+
+
+def quote(
+    entry: Recalled,
+    path: Sequence[ItemRecord],
+    positions: Positions,
+    count: Callable[[Message], int],
+    cache: PlanCache,
+) -> tuple[str, int]:
+    """A recalled round's quoted text (the retriever's, else ``render_items`` of its items on
+    ``path``) and the tokens it adds to a quotation (its text and the blank line before it),
+    remembered in ``cache`` while its items are the same records."""
+    items = [path[positions[i]] for i in entry.item_ids]
+    key = ("quote", entry.item_ids, entry.text)
+    found = cache.blocks.get(key, items)
+    if isinstance(found, tuple):
+        return found
+    text = entry.text if entry.text is not None else render_items(items)
+    cost = count(Message.of("system", text)) - count(Message.of("system", "")) + 1  # + the "\n\n" before it
+    cache.blocks.put(key, items, (text, cost))
+    return text, cost
+
+
+def select_recalled(
+    recalled: Sequence[Recalled],
+    positions: Positions,
+    excluded: set[str],
+    room: int,
+    count: Callable[[Message], int],
+    quote: Callable[[Recalled], tuple[str, int]],
+    head: list[Message],
+) -> tuple[list[Message], list[Recalled]]:
+    """The best-scored recalled rounds that fit ``room`` tokens, quoted in chronological order
+    at the end of ``head`` (the leading system messages): the head so extended, and the rounds
+    chosen. A round is skipped when it is not on the path, shares an item with ``excluded``
+    (sent already) or with a better round, or quotes as nothing. ``quote`` gives a round's
+    quoted text and what it adds to a quotation."""
+    base = sum(count(m) for m in head)
+    chosen: list[tuple[Recalled, str]] = []
+    taken: set[str] = set()
+    used = sum(count(m) for m in with_recalled(head, ())) - base
+    for entry in sorted(recalled, key=lambda r: (-r.score, min((positions.get(i, 0) for i in r.item_ids), default=0))):
+        ids = set(entry.item_ids)
+        if not ids or not all(i in positions for i in ids) or ids & (excluded | taken):
+            continue
+        text, cost = quote(entry)
+        if not text.strip() or used + cost > room:
+            continue
+        chosen.append((entry, text))
+        taken |= ids
+        used += cost
+    chosen.sort(key=lambda pair: min(positions[i] for i in pair[0].item_ids))
+    while chosen:  # the estimate summed blocks; make sure the joined quotation fits too
+        extended = with_recalled(head, [text for _, text in chosen])
+        if sum(count(m) for m in extended) - base <= room:
+            return extended, [entry for entry, _ in chosen]
+        chosen.remove(min(chosen, key=lambda pair: pair[0].score))
+    return head, []

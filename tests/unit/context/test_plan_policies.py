@@ -19,7 +19,7 @@ from multiturn.context.rounds import split_rounds
 from multiturn.context.summary import SUMMARY_PREFIX, Summary
 from multiturn.errors import InvalidInput
 from multiturn.records import ItemRecord
-from multiturn.tokens import REPLY_PRIMER, Calibration, EstimateTokenizer, QwenTokenizer, message_tokens
+from multiturn.tokens import REPLY_PRIMER, EstimateTokenizer, QwenTokenizer, message_tokens
 from multiturn.types import ContextReport, ImagePart, Message, TextPart
 from support.reports import fated
 
@@ -376,23 +376,6 @@ def test_max_rounds_keeps_the_last_n_rounds_in_blocks() -> None:
         sent.append(sum(m.role == "user" for m in messages) - 1)
         builder.add("assistant", f"a{t}")
     assert sent == [0, 1, 2, 3, 4, 5, 6, 3, 4, 5]
-
-
-def test_calibration_scales_every_count() -> None:
-    builder = PathBuilder()
-    builder.round("hello there", "hi")
-    builder.add("user", "how are you?")
-    _, plain = _plan(builder.items, PRESETS["window"])
-    _, scaled = plan_context(
-        SYSTEM,
-        builder.items,
-        policy=PRESETS["window"],
-        window_tokens=100_000,
-        reserved_output=0,
-        tokenizer=TOKENIZER,
-        calibration=Calibration(40),
-    )
-    assert scaled.tokens == 2 * (plain.tokens - REPLY_PRIMER) + REPLY_PRIMER
 
 
 def test_policies_are_validated_and_presets_named() -> None:

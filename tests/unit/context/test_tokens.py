@@ -1,5 +1,5 @@
 """``multiturn.tokens``: Qwen counts checked against dashscope's own tokenizer, the template
-overhead against the rendered ChatML, media estimates, calibration."""
+overhead against the rendered ChatML, media estimates."""
 
 from __future__ import annotations
 
@@ -22,12 +22,10 @@ from multiturn.tokens import (
     IMAGE_MAX_TOKENS_HIGH,
     VIDEO_DEFAULT_FRAMES,
     VISION_MARKERS,
-    Calibration,
     EstimateTokenizer,
     QwenTokenizer,
     Tokenizer,
     audio_tokens,
-    calibrate,
     image_size,
     image_tokens,
     message_tokens,
@@ -201,25 +199,3 @@ def test_media_parts_add_to_a_message(qwen: QwenTokenizer) -> None:
     text = message_tokens(Message.of("user", "what is this?"), qwen)
     both = Message(role="user", content=(ImagePart(png_url(280, 280)), TextPart("what is this?")))
     assert message_tokens(both, qwen) == text + 100 + VISION_MARKERS
-
-
-# -- calibration --------------------------------------------------------------------------------
-
-
-def test_calibration_identity_and_rounding() -> None:
-    assert Calibration().apply(1234) == 1234
-    assert calibrate(1000, 1000) == Calibration()
-    assert calibrate(1000, 1010).ratio == 1.05  # rounded up to a twentieth
-    assert calibrate(1000, 1050).apply(1000) == 1050
-    assert calibrate(0, 50) == Calibration() == calibrate(50, 0)
-    assert calibrate(1, 1000).ratio == 4.0 and calibrate(1000, 1).ratio == 0.5  # clamped
-
-
-@given(st.integers(1, 100_000), st.integers(1, 100_000), st.integers(0, 100_000))
-def test_calibrated_estimates_cover_the_truth(estimated: int, actual: int, n: int) -> None:
-    calibration = calibrate(estimated, actual)
-    if 0.5 <= actual / estimated <= 4.0:
-        assert calibration.apply(estimated) >= actual
-        assert calibration.apply(estimated) <= actual + math.ceil(estimated / 20)
-    assert calibration.apply(n) >= math.floor(n * calibration.ratio)
-    assert calibration.apply(n) <= calibration.apply(n + 1)
