@@ -11,14 +11,16 @@ properly); a failed check raises ``Invalid``. Stateful kinds continue the worker
   conversation is made by ``POST /v1/conversations {}`` before the first request (``prepare``).
 
 Stateless kinds: ``stateless`` and ``stateless_stream`` (``/v1/chat/completions``) and
-``dashscope`` (the native text-generation route, non-stream). ``chat`` sends a stateless chat
+``dashscope`` (the native text-generation route, non-stream); ``stateless_history``: a chat
+completion carrying the worker's own growing ``messages`` array (each answer appended), i.e. the
+stored kinds' payload kept by the client, as an application does without a store. ``chat`` sends a stateless chat
 completion with any ``messages`` (the chain's baseline at a late turn's payload, ``baseline.py``).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -26,7 +28,15 @@ import orjson
 
 from .common import DASHSCOPE_PATH, MODEL, OPENAI_PATH, PROMPT, SENTENCE, dashscope_body, openai_body
 
-KINDS = ("stateless", "stateless_stream", "dashscope", "responses", "responses_stream", "stateful_chat")
+KINDS = (
+    "stateless",
+    "stateless_stream",
+    "stateless_history",
+    "dashscope",
+    "responses",
+    "responses_stream",
+    "stateful_chat",
+)
 STORED = ("responses", "responses_stream", "stateful_chat")
 CHAINED = ("responses", "responses_stream")
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -49,6 +59,8 @@ class Chain:
     first_id: str | None = None
     conversation: str | None = None
     conversation_turns: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """``stateless_history``'s own messages array, kept by the client as one would by hand."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -142,6 +154,11 @@ async def send(kind: str, session: aiohttp.ClientSession, base: str, chain: Chai
     """Send one request of ``kind`` to the gateway at ``base``, validate it, advance ``chain``."""
     if kind in ("stateless", "stateless_stream"):
         return await _chat(session, base, openai_body(kind == "stateless_stream"), key, kind == "stateless_stream")
+    if kind == "stateless_history":  # the stored turn's payload, kept by the client instead
+        user = {"role": "user", "content": PROMPT}
+        outcome = await chat(session, base, [*chain.history, user], key)
+        chain.history += [user, {"role": "assistant", "content": SENTENCE}]
+        return outcome
     if kind == "dashscope":
         return await _dashscope(session, base, key)
     if kind in CHAINED:

@@ -16,7 +16,8 @@ from .harness import cpu_ms, errors_of, gateways, lat, load, log, server_log, st
 from .mix import SOAK_MIX
 from .storedb import LockSampler, response_statuses
 
-SIDE_KINDS = ("stateless", "responses", "stateful_chat")
+SIDE_KINDS = ("stateless", "stateless_history", "responses", "stateful_chat")
+"""``stateless_history`` sends what a stored chain of as many turns sends, from the client."""
 PROCESS_COUNTS = (1, 2, 4)
 
 
