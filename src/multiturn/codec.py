@@ -14,6 +14,7 @@ from .errors import InvalidInput
 from .types import (
     AudioPart,
     ContextReport,
+    Cost,
     ImagePart,
     Message,
     Part,
@@ -102,29 +103,72 @@ def encode_message(message: Message) -> JSON:
 
 
 def encode_usage(usage: Usage) -> JSON:
-    return {
+    data: JSON = {
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "cached_tokens": usage.cached_tokens,
         "reasoning_tokens": usage.reasoning_tokens,
     }
+    if usage.cost is not None:
+        data["cost"] = encode_cost(usage.cost)
+    return data
 
 
 def decode_usage(data: Mapping[str, Any] | None) -> Usage | None:
+    """Raises:
+    InvalidInput: a cost of the wrong shape."""
     if data is None:
         return None
+    cost = data.get("cost")
     return Usage(
         prompt_tokens=int(data.get("prompt_tokens", 0)),
         completion_tokens=int(data.get("completion_tokens", 0)),
         cached_tokens=int(data.get("cached_tokens", 0)),
         reasoning_tokens=int(data.get("reasoning_tokens", 0)),
+        cost=decode_cost(cost) if cost is not None else None,
     )
 
 
-def encode_report(report: ContextReport, *, error: str | None = None) -> JSON:
-    """A context report as stored with its answer (``error``: why the turn failed, if it did).
-    Positions are runs written as text (``0,3-40``), so the stored report does not grow with the
-    conversation."""
+def encode_cost(cost: Cost) -> JSON:
+    """A cost as stored with its turn's usage, and as the API shows it (``cost_details``)."""
+    return {
+        "currency": cost.currency,
+        "total": cost.total,
+        "input": cost.input,
+        "cached_input": cost.cached_input,
+        "output": cost.output,
+        "conversation": cost.conversation,
+    }
+
+
+def decode_cost(data: Mapping[str, Any]) -> Cost:
+    """The inverse of ``encode_cost`` (``total`` is derived, not read).
+
+    Raises:
+        InvalidInput: a field of the wrong shape.
+    """
+    try:
+        currency = data["currency"]
+        if not isinstance(currency, str):
+            raise TypeError(f"currency {currency!r} is not a string")
+        conversation = data.get("conversation")
+        return Cost(
+            currency=currency,
+            input=float(data.get("input", 0.0)),
+            cached_input=float(data.get("cached_input", 0.0)),
+            output=float(data.get("output", 0.0)),
+            conversation=float(conversation) if conversation is not None else None,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInput(f"malformed cost: {exc}") from exc
+
+
+def encode_report(report: ContextReport) -> JSON:
+    """A context report as stored with its answer. Positions are runs written as text
+    (``0,3-40``), so the stored report does not grow with the conversation. A report of a turn
+    that was never planned is its ``error`` alone."""
+    if not report.planned:
+        return {"error": report.error or ""}
     data: JSON = {
         "policy": report.policy,
         "items": report.items,
@@ -137,33 +181,45 @@ def encode_report(report: ContextReport, *, error: str | None = None) -> JSON:
         "recalled_scores": {str(n): score for n, score in report.recalled_scores.items()},
         "over_budget": report.over_budget,
     }
-    if error is not None:
-        data["error"] = error
+    if report.error is not None:
+        data["error"] = report.error
     return data
 
 
-def decode_report(data: Mapping[str, Any]) -> ContextReport | None:
-    """The report ``encode_report`` stored; ``None`` for a record that holds only an error (a
-    turn closed before it was planned) or a report in an older shape (lists of item ids, from
-    before reports counted positions: its tokens are still read by ``report_tokens``).
+def decode_report(data: Mapping[str, Any]) -> ContextReport:
+    """The report ``encode_report`` stored.
+
+    A record holding only an error is an unplanned report (``ContextReport.unplanned``). A
+    report in the shape stored before reports counted positions (lists of item ids, December
+    2026 development builds) keeps its policy, budget, tokens and error but names no position
+    (``items`` 0): its fates cannot be told from it.
 
     Raises:
-        InvalidInput: a field of the wrong shape.
+        InvalidInput: anything else, or a field of the wrong shape.
     """
-    if "policy" not in data or not isinstance(data.get("kept"), str):
-        return None
+    error = data.get("error")
+    if error is not None and not isinstance(error, str):
+        raise InvalidInput(f"malformed context report: error {error!r} is not a string")
+    if "policy" not in data:
+        if error is None:
+            raise InvalidInput(f"malformed context report: no policy and no error in {sorted(data)!r}")
+        return ContextReport.unplanned(error)
     try:
+        legacy = not isinstance(data.get("kept", ""), str)
         return ContextReport(
             policy=str(data["policy"]),
-            items=int(data.get("items") or 0),
-            kept=parse_spans(data.get("kept") or ""),
-            recalled=parse_spans(data.get("recalled") or ""),
-            summarized=parse_spans(data.get("summarized") or ""),
-            budget=data.get("budget"),
+            items=0 if legacy else int(data.get("items") or 0),
+            kept=() if legacy else parse_spans(data.get("kept") or ""),
+            recalled=() if legacy else parse_spans(data.get("recalled") or ""),
+            summarized=() if legacy else parse_spans(data.get("summarized") or ""),
+            budget=int(data["budget"]) if data.get("budget") is not None else None,
             tokens=int(data.get("tokens") or 0),
             tokens_by_part={str(k): int(v) for k, v in (data.get("tokens_by_part") or {}).items()},
-            recalled_scores={int(k): float(v) for k, v in (data.get("recalled_scores") or {}).items()},
+            recalled_scores={}
+            if legacy
+            else {int(k): float(v) for k, v in (data.get("recalled_scores") or {}).items()},
             over_budget=bool(data.get("over_budget", False)),
+            error=error,
         )
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, AttributeError) as exc:
         raise InvalidInput(f"malformed context report: {exc}") from exc

@@ -50,7 +50,7 @@ def item_to_json(item: ItemRecord) -> dict[str, Any]:
         "usage": codec.encode_usage(item.usage) if item.usage else None,
         "finish_reason": item.finish_reason,
         "token_count": item.token_count,
-        "context_report": item.context_report,
+        "context_report": codec.encode_report(item.context_report) if item.context_report else None,
         "created_at": item.created_at,
     }
 
@@ -165,6 +165,7 @@ def _item(data: Mapping[str, Any], conversation_id: str) -> ItemRecord:
         decoded_usage = codec.decode_usage(usage)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"malformed usage: {exc}") from None
+    decoded_report = codec.decode_report(report) if report is not None else None
     return ItemRecord(
         id=_str(data, "id"),
         conversation_id=conversation_id,
@@ -180,7 +181,7 @@ def _item(data: Mapping[str, Any], conversation_id: str) -> ItemRecord:
         usage=decoded_usage,
         finish_reason=_opt_str(data, "finish_reason"),
         token_count=_opt_int(data, "token_count"),
-        context_report=report,
+        context_report=decoded_report,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .types import Message, Part, Role, Status, TextPart, ToolCall, Usage
+from .types import ContextReport, Message, Part, Role, Status, TextPart, ToolCall, Usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,7 @@ class ItemRecord:
     usage: Usage | None = None
     finish_reason: str | None = None
     token_count: int | None = None
-    context_report: dict[str, Any] | None = None
+    context_report: ContextReport | None = None
 
     @property
     def text(self) -> str:
@@ -74,7 +74,7 @@ class NewItem:
     usage: Usage | None = None
     finish_reason: str | None = None
     token_count: int | None = None
-    context_report: dict[str, Any] | None = None
+    context_report: ContextReport | None = None
     id: str | None = None
 
 

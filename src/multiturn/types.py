@@ -231,7 +231,11 @@ class ContextReport:
     ``summary``, ``recalled``, ``history`` (the window's earlier rounds), ``input`` (the newest
     round) and ``template`` (the reply's opening); ``recalled_scores`` maps each recalled
     position to its round's retrieval score; ``over_budget`` is set when even the newest round
-    alone does not fit (the caller reports context-too-long).
+    alone does not fit (the caller reports context-too-long); ``error`` says why the turn it
+    planned failed, when it did.
+
+    A turn closed before it was planned (its process died) has a report that holds only its
+    ``error`` (``unplanned``): ``policy`` is empty and it names no item.
     """
 
     policy: str
@@ -245,6 +249,17 @@ class ContextReport:
     tokens_by_part: dict[str, int] = field(default_factory=dict)
     recalled_scores: dict[int, float] = field(default_factory=dict)
     over_budget: bool = False
+    error: str | None = None
+
+    @classmethod
+    def unplanned(cls, error: str) -> ContextReport:
+        """The report of a turn that ended before its context was planned."""
+        return cls(policy="", error=error)
+
+    @property
+    def planned(self) -> bool:
+        """Whether a context was planned (``False``: only ``error`` is known)."""
+        return bool(self.policy)
 
     def fate(self, position: int) -> Fate:
         if in_spans(self.kept, position):
@@ -348,7 +363,11 @@ def parse_spans(text: str) -> Spans:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """The outcome of one turn: the stored assistant item and what it said."""
+    """The outcome of one turn: the stored assistant item and what it said.
+
+    ``context_report`` is what its request contained (stored with the answer); ``usage.cost``
+    (also ``cost``) what it cost under the model's price, with the conversation's total so far.
+    """
 
     conversation_id: str
     item_id: str
@@ -360,6 +379,12 @@ class Reply:
     usage: Usage
     model: str
     tool_calls: tuple[ToolCall, ...] = field(default=())
+    context_report: ContextReport | None = None
+
+    @property
+    def cost(self) -> Cost | None:
+        """What the turn cost (``None``: the model has no known price, or nothing was counted)."""
+        return self.usage.cost
 
 
 def text_parts(content: str | Sequence[Part]) -> tuple[Part, ...]:

@@ -20,7 +20,7 @@ from multiturn.store import NewItem, SQLStore
 from multiturn.store.base import HEAD
 from multiturn.store.migrations import MIGRATIONS
 from multiturn.store.schema import conversations, items
-from multiturn.types import AudioPart, ImagePart, TextPart, ToolCall, Usage, VideoPart
+from multiturn.types import AudioPart, ContextReport, Cost, ImagePart, TextPart, ToolCall, Usage, VideoPart
 
 OTHER_TENANT = "someone-else"
 
@@ -364,10 +364,28 @@ async def test_every_field_round_trips(store: SQLStore) -> None:
         ),
         tool_call_id=None,
         model="qwen3-0.6b",
-        usage=Usage(prompt_tokens=120, completion_tokens=30, cached_tokens=100, reasoning_tokens=12),
+        usage=Usage(
+            prompt_tokens=120,
+            completion_tokens=30,
+            cached_tokens=100,
+            reasoning_tokens=12,
+            cost=Cost("USD", input=0.000008, cached_input=0.00002, output=0.00018, conversation=0.0012),
+        ),
         finish_reason="length",
         token_count=42,
-        context_report={"policy": "full", "kept": ["item_a", "item_b"], "dropped": [], "budget": None, "tokens": 7},
+        context_report=ContextReport(
+            policy="auto",
+            items=9,
+            kept=((0, 0), (3, 8)),
+            recalled=((1, 1),),
+            summarized=((1, 2),),
+            budget=4000,
+            tokens=7,
+            tokens_by_part={"system": 3, "input": 4},
+            recalled_scores={1: 0.25},
+            over_budget=True,
+            error="the upstream failed",
+        ),
         id=new_id("item"),  # an id named by the caller (an answer a stream announced) is kept
     )
     appended = await store.append(conv.id, parent.id, new)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from multiturn import codec, export
+from multiturn import export
 from multiturn.errors import InvalidInput, NotFound, StoreError
 from multiturn.store import NewItem, SQLStore
 from multiturn.store.schema import conversations, items
@@ -49,7 +49,7 @@ async def _tree(store: SQLStore, tenant_id: str = "default") -> str:
         ),
         tenant_id=tenant_id,
     )
-    report = asdict(ContextReport(policy="window", kept=(user.id,), budget=4000, tokens=42))
+    report = ContextReport(policy="window", items=1, kept=((0, 0),), budget=4000, tokens=42)
     call = await store.append(
         conv.id,
         user.id,
@@ -80,9 +80,7 @@ async def _tree(store: SQLStore, tenant_id: str = "default") -> str:
             content=(TextPart("21 °C and sunny"),),
             status="incomplete",
             finish_reason="cancelled",
-            context_report=codec.encode_report(
-                ContextReport(policy="retrieval", items=3, kept=((0, 2),), recalled_scores={0: 0.5})
-            ),
+            context_report=ContextReport(policy="retrieval", items=3, kept=((0, 2),), recalled_scores={0: 0.5}),
         ),
         tenant_id=tenant_id,
     )
@@ -90,7 +88,13 @@ async def _tree(store: SQLStore, tenant_id: str = "default") -> str:
     await store.append(
         conv.id,
         user.id,
-        NewItem(role="assistant", content=(), status="failed", finish_reason="error", context_report={"error": "boom"}),
+        NewItem(
+            role="assistant",
+            content=(),
+            status="failed",
+            finish_reason="error",
+            context_report=ContextReport.unplanned("boom"),
+        ),
         tenant_id=tenant_id,
         move_head=False,
     )
@@ -128,8 +132,10 @@ async def test_export_import_export_is_equal_but_for_the_ids(store: SQLStore) ->
     path = await store.path(copy.id, copy.head_item_id)
     assert [i.role for i in path] == ["user", "assistant", "tool", "assistant"]
     assert path[-1].context_report is not None
-    assert path[-1].context_report["kept"] == "0-2"  # positions on the path: nothing to rename
-    assert path[-1].context_report["recalled_scores"] == {"0": 0.5}
+    assert path[-1].context_report.kept == ((0, 2),)  # positions on the path: nothing to rename
+    assert path[-1].context_report.recalled_scores == {0: 0.5}
+    failed = [item for item in await store.children(copy.id, path[0].id) if item.status == "failed"]
+    assert [item.context_report for item in failed] == [ContextReport.unplanned("boom")]
     assert len(await store.children(copy.id, path[0].id)) == 2
 
 

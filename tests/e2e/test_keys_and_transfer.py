@@ -13,7 +13,7 @@ from typing import Any
 
 from multiturn import Settings
 from multiturn.store import NewItem, SQLStore
-from multiturn.types import TextPart, Usage
+from multiturn.types import ContextReport, TextPart, Usage
 
 from .conftest import Cli, conversations, dump, items, one_error_line, read_until, rows
 
@@ -36,7 +36,7 @@ def _fill(cli: Cli, tenant_id: str = "default") -> str:
                 content=(TextPart("hello"),),
                 reasoning="greet back",
                 usage=Usage(prompt_tokens=3, completion_tokens=1),
-                context_report={"policy": "window", "kept": [user.id]},
+                context_report=ContextReport(policy="window", items=1, kept=((0, 0),)),
             )
             await store.append(conv.id, user.id, answer, tenant_id=tenant_id)
             failed = NewItem(role="assistant", content=(), status="failed", finish_reason="error")

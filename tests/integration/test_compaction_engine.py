@@ -12,7 +12,7 @@ import pytest
 
 from multiturn import Settings
 from multiturn.backends.registry import BackendRegistry
-from multiturn.context.summary import SUMMARY_PREFIX
+from multiturn.context.summary import SUMMARY_PREFIX, SUMMARY_SUFFIX
 from multiturn.engine import Engine
 from multiturn.memory.compaction import RollingSummary, build_compaction
 from multiturn.memory.summarizer import ExtractiveSummarizer, ModelSummarizer
@@ -108,16 +108,16 @@ async def test_the_summary_policy_compacts_and_the_report_says_what_it_covers(
     report = assistant(path, replies[used_at]).context_report
     assert report is not None
     assert fated(report, path, "summarized") == tuple(ids[: through + 1])
-    assert report["summarized"] == f"0-{through}"
+    assert report.summarized == ((0, through),)
     assert not set(ids[: through + 1]) & set(fated(report, path, "kept"))
-    assert report["tokens_by_part"]["summary"] > 0
-    assert report["tokens"] <= report["budget"]
+    assert report.tokens_by_part["summary"] > 0
+    assert report.budget is not None and report.tokens <= report.budget
     if background:
         before = assistant(path, replies[compacted_at]).context_report
-        assert before is not None and before["summarized"] == ""
+        assert before is not None and before.summarized == ()
     # earlier turns, under the trigger, summarized nothing
     first = assistant(path, replies[0]).context_report
-    assert first is not None and first["summarized"] == "" and first["tokens_by_part"]["summary"] == 0
+    assert first is not None and first.summarized == () and first.tokens_by_part["summary"] == 0
 
 
 @pytest.fixture
@@ -167,7 +167,7 @@ async def test_a_failing_summarizer_never_fails_the_turn(
     path = await engine.history(conv.id)
     assert [item.status for item in path] == ["completed"] * 4
     last = path[-1].context_report
-    assert last is not None and last["summarized"] == ""
+    assert last is not None and last.summarized == ()
 
 
 def test_build_compaction_is_extractive_by_default(small: Settings) -> None:
@@ -207,7 +207,8 @@ async def test_a_growing_stateless_array_is_summarized_once_per_compaction(
             assert summarizer.calls == 1
             assert planned.messages[0].text.startswith(f"{SYSTEM}\n\n{SUMMARY_PREFIX}")  # one system message
             assert planned.messages[1].role == "user"
-            summary = planned.messages[0].text.removeprefix(f"{SYSTEM}\n\n{SUMMARY_PREFIX}")
+            text = planned.messages[0].text
+            summary = text.removeprefix(f"{SYSTEM}\n\n{SUMMARY_PREFIX}").removesuffix(SUMMARY_SUFFIX)
             covered = [m.text for m in messages[1 : through + 1]]
             assert summary and all(line.removeprefix("user: ") in covered for line in summary.splitlines())
             record = await store.summary_by_prefix(ids[through])

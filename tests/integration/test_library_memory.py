@@ -35,21 +35,24 @@ async def test_retrieval_recalls_a_round_the_window_dropped_and_forks_recall_the
         turns = ["Remember this: my locker code is 4912.", *FILLER, "What is my locker code?"]
         conversation_id, ids = await _chat(client, "retrieval", turns)
         history = await client.engine.history(conversation_id)
-        report = history[-1].context_report or {}
+        report = history[-1].context_report
+        assert report is not None
         locker = ids[0]
         assert locker not in fated(report, history[:-1], "kept")  # the window alone had lost it...
         assert locker in fated(report, history[:-1], "recalled")  # ...and recall brought it back
-        assert report["recalled_scores"]["0"] > 0  # by position: the locker code was said first
+        assert report.recalled_scores[0] > 0  # by position: the locker code was said first
 
         window_id, _ = await _chat(client, "window", turns)
-        window_context = (await client.engine.history(window_id))[-1].context_report or {}
-        assert window_context["recalled"] == ""  # the window policy never recalls (its window holds all 9 here)
+        window_context = (await client.engine.history(window_id))[-1].context_report
+        # The window policy never recalls (its window holds all 9 here).
+        assert window_context is not None and window_context.recalled == ()
 
         fork = await client.engine.fork(conversation_id, at_item_id=ids[-3])
         forked = await client.conversation(fork.id)
         await forked.send("What is my locker code?", policy="retrieval", max_tokens=4, temperature=0)
         fork_path = await forked.history()
-        fork_report = fork_path[-1].context_report or {}
+        fork_report = fork_path[-1].context_report
+        assert fork_report is not None
         assert fork_path[0].id in fated(fork_report, fork_path[:-1], "recalled")  # the fork's own copy
 
 
@@ -62,8 +65,9 @@ async def test_the_summary_policy_compacts_and_reports_what_it_summarized(model_
         summaries = await client.store.summaries(conversation_id)
         assert summaries, "the history passed 70 % of the window: a summary was written"
         history = await client.engine.history(conversation_id)
-        report = history[-1].context_report or {}
-        assert ids[0] in fated(report, history[:-1], "summarized") and report["tokens_by_part"]["summary"] > 0
+        report = history[-1].context_report
+        assert report is not None
+        assert ids[0] in fated(report, history[:-1], "summarized") and report.tokens_by_part["summary"] > 0
         said = {f"user: {text}" for text in turns}
         lines = summaries[-1].text.splitlines()
         assert lines and all(line in said for line in lines), lines  # extractive: notes kept verbatim

@@ -30,9 +30,12 @@ async def test_three_turns_replay_history_record_usage_and_reuse_the_prefix(clie
         assert assistant.id == reply.item_id
         # The request of turn N carried every stored item before it: the report lists them.
         assert assistant.context_report is not None
-        assert assistant.context_report["kept"] == (f"0-{2 * turn}" if turn else "0")
+        assert assistant.context_report.kept == ((0, 2 * turn),)
         # Usage is recorded per turn, and the prompt holds the earlier turns.
-        assert assistant.usage == reply.usage
+        assert assistant.usage == reply.usage and assistant.context_report == reply.context_report
+        # The embedded model is free: every turn costs 0, and so does the conversation.
+        cost = reply.cost
+        assert cost is not None and (cost.total, cost.conversation, cost.currency) == (0, 0, "USD")
         assert reply.usage.completion_tokens > 0
         assert assistant.token_count == reply.usage.completion_tokens
         if turn:

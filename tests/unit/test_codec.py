@@ -11,7 +11,18 @@ from hypothesis import strategies as st
 
 from multiturn import codec
 from multiturn.errors import InvalidInput
-from multiturn.types import AudioPart, ImagePart, Part, TextPart, ToolCall, Usage, VideoPart
+from multiturn.types import (
+    AudioPart,
+    ContextReport,
+    Cost,
+    ImagePart,
+    Part,
+    TextPart,
+    ToolCall,
+    Usage,
+    VideoPart,
+    spans_of,
+)
 
 optional_text = st.none() | st.text()
 
@@ -22,13 +33,40 @@ parts: st.SearchStrategy[Part] = st.one_of(
     st.builds(VideoPart, url=optional_text, frames=st.lists(st.text(), max_size=4).map(tuple)),
 )
 tool_calls = st.builds(ToolCall, id=st.text(min_size=1), name=st.text(min_size=1), arguments=st.text())
+money = st.floats(min_value=0, max_value=1e6, allow_nan=False, allow_infinity=False)
+costs = st.builds(
+    Cost,
+    currency=st.sampled_from(["USD", "CNY", "EUR"]),
+    input=money,
+    cached_input=money,
+    output=money,
+    conversation=st.none() | money,
+)
 usages = st.builds(
     Usage,
     prompt_tokens=st.integers(0, 2**31),
     completion_tokens=st.integers(0, 2**31),
     cached_tokens=st.integers(0, 2**31),
     reasoning_tokens=st.integers(0, 2**31),
+    cost=st.none() | costs,
 )
+spans = st.sets(st.integers(0, 200), max_size=30).map(spans_of)
+reports = st.builds(
+    ContextReport,
+    policy=st.sampled_from(["full", "window", "summary", "retrieval", "auto"]),
+    items=st.integers(0, 201),
+    kept=spans,
+    recalled=spans,
+    summarized=spans,
+    budget=st.none() | st.integers(0, 2**31),
+    tokens=st.integers(0, 2**31),
+    tokens_by_part=st.dictionaries(
+        st.sampled_from(["system", "summary", "recalled", "history", "input"]), st.integers(0, 10**6)
+    ),
+    recalled_scores=st.dictionaries(st.integers(0, 200), st.floats(allow_nan=False, allow_infinity=False)),
+    over_budget=st.booleans(),
+    error=st.none() | st.text(),
+) | st.builds(ContextReport.unplanned, st.text())
 
 
 @pytest.mark.parametrize(
@@ -68,6 +106,69 @@ def test_text_round_trips(text: str) -> None:
 def test_usage_round_trips(usage: Usage) -> None:
     encoded = codec.encode_usage(usage)
     assert codec.decode_usage(json.loads(json.dumps(encoded))) == usage
+
+
+@given(reports)
+def test_reports_round_trip_through_json(report: ContextReport) -> None:
+    encoded = json.loads(json.dumps(codec.encode_report(report)))
+    assert codec.decode_report(encoded) == report
+
+
+def test_a_report_keeps_its_wire_shape_and_its_error() -> None:
+    report = ContextReport(policy="window", items=5, kept=((0, 0), (3, 4)), budget=100, tokens=42, error="boom")
+    assert codec.encode_report(report) == {
+        "policy": "window",
+        "items": 5,
+        "kept": "0,3-4",
+        "recalled": "",
+        "summarized": "",
+        "budget": 100,
+        "tokens": 42,
+        "tokens_by_part": {},
+        "recalled_scores": {},
+        "over_budget": False,
+        "error": "boom",
+    }
+    assert codec.encode_report(ContextReport.unplanned("the process stopped")) == {"error": "the process stopped"}
+    assert codec.decode_report({"error": "gone"}) == ContextReport.unplanned("gone")
+    assert not ContextReport.unplanned("gone").planned and report.planned
+
+
+def test_a_report_of_the_older_shape_keeps_its_tokens_but_names_no_position() -> None:
+    old = {"policy": "window", "kept": ["item_a", "item_b"], "budget": 900, "tokens": 7, "tokens_by_part": {"input": 7}}
+    assert codec.decode_report(old) == ContextReport(policy="window", budget=900, tokens=7, tokens_by_part={"input": 7})
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        {"kept": "0"},
+        {"policy": "window", "kept": "3-1"},
+        {"policy": "window", "kept": "x"},
+        {"policy": "window", "tokens": "many"},
+        {"policy": "window", "error": 3},
+    ],
+)
+def test_decode_refuses_a_malformed_report(data: dict[str, Any]) -> None:
+    with pytest.raises(InvalidInput):
+        codec.decode_report(data)
+
+
+def test_a_cost_is_stored_with_its_usage_and_refused_when_malformed() -> None:
+    cost = Cost("USD", input=0.0004, cached_input=0.00002, output=0.0012, conversation=0.01)
+    assert codec.encode_usage(Usage(1, 2, 3, 4, cost))["cost"] == {
+        "currency": "USD",
+        "total": 0.00162,
+        "input": 0.0004,
+        "cached_input": 0.00002,
+        "output": 0.0012,
+        "conversation": 0.01,
+    }
+    with pytest.raises(InvalidInput, match="malformed cost"):
+        codec.decode_usage({"prompt_tokens": 1, "cost": {"input": 1.0}})
+    with pytest.raises(InvalidInput, match="malformed cost"):
+        codec.decode_usage({"prompt_tokens": 1, "cost": {"currency": "USD", "input": "lots"}})
 
 
 def test_usage_encoding_and_absence() -> None:

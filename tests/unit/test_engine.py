@@ -23,7 +23,7 @@ from multiturn.errors import BackendError, InvalidInput
 from multiturn.records import ConversationRecord, ItemRecord
 from multiturn.settings import ModelAlias, Settings
 from multiturn.store import SQLStore
-from multiturn.types import Delta, GenerationParams, Message, Reply, TextPart, Usage
+from multiturn.types import ContextReport, Delta, GenerationParams, Message, Reply, TextPart, Usage
 
 
 class ScriptedBackend:
@@ -101,7 +101,9 @@ async def test_a_failure_before_any_output_stores_a_failed_item_and_keeps_the_us
     path = await engine.history(conversation.id)
     assert [(i.role, i.status) for i in path] == [("user", "completed"), ("assistant", "failed")]
     assert path[1].finish_reason == "error"
-    assert path[1].context_report is not None and "scripted backend failed" in path[1].context_report["error"]
+    report = path[1].context_report
+    assert report is not None and report.planned  # planned, then the model failed: the plan is kept with the error
+    assert report.error is not None and "scripted backend failed" in report.error
 
 
 async def test_a_failure_mid_answer_keeps_what_was_generated(sqlite_store: SQLStore) -> None:
@@ -165,9 +167,9 @@ async def test_the_window_policy_drops_old_rounds_in_blocks_and_reports_them(sql
 
     last = (await engine.history(conversation.id))[-1]
     assert last.context_report is not None
-    assert last.context_report["policy"] == "window"
-    assert last.context_report["kept"] and not last.context_report["kept"].startswith("0")  # the oldest went
-    assert last.context_report["tokens"] <= last.context_report["budget"]
+    assert last.context_report.policy == "window"
+    assert last.context_report.kept and last.context_report.kept[0][0] > 0  # the oldest went
+    assert last.context_report.budget is not None and last.context_report.tokens <= last.context_report.budget
 
 
 async def test_the_full_policy_keeps_everything(sqlite_store: SQLStore) -> None:
@@ -233,7 +235,7 @@ def _answer(prompt_tokens: int, planned: int, template: int) -> ItemRecord:
         status="completed",
         created_at=0,
         usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=1),
-        context_report={"tokens": planned, "tokens_by_part": {"template": template}},
+        context_report=ContextReport(policy="window", items=1, tokens=planned, tokens_by_part={"template": template}),
     )
 
 

@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import codec
 from ..client import AsyncClient
 from ..context.plan import Policy, preset
 from ..errors import InvalidInput, MultiturnError
@@ -219,7 +218,7 @@ async def _replay(
         if reply is None or reply.user_item_id is None:
             return PolicyRun(name, policy, tuple(turns), error=f"turn {index}: the turn ended without a reply")
         stored = await client.store.get_item(reply.item_id, tenant_id=engine.tenant_id)
-        report = codec.decode_report(stored.context_report or {}) or ContextReport(policy=name)
+        report = stored.context_report or ContextReport(policy=name)
         path = [item.id for item in await engine.path(conversation.id, reply.user_item_id)]
         fates = report.fates(path)
         left_out = sum(1 for user in earlier_users if fates.get(user) != "kept")

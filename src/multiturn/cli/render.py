@@ -9,9 +9,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .. import catalog, codec
+from .. import catalog
 from ..records import ConversationRecord, ItemRecord
-from ..types import Reply, Usage
+from ..types import ContextReport, Cost, Reply, Usage
 
 PIPED_WIDTH = 4096
 """Columns a table may take when stdout is not a terminal (a pipe, a file): its natural width,
@@ -50,9 +50,25 @@ def usage_line(usage: Usage, seconds: float | None = None) -> Text:
     ]
     if usage.reasoning_tokens:
         parts.append(f"reasoning {usage.reasoning_tokens}")
+    if usage.cost is not None:
+        parts.append(cost_text(usage.cost))
     if seconds is not None:
         parts.append(f"{seconds:.2f} s")
     return Text("tokens: " + " · ".join(parts), style="dim")
+
+
+def money(value: float, currency: str) -> str:
+    """``0.000123 USD``: up to eight decimals, trailing zeros dropped."""
+    text = f"{value:.8f}".rstrip("0").rstrip(".")
+    return f"{text} {currency}".strip()
+
+
+def cost_text(cost: Cost) -> str:
+    """``cost 0.000123 USD (conversation 0.0042 USD)``."""
+    text = f"cost {money(cost.total, cost.currency)}"
+    if cost.conversation is not None:
+        text += f" (conversation {money(cost.conversation, cost.currency)})"
+    return text
 
 
 def reply_footer(reply: Reply, seconds: float) -> Text:
@@ -111,21 +127,20 @@ def one_line(message: str) -> str:
     return " ".join(message.split())
 
 
-def context_report(report: dict[str, object] | None) -> Text:
+def context_report(report: ContextReport | None) -> Text:
     """The stored ContextReport of an answer, in a few lines."""
-    if not report:
+    if report is None:
         return Text("no context report yet: send a message first", style="dim")
     out = Text()
-    decoded = codec.decode_report(report)
-    if decoded is not None:
-        out.append(f"policy {decoded.policy} · {decoded.tokens} tokens of a {decoded.budget} budget\n")
+    if report.planned:
+        out.append(f"policy {report.policy} · {report.tokens} tokens of a {report.budget} budget\n")
         out.append(
-            f"items kept {decoded.count('kept')} · dropped {decoded.count('dropped')} · summarized "
-            f"{decoded.count('summarized')} · recalled {decoded.count('recalled')}\n"
+            f"items kept {report.count('kept')} · dropped {report.count('dropped')} · summarized "
+            f"{report.count('summarized')} · recalled {report.count('recalled')}\n"
         )
-    parts = decoded.tokens_by_part if decoded is not None else None
-    if isinstance(parts, dict) and parts:
-        out.append("tokens by part: " + ", ".join(f"{k} {v}" for k, v in parts.items()) + "\n", style="dim")
-    if report.get("error"):
-        out.append(f"error: {report['error']}\n", style="red")
+        if report.tokens_by_part:
+            parts = ", ".join(f"{k} {v}" for k, v in report.tokens_by_part.items())
+            out.append(f"tokens by part: {parts}\n", style="dim")
+    if report.error:
+        out.append(f"error: {report.error}\n", style="red")
     return out

@@ -37,13 +37,12 @@ def measured_overhead(path: Sequence[ItemRecord]) -> int:
     chat template's additions we cannot see (Qwen's default system prompt is 21 tokens) or
     another vocabulary's surplus. Rounded up to ``OVERHEAD_STEP``; 0 when nothing says."""
     for item in reversed(path):
-        if item.role != "assistant" or item.usage is None or not item.context_report:
-            continue
         report = item.context_report
-        planned, parts = report.get("tokens"), report.get("tokens_by_part") or {}
-        if isinstance(planned, int) and item.usage.prompt_tokens > 0:
-            last_overhead = max(0, int(parts.get("template", REPLY_PRIMER)) - REPLY_PRIMER)
-            counted = planned - last_overhead
+        if item.role != "assistant" or item.usage is None or report is None or not report.planned:
+            continue
+        if item.usage.prompt_tokens > 0:
+            last_overhead = max(0, report.tokens_by_part.get("template", REPLY_PRIMER) - REPLY_PRIMER)
+            counted = report.tokens - last_overhead
             surplus = item.usage.prompt_tokens - counted
             return -(-surplus // OVERHEAD_STEP) * OVERHEAD_STEP if surplus > 0 else 0
     return 0

@@ -26,7 +26,7 @@ from ..context.summary import Summary
 from ..context.unstored import unstored_path
 from ..errors import InvalidInput
 from ..memory.base import Compaction, Recall
-from ..pricing import Price
+from ..pricing import Price, with_cost
 from ..records import ConversationRecord, ItemRecord
 from ..store.base import DEFAULT_TENANT, Store
 from ..tokens import Tokenizer, default_tokenizer
@@ -308,20 +308,23 @@ class Engine(ConversationOps):
         model cannot read), ``ContextTooLong``, ``ModelError``; later: ``BackendError``.
         """
         backend = await self._stateless_backend(request)
+        price = self.price(request.model)
         async with aclosing(backend.generate(request.messages, request.params)) as deltas:
             async for delta in deltas:
-                yield delta
+                yield delta if delta.usage is None else replace(delta, usage=with_cost(delta.usage, price))
 
     async def complete_once(self, request: ChatRequest) -> Completion:
         """The whole answer to a stateless request (non-streaming endpoints); stores nothing."""
         backend = await self._stateless_backend(request)
         if completes(backend):
-            return await backend.complete(request.messages, request.params)
-        answer = Accumulator()
-        async with aclosing(backend.generate(request.messages, request.params)) as deltas:
-            async for delta in deltas:
-                answer.add(delta)
-        return answer.completion()
+            done = await backend.complete(request.messages, request.params)
+        else:
+            answer = Accumulator()
+            async with aclosing(backend.generate(request.messages, request.params)) as deltas:
+                async for delta in deltas:
+                    answer.add(delta)
+            done = answer.completion()
+        return replace(done, usage=with_cost(done.usage, self.price(request.model)))
 
     async def plan_stateless(
         self, request: ChatRequest, policy: PolicyChoice

@@ -36,7 +36,6 @@ import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from .. import codec
 from ..context.cache import PlanCache
 from ..errors import InvalidInput
 from ..pricing import with_cost
@@ -246,9 +245,8 @@ class _Replayer:
 def _stored_report(answer: ItemRecord, items: int) -> ContextReport | None:
     """The answer's stored report, when it speaks of this path (a report of an older shape, or
     of a path an erasure has since changed, is not comparable)."""
-    raw = answer.context_report
-    report = raw if isinstance(raw, ContextReport) else codec.decode_report(raw) if raw else None
-    if report is None or report.items != items:
+    report = answer.context_report
+    if report is None or not report.planned or report.items != items:
         return None
     return report
 

@@ -44,12 +44,12 @@ from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from .. import codec
 from ..backends.base import Backend, completes
 from ..backends.capabilities import check_capabilities, check_params
 from ..context.plan import Policy
 from ..errors import ContextTooLong, InvalidInput, MultiturnError, NotFound, StoreError
 from ..ids import new_id
+from ..pricing import with_cost
 from ..records import ConversationRecord, ItemRecord, NewItem
 from ..store.base import Store
 from ..store.responses import ResponseRecord, ResponseStatus
@@ -57,6 +57,7 @@ from ..store.turns import Blocked, Started, TurnEntry, chain
 from ..types import (
     Accumulator,
     ContextReport,
+    Cost,
     Delta,
     GenerationParams,
     Message,
@@ -276,7 +277,7 @@ class Turn:
                 self.status = "failed" if isinstance(error, Exception) else "cancelled"
                 await service.end(entry, [], None, started.parent_id, discard=True)
             else:
-                stored = await self._end(entry, started, records, answer, report, model, completed, error)
+                stored = await self._end(entry, started, path, answer, report, model, completed, error)
                 if not stored and error is None:
                     raise NotFound(
                         f"conversation {entry.conversation_id!r} (or the item this turn answered) was deleted "
@@ -284,7 +285,7 @@ class Turn:
                     )
         assert self.reply is not None
         if held is not None:
-            yield held
+            yield held if held.usage is None else replace(held, usage=self.reply.usage)  # the priced usage
         assert self.answer is not None
         service.after(engine, conversation, [*path, self.answer], backend, self._params, policy)
         yield self.reply
@@ -293,13 +294,14 @@ class Turn:
         self,
         entry: TurnEntry,
         started: Started,
-        records: Sequence[ItemRecord],
+        path: Sequence[ItemRecord],
         answer: Accumulator,
         report: ContextReport | None,
         model: str,
         completed: bool,
         error: BaseException | None,
     ) -> bool:
+        records = path[len(path) - len(entry.inputs) :]
         result = answer.completion()
         finish = result.finish_reason
         status: Status
@@ -311,8 +313,11 @@ class Turn:
             status, finish = "incomplete", "cancelled"
         failure = str(error) if isinstance(error, Exception) else None
         context_report = (
-            codec.encode_report(report, error=failure) if report is not None else {"error": failure or "not planned"}
+            replace(report, error=failure) if report is not None else ContextReport.unplanned(failure or "not planned")
         )
+        usage = answer.usage
+        if usage is not None:  # priced, with the conversation's total through this answer
+            usage = with_cost(usage, self._engine.price(model), running=True, before=_cost_before(path))
         self.answer = ItemRecord(
             id=started.answer_id,
             conversation_id=entry.conversation_id,
@@ -324,9 +329,9 @@ class Turn:
             reasoning=result.reasoning or None,
             tool_calls=result.tool_calls,
             model=model,
-            usage=answer.usage,
+            usage=usage,
             finish_reason=finish,
-            token_count=answer.usage.completion_tokens if answer.usage else None,
+            token_count=usage.completion_tokens if usage else None,
             context_report=context_report,
         )
         if not completed:
@@ -341,7 +346,7 @@ class Turn:
             response = {
                 "status": self.status,
                 "output_item_id": started.answer_id,
-                "usage": answer.usage,
+                "usage": usage,
                 "error": spec.describe_error(error) if isinstance(error, Exception) else None,
             }
         stored = await self._engine.turns.end(entry, [*records, self.answer], response, started.parent_id)
@@ -355,9 +360,10 @@ class Turn:
             reasoning=result.reasoning,
             status=status,
             finish_reason=finish,
-            usage=result.usage,
+            usage=usage or result.usage,
             model=model,
             tool_calls=result.tool_calls,
+            context_report=context_report,
         )
         return stored
 
@@ -644,6 +650,16 @@ async def _deltas(
     async with aclosing(backend.generate(messages, params)) as stream:
         async for delta in stream:
             yield delta
+
+
+def _cost_before(path: Sequence[ItemRecord]) -> Cost | None:
+    """The cost of the last answer on ``path`` that counted tokens (``None``: none did, the
+    conversation's total starts here); an answer with tokens but no price makes the total
+    unknown from there on."""
+    for item in reversed(path):
+        if item.role == "assistant" and item.usage is not None:
+            return item.usage.cost or Cost(currency="", conversation=None)
+    return None
 
 
 def refuse_over_budget(report: ContextReport) -> None:

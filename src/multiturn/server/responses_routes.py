@@ -164,7 +164,7 @@ async def _stored(request: Request, engine: Engine, ask: wire.ResponseCreate, po
         instructions=ask.instructions,
         metadata=ask.metadata,
         echo={**ask.echo, "store": True},
-        context_report=wire.report_object(turn.start.report),
+        context_report=turn.start.report,
     )
     encoder = ResponseEventEncoder(state, turn.start.answer_id)
     headers = {REPORT_HEADER: report_header(turn.start.report)}
@@ -221,7 +221,7 @@ async def _unstored(request: Request, engine: Engine, ask: wire.ResponseCreate, 
     report = None
     if history or policy is not None:
         chat, planned, _ = await engine.plan_stateless(chat, policy or "window")
-        report = wire.report_object(planned)
+        report = planned
     state = wire.ResponseState(
         id=new_id("resp"),
         created_at=now_ms() // 1000,
@@ -265,7 +265,7 @@ def _response_object(record: ResponseRecord, answer: ItemRecord | None) -> dict[
             "completed" if answer.status == "completed" and record.status == "completed" else "incomplete"
         )
         output = wire.output_items(answer.id, answer.text, answer.reasoning, status, answer.tool_calls)
-        report = wire.report_object(answer.context_report) if answer.context_report else None
+        report = answer.context_report
     cut = answer is not None and answer.finish_reason == "length"
     state = wire.ResponseState(
         id=record.id,

@@ -42,7 +42,7 @@ def item_row(record: ItemRecord) -> dict[str, Any]:
         "usage": codec.encode_usage(record.usage) if record.usage else None,
         "finish_reason": record.finish_reason,
         "token_count": record.token_count,
-        "context_report": record.context_report,
+        "context_report": codec.encode_report(record.context_report) if record.context_report else None,
         "created_at": record.created_at,
     }
 
@@ -63,7 +63,7 @@ def item_record(row: sa.RowMapping) -> ItemRecord:
         usage=codec.decode_usage(row["usage"]),
         finish_reason=row["finish_reason"],
         token_count=row["token_count"],
-        context_report=row["context_report"],
+        context_report=codec.decode_report(row["context_report"]) if row["context_report"] else None,
     )
 
 

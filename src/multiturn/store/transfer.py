@@ -1,16 +1,15 @@
 """Copying a whole conversation tree under new ids (what an import writes).
 
 ``renumber`` is pure: it checks that the tree is whole (every parent and the head name an item
-of it, parents before children) and gives the conversation and every item a new id, renaming
-the item ids its context reports mention (kept, dropped, recalled...), so the copy is the
-same tree with other names. Times are kept.
+of it, parents before children) and gives the conversation and every item a new id, so the
+copy is the same tree with other names. Context reports name items by their position in the
+request's path, not by id, so they are copied as they are. Times are kept.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
 
 from ..errors import InvalidInput
 from ..ids import IdFactory
@@ -37,7 +36,6 @@ def renumber(
             id=renamed[item.id],
             conversation_id=conversation_id,
             parent_id=renamed[item.parent_id] if item.parent_id is not None else None,
-            context_report=_rename(item.context_report, renamed) if item.context_report is not None else None,
         )
         for item in items
     ]
@@ -48,13 +46,3 @@ def renumber(
         head_item_id=renamed[head] if head is not None else None,
     )
     return copy, copies
-
-
-def _rename(value: Any, renamed: dict[str, str]) -> Any:
-    if isinstance(value, str):
-        return renamed.get(value, value)
-    if isinstance(value, list):
-        return [_rename(v, renamed) for v in value]
-    if isinstance(value, dict):
-        return {renamed.get(k, k): _rename(v, renamed) for k, v in value.items()}
-    return value

@@ -41,7 +41,7 @@ from .. import codec
 from ..errors import NotFound, StoreError
 from ..ids import now_ms
 from ..records import ConversationRecord, ItemRecord, NewItem
-from ..types import TextPart
+from ..types import ContextReport, TextPart
 from . import responses
 from .core import StoreCore, conversation_row
 from .liveness import CHANNEL, Wake
@@ -366,7 +366,7 @@ def close_abandoned(conn: Connection, turn_id: str, model_fallback: str | None, 
         status="incomplete",
         model=row["model"] or model_fallback,
         finish_reason="error",
-        context_report={"error": ABANDONED},
+        context_report=ContextReport.unplanned(ABANDONED),
     )
     inputs = [*decode_inputs(row["inputs"]), answer]
     ids = [str(new.id) for new in inputs]

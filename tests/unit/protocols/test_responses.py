@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from multiturn.errors import BackendError, InvalidInput
 from multiturn.protocols.responses import translate as wire
 from multiturn.protocols.responses.stream import ResponseEventEncoder
-from multiturn.types import Delta, ImagePart, Message, TextPart, Usage
+from multiturn.types import ContextReport, Delta, ImagePart, Message, TextPart, Usage
 
 
 def _by_type() -> dict[str, type[BaseModel]]:
@@ -31,7 +31,7 @@ STATE = wire.ResponseState(
     conversation_id="conv_1",
     metadata={"k": "v"},
     echo={"temperature": 0.0, "truncation": "auto"},
-    context_report={"policy": "window", "kept": ["item_0"]},
+    context_report=ContextReport(policy="window", items=1, kept=((0, 0),)),
 )
 
 

@@ -31,6 +31,7 @@ import orjson
 from multiturn.errors import (
     InvalidInput,
 )
+from multiturn.protocols.cost import cost_fields
 from multiturn.protocols.dashscope import wire as w
 from multiturn.protocols.dashscope.errors import NativeInvalidInput, classify
 from multiturn.protocols.dashscope.errors import error_to_wire as error_to_wire  # re-exported: one door per protocol
@@ -390,6 +391,7 @@ def _usage(u: Usage, multimodal: bool) -> dict[str, Any]:
     }
     if multimodal:
         out["cached_tokens"] = u.cached_tokens
+    out.update(cost_fields(u.cost))
     return out
 
 

@@ -23,6 +23,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from multiturn.protocols.cost import COST_DESCRIPTION, CostDetails
 from multiturn.protocols.limits import (
     INT32_MAX,
     INT64_MAX,
@@ -223,6 +224,8 @@ class Usage(_Closed):
     prompt_tokens_details: PromptTokensDetails | None = None
     output_tokens_details: OutputTokensDetails | None = None
     cached_tokens: int | None = None
+    cost: float | None = Field(default=None, description=COST_DESCRIPTION)
+    cost_details: CostDetails | None = Field(default=None, description="multiturn extension: the cost's parts")
 
 
 class TextContent(_Closed):

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from ...types import Completion, Delta, FinishReason, ToolCallDelta, Usage
+from ..cost import cost_fields
 from ..sse import DONE
 from .errors import stream_error
 
@@ -51,9 +52,11 @@ def usage_out(*, prompt: int, completion: int, cached: int, reasoning: int) -> d
 
 
 def _usage(u: Usage) -> dict[str, Any]:
-    return usage_out(
+    out = usage_out(
         prompt=u.prompt_tokens, completion=u.completion_tokens, cached=u.cached_tokens, reasoning=u.reasoning_tokens
     )
+    out.update(cost_fields(u.cost))
+    return out
 
 
 class ChunkEncoder:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -18,9 +18,11 @@ from pydantic import ValidationError
 
 from ...settings import ReasoningReplay
 from ...types import (
+    COST_DIGITS,
     AudioPart,
     ChatRequest,
     Completion,
+    Cost,
     GenerationParams,
     ImagePart,
     Message,
@@ -31,6 +33,7 @@ from ...types import (
     ToolSpec,
     VideoPart,
 )
+from ..cost import cost_fields
 from ..history import TOOL_ORDER, check_history
 from ..limits import DEFAULT_LIMITS, Limits, check_items, check_passthrough
 from .errors import error_to_wire, stream_error
@@ -397,6 +400,7 @@ def completion_to_response(
         cached=first.cached_tokens if first else 0,
         reasoning=sum(c.usage.reasoning_tokens for c in completions),
     )
+    usage.update(cost_fields(_summed_cost(completions)))
     return orjson.dumps(
         {
             "id": f"chatcmpl-{request_id}",
@@ -408,6 +412,17 @@ def completion_to_response(
             "usage": usage,
         }
     )
+
+
+def _summed_cost(completions: Sequence[Completion]) -> Cost | None:
+    """The cost of ``n`` choices: the prompt once (the first's input), every choice's output."""
+    costs = [c.usage.cost for c in completions]
+    if not costs or any(cost is None for cost in costs):
+        return None
+    first = costs[0]
+    assert first is not None
+    output = round(sum(cost.output for cost in costs if cost is not None), COST_DIGITS)
+    return replace(first, output=output)
 
 
 def _answer(c: Completion) -> dict[str, Any]:

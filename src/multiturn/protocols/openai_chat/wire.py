@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..cost import COST_DESCRIPTION, CostDetails
 from ..limits import (
     INT32_MAX,
     MAX_NAME_CHARS,
@@ -257,6 +258,8 @@ class UsageOut(_Closed):
     total_tokens: int
     prompt_tokens_details: PromptTokensDetails
     completion_tokens_details: CompletionTokensDetails
+    cost: float | None = Field(default=None, description=COST_DESCRIPTION)
+    cost_details: CostDetails | None = Field(default=None, description="multiturn extension: the cost's parts")
 
 
 class ResponseMessage(_Closed):

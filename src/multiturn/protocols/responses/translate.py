@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from ... import codec
 from ...types import ContextReport, GenerationParams, Message, Usage, spans_text
+from ..cost import cost_fields
 from ..limits import DEFAULT_LIMITS, InvalidParameter, Limits, check_items, check_turn_bytes
 from .items import (
     Inputs,
@@ -289,7 +289,7 @@ class ResponseState:
     echo: Mapping[str, Any] = field(default_factory=dict)
     error: Mapping[str, Any] | None = None
     incomplete_reason: str | None = None
-    context_report: Mapping[str, Any] | None = None
+    context_report: ContextReport | None = None
 
 
 def response_object(state: ResponseState) -> dict[str, Any]:
@@ -319,7 +319,7 @@ def response_object(state: ResponseState) -> dict[str, Any]:
         "truncation": state.echo.get("truncation", "auto"),
         "usage": usage_object(state.usage) if state.usage is not None else None,
         "metadata": dict(state.metadata),
-        "context_report": dict(state.context_report) if state.context_report is not None else None,
+        "context_report": report_object(state.context_report) if state.context_report is not None else None,
     }
 
 
@@ -330,6 +330,7 @@ def usage_object(usage: Usage) -> dict[str, Any]:
         "output_tokens": usage.completion_tokens,
         "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
         "total_tokens": usage.total_tokens,
+        **cost_fields(usage.cost),
     }
 
 
@@ -352,18 +353,14 @@ def list_page(data: Sequence[Mapping[str, Any]], *, has_more: bool) -> dict[str,
     }
 
 
-def report_object(report: ContextReport | Mapping[str, Any]) -> dict[str, Any]:
+def report_object(report: ContextReport) -> dict[str, Any]:
     """A context report as the API shows it (extension field ``context_report``): each fate as
     runs of positions in the response's input items, ascending (``"0,3-40"``), so its size does
-    not grow with the conversation; policy, budget and tokens. A stored report of an older shape
-    is shown as it was stored."""
-    if isinstance(report, Mapping):
-        decoded = codec.decode_report(report)
-        if decoded is None:
-            keys = ("policy", "budget", "tokens", "tokens_by_part", "error")
-            return {k: report[k] for k in keys if k in report}
-        report = decoded
-    return {
+    not grow with the conversation; policy, budget and tokens; ``error`` when the turn failed. A
+    turn closed before it was planned shows its ``error`` alone."""
+    if not report.planned:
+        return {"error": report.error}
+    out: dict[str, Any] = {
         "policy": report.policy,
         "budget": report.budget,
         "tokens": report.tokens,
@@ -374,6 +371,9 @@ def report_object(report: ContextReport | Mapping[str, Any]) -> dict[str, Any]:
         "summarized": spans_text(report.summarized),
         "dropped": spans_text(report.dropped),
     }
+    if report.error is not None:
+        out["error"] = report.error
+    return out
 
 
 def dumps(value: Any) -> bytes:

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag
 
+from ..cost import COST_DESCRIPTION, CostDetails
 from ..limits import MAX_TOKENS_CAP, MAX_TOOLS, FunctionName, Id, Metadata, Name, Text
 
 MAX_ITEMS_PER_CALL = 20
@@ -297,6 +298,8 @@ class ResponseUsage(BaseModel):
     output_tokens: int
     output_tokens_details: dict[str, int]
     total_tokens: int
+    cost: float | None = Field(default=None, description=COST_DESCRIPTION)
+    cost_details: CostDetails | None = Field(default=None, description="multiturn extension: the cost's parts")
 
 
 class ResponseObject(BaseModel):
