@@ -27,7 +27,7 @@ from typing import Any
 from multiturn.bench import memory as harness
 from multiturn.bench.memory_data import load
 from multiturn.context.plan import plan_context, preset
-from multiturn.context.retrieval import render_items
+from multiturn.context.retrieval import recalled_block, render_items
 from multiturn.embeddings import load_embedder
 from multiturn.engine import Engine
 from multiturn.memory.query import build_query
@@ -75,7 +75,7 @@ async def gather(data: Path, shares: list[float], budgets: list[int], limit: int
                     _, report = plan_context(
                         None, probe, policy=policy, window_tokens=65536, reserved_output=64, tokenizer=tokenizer
                     )
-                    header = message_tokens(Message.of("system", "Earlier in this conversation (recalled):"), tokenizer)
+                    header = message_tokens(Message.of("system", recalled_block([])), tokenizer)
                     windows[(share, budget)] = (set(report.kept), report.budget - report.tokens - header)
             for question in conversation.questions:
                 query = build_query([_pending(cid, question.text)], path)

@@ -37,8 +37,7 @@ from typing import Any
 from ..backends.base import Backend
 from ..backends.registry import BackendRegistry
 from ..context.plan import preset
-from ..context.retrieval import RECALLED_HEADER
-from ..context.summary import SUMMARY_PREFIX
+from ..context.summary import SUMMARY_PREFIX, SUMMARY_SUFFIX
 from ..embeddings import load_embedder
 from ..engine import Engine
 from ..errors import InvalidInput
@@ -342,13 +341,14 @@ def evidence_recall(
 
 
 def _without_summary(text: str) -> str:
-    """A system message's text without the summary the planner appended (it runs from
-    ``SUMMARY_PREFIX`` to the recalled rounds quoted after it, or to the end)."""
+    """A system message's text without the summary's block the planner appended (from
+    ``SUMMARY_PREFIX`` to ``SUMMARY_SUFFIX``: the summary is escaped, so nothing in it ends
+    the block early)."""
     start = text.find(SUMMARY_PREFIX)
     if start < 0:
         return text
-    end = text.find("\n\n" + RECALLED_HEADER, start)
-    return text[:start] + (text[end:] if end >= 0 else "")
+    end = text.find(SUMMARY_SUFFIX, start)
+    return text[:start] + (text[end + len(SUMMARY_SUFFIX) :] if end >= 0 else "")
 
 
 async def _answer(backend: Backend, messages: Sequence[Message], options: Options) -> str:

@@ -42,8 +42,8 @@ from ..records import ItemRecord
 from ..settings import ReasoningReplay
 from ..tokens import Tokenizer
 from ..types import AudioPart, ContextReport, ImagePart, Message, Part, TextPart, VideoPart, in_spans
-from .retrieval import RECALLED_HEADER
-from .summary import SUMMARY_PREFIX
+from .retrieval import recalled_block
+from .summary import summary_block
 
 SegmentKind: TypeAlias = Literal["system", "summary", "recalled", "head_end", "window", "input", "answer"]
 Cause: TypeAlias = Literal[
@@ -166,8 +166,8 @@ def render(parts: PromptParts, *, with_answer: bool = False) -> tuple[Segment, .
         out.append(Segment("system", text))
     opened, written = joins and memory, bool(joins and last is not None and last.text)
     pieces: tuple[tuple[SegmentKind, str], ...] = (
-        ("summary", SUMMARY_PREFIX + parts.summary if parts.summary else ""),
-        ("recalled", "\n\n".join((RECALLED_HEADER, *parts.recalled)) if parts.recalled else ""),
+        ("summary", summary_block(parts.summary) if parts.summary else ""),
+        ("recalled", recalled_block(parts.recalled) if parts.recalled else ""),
     )
     for kind, piece in pieces:
         if not piece:
@@ -232,7 +232,8 @@ def parts_of(
     rest = [n for n in kept if n not in pinned]
     return PromptParts(
         head=tuple(head),
-        summary=summary if report.summarized and summary else None,
+        # a summary through pinned items only summarizes no position, yet is sent: its tokens say so
+        summary=summary if (report.summarized or report.tokens_by_part.get("summary")) and summary else None,
         recalled=tuple(text for ids, text in recalled if ids and set(ids) <= recalled_ids and text.strip()),
         window=tuple(sent(n) for n in rest if n < newest_start),
         newest=tuple(sent(n) for n in rest if n >= newest_start),

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from multiturn import codec
 from multiturn.context.plan import PRESETS, Policy, build_messages, plan_context, preset
-from multiturn.context.retrieval import RECALLED_HEADER, Recalled
+from multiturn.context.retrieval import RECALLED_HEADER, Recalled, recalled_block
 from multiturn.context.rounds import split_rounds
-from multiturn.context.summary import SUMMARY_PREFIX, Summary
+from multiturn.context.summary import Summary, summary_block
 from multiturn.errors import InvalidInput
 from multiturn.records import ItemRecord
 from multiturn.tokens import REPLY_PRIMER, EstimateTokenizer, QwenTokenizer, message_tokens
@@ -278,14 +278,14 @@ def test_summary_sits_after_the_system_prompt_and_replaces_what_it_covers() -> N
     builder.add("user", "q4")
     summary = Summary("q0..q1 were about Paris.", through_item_id="i3")
     messages, report = _plan(builder.items, PRESETS["summary"], summary=summary)
-    assert messages[0] == Message.of("system", f"{SYSTEM}\n\n{SUMMARY_PREFIX}{summary.text}")
+    assert messages[0] == Message.of("system", f"{SYSTEM}\n\n{summary_block(summary.text)}")
     assert [m.text for m in messages[1:]] == ["q2", "a2", "q3", "a3", "q4"]
     assert fated(report, builder.items, "summarized") == ("i0", "i1", "i2", "i3") and report.summarized == ((0, 3),)
     alone = message_tokens(Message.of("system", SYSTEM), TOKENIZER)
     assert report.tokens_by_part["summary"] == message_tokens(messages[0], TOKENIZER) - alone
     # Without a system prompt the summary is the one system message.
     bare, _ = _plan(builder.items, PRESETS["summary"], summary=summary, system=None)
-    assert bare[0] == Message.of("system", SUMMARY_PREFIX + summary.text)
+    assert bare[0] == Message.of("system", summary_block(summary.text))
     assert [m.role for m in bare[1:]] == ["user", "assistant"] * 2 + ["user"]
     # The window policy ignores summaries; so does every policy for another branch's summary.
     assert _plan(builder.items, PRESETS["window"], summary=summary)[1].summarized == ()
@@ -310,7 +310,8 @@ def test_recalled_rounds_are_chronological_marked_and_within_budget() -> None:
     assert report.recalled_scores == {4: 2.5, 5: 2.5, 6: 0.9, 7: 0.9}
     # Quoted at the end of the one system message, before the window.
     block = messages[0]
-    assert block.role == "system" and block.text.startswith(f"{SYSTEM}\n\n{RECALLED_HEADER}\n\n")
+    assert block.role == "system" and block.text.startswith(f"{SYSTEM}\n\n{RECALLED_HEADER}\n<recalled>\n")
+    assert block.text.endswith("\n</recalled>")
     assert block.text.index("question 2") < block.text.index("question 3")
     assert "user: question 2" in block.text and "assistant: answer 3" in block.text
     assert [m.role for m in messages[1:]] == ["user", "assistant"] * ((len(messages) - 2) // 2) + ["user"]
@@ -319,7 +320,7 @@ def test_recalled_rounds_are_chronological_marked_and_within_budget() -> None:
     assert report.tokens_by_part["recalled"] == message_tokens(block, TOKENIZER) - alone
     assert report.budget is not None and report.tokens <= report.budget
     # With little room only the best-scored round is recalled.
-    _, tight = _plan(builder.items, replace(sixty, budget=238), recalled=recalled)
+    _, tight = _plan(builder.items, replace(sixty, budget=242), recalled=recalled)
     assert tight.recalled == ((4, 5),)
     # The window policy never recalls.
     assert _plan(builder.items, PRESETS["window"], window_tokens=700, recalled=recalled)[1].recalled == ()
@@ -333,11 +334,11 @@ def test_recalled_text_given_by_the_retriever_is_used_verbatim() -> None:
     recalled = [Recalled(("i0", "i1"), 1.0, text="user: question 0 (abridged)")]
     messages, report = _plan(builder.items, PRESETS["auto"], window_tokens=500, recalled=recalled)
     assert fated(report, builder.items, "recalled") == ("i0", "i1")
-    assert messages[0].text == f"{SYSTEM}\n\n{RECALLED_HEADER}\n\nuser: question 0 (abridged)"
+    assert messages[0].text == f"{SYSTEM}\n\n{recalled_block(['user: question 0 (abridged)'])}"
     # After a summary, the summary first: it changes less often.
     summary = Summary("Earlier: trips.", through_item_id="i1")
     composed, _ = _plan(builder.items, PRESETS["auto"], window_tokens=500, summary=summary, recalled=recalled)
-    assert composed[0].text.startswith(f"{SYSTEM}\n\n{SUMMARY_PREFIX}Earlier: trips.\n\n{RECALLED_HEADER}")
+    assert composed[0].text.startswith(f"{SYSTEM}\n\n{summary_block('Earlier: trips.')}\n\n{RECALLED_HEADER}")
 
 
 def test_old_images_become_placeholders_in_steps() -> None:

@@ -22,7 +22,7 @@ from multiturn.context.plan import (
 )
 from multiturn.context.recent import Recent, Window, strain, window_budget, window_items
 from multiturn.context.retrieval import RECALLED_HEADER, Recalled, quote, select_recalled
-from multiturn.context.summary import SUMMARY_PREFIX, Summary
+from multiturn.context.summary import Summary, summary_block
 from multiturn.records import ItemRecord
 from multiturn.tokens import EstimateTokenizer, message_tokens
 from multiturn.types import AudioPart, ImagePart, Message, TextPart, ToolCall, VideoPart
@@ -108,7 +108,7 @@ def test_the_head_is_the_system_prompt_and_pinned_items_with_the_summary_last() 
     head = plan_head("Be brief.", [pinned], summary, _count)
     assert head.messages == (
         Message.of("system", "Be brief."),
-        Message.of("system", f"Answer in French.\n\n{SUMMARY_PREFIX}We spoke of Paris."),
+        Message.of("system", f"Answer in French.\n\n{summary_block('We spoke of Paris.')}"),
     )
     plain = [Message.of("system", "Be brief."), Message.of("system", "Answer in French.")]
     assert head.tokens == sum(_count(m) for m in plain)
@@ -116,7 +116,7 @@ def test_the_head_is_the_system_prompt_and_pinned_items_with_the_summary_last() 
     bare = plan_head(None, [], None, _count)
     assert (bare.messages, bare.tokens, bare.summary_tokens) == ((), 0, 0)
     alone = plan_head(None, [], summary, _count)  # the summary is the one system message
-    assert alone.messages == (Message.of("system", SUMMARY_PREFIX + summary.text),) and alone.tokens == 0
+    assert alone.messages == (Message.of("system", summary_block(summary.text)),) and alone.tokens == 0
 
 
 # -- blocks --------------------------------------------------------------------------------------
@@ -296,7 +296,7 @@ def test_select_recalled_keeps_the_best_that_fit_in_chronological_order() -> Non
     ]
     extended, chosen = select_recalled(entries, positions, {"i0"}, 10_000, _count, quoted, head)
     assert [e.item_ids for e in chosen] == [("i2",), ("i6", "i7"), ("i8", "i9")]  # i0 excluded; by position
-    assert extended[0].text.startswith(f"sys\n\n{RECALLED_HEADER}\n\nuser: q1")
+    assert extended[0].text.startswith(f"sys\n\n{RECALLED_HEADER}\n<recalled>\nuser: q1")
     room = sum(_count(m) for m in extended) - _count(head[0])
     _, fewer = select_recalled(entries, positions, {"i0"}, room - 1, _count, quoted, head)
     assert len(fewer) < 3 and all(e in chosen for e in fewer)

@@ -22,7 +22,7 @@ from multiturn.context.prompt_diff import (
     text_of,
 )
 from multiturn.context.retrieval import RECALLED_HEADER, Recalled, render_items
-from multiturn.context.summary import SUMMARY_PREFIX, Summary
+from multiturn.context.summary import SUMMARY_HEADER, SUMMARY_PREFIX, Summary, summary_block
 from multiturn.memory.ranking import units
 from multiturn.records import ItemRecord
 from multiturn.tokens import EstimateTokenizer
@@ -116,12 +116,12 @@ def test_segments_name_each_component_in_the_planners_order() -> None:
     b.add("user", "and the trams?")
     summary = Summary("They talked about Lisbon.", through_item_id="i3")
     recalled = [Recalled(("i4",), 5.0)]
-    _, report = _plan(b.items, PRESETS["auto"], window=120, summary=summary, recalled=recalled)
+    _, report = _plan(b.items, PRESETS["auto"], window=160, summary=summary, recalled=recalled)
     segments = render(_rebuilt(b.items, report, summary=summary))
     kinds = [s.kind for s in segments]
     assert kinds[:4] == ["system", "summary", "recalled", "head_end"]
     assert kinds[-1] == "input" and set(kinds[4:-1]) <= {"window"}
-    assert segments[1].text == "\n\n" + SUMMARY_PREFIX + summary.text
+    assert segments[1].text == "\n\n" + summary_block(summary.text)
     assert segments[2].text.startswith("\n\n" + RECALLED_HEADER)
     assert segments[-1].item_ids == ("i12",)
 
@@ -196,7 +196,7 @@ def test_a_summary_that_appears_with_a_policy_change_is_named_with_both() -> Non
     assert diff.policy_change == ("window", "summary")
     assert diff.current_segment == "summary" and diff.previous_segment == "system"
     assert diff.explanation.startswith("The policy changed from window to summary; ")
-    assert SUMMARY_PREFIX.strip() in diff.current_excerpt and SUMMARY_PREFIX not in diff.previous_excerpt
+    assert SUMMARY_HEADER[:40] in diff.current_excerpt and SUMMARY_PREFIX not in diff.previous_excerpt
 
 
 def test_a_recall_change_after_the_same_summary() -> None:
