@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from .. import codec
 from ..client import AsyncClient, AsyncConversation
 from ..errors import InvalidInput, MultiturnError
 from ..settings import Settings
@@ -263,4 +264,5 @@ def _reply_json(reply: Reply) -> dict[str, Any]:
             "reasoning_tokens": reply.usage.reasoning_tokens,
             "total_tokens": reply.usage.total_tokens,
         },
+        "cost": codec.encode_cost(reply.cost) if reply.cost is not None else None,
     }
