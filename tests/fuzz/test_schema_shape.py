@@ -40,7 +40,7 @@ def test_every_route_is_an_operation() -> None:
         if method != "HEAD"
     }
     assert served == {(path, method) for path, method, _ in OPERATIONS}
-    assert len(OPERATIONS) == 37
+    assert len(OPERATIONS) == 44
 
 
 def test_operation_ids_are_unique() -> None:

@@ -25,7 +25,7 @@ from ..client import build_engine
 from ..errors import InvalidInput, NotFound
 from ..settings import Settings
 from ..store.sql import SQLStore
-from . import conversations_routes, dashscope_routes, openai_routes, responses_routes, uploads
+from . import conversations_routes, dashscope_routes, inspector_routes, openai_routes, responses_routes, uploads
 from .errors import error_response
 from .gateway import Gateway, gateway_of, request_id
 from .middleware import RequestContext
@@ -94,8 +94,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *responses_routes.routes,
         *conversations_routes.routes,
         *uploads.routes,
+        *inspector_routes.routes,
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        *inspector_routes.web_routes,
     ]
     return Starlette(
         routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers={HTTPException: http_error}

@@ -28,6 +28,7 @@ from ..context.plan import PRESETS
 from ..protocols.dashscope import wire as native
 from ..protocols.openai_chat import wire as compat
 from ..protocols.responses import wire as stateful
+from . import inspector_wire as inspector
 
 REF = "#/components/schemas/{model}"
 PREFIXES = {"/v1": "", "/compatible-mode/v1": "Compat"}
@@ -468,6 +469,103 @@ def _conversations_paths(prefix: str, s: str) -> dict[str, Any]:
     }
 
 
+INSPECTOR = "/v1/inspector/conversations"
+
+
+def _inspector_paths() -> dict[str, Any]:
+    """The web inspector's endpoints (``server/inspector_routes.py``, docs/web.md)."""
+    conversation_id = [_path("id", "a conversation id")]
+    item_id = [*conversation_id, _path("item_id", "an answer (assistant item) of that conversation")]
+    query = [
+        {"name": "q", "in": "query", "required": False, "schema": {"type": "string"}, "description": "search text"},
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 50},
+        },
+    ]
+    retry = _op(
+        "retryTurn",
+        "Answer a user message again: a sibling answer, streamed as Responses events",
+        inspector.HeadObject,
+        GENERATE,
+        parameters=conversation_id,
+        body=_body(inspector.RetryRequest),
+        tag="inspector",
+    )
+    data = _json_data({"type": "object", "required": ["type", "sequence_number"]})
+    retry["responses"]["200"]["content"] = _sse(
+        data, "`event: <type>` and `data: <event JSON>`", event={"type": "string"}
+    )
+    return {
+        INSPECTOR: {
+            "get": _op(
+                "listInspectorConversations",
+                "The tenant's conversations, newest activity first, optionally matching a text",
+                inspector.ConversationList,
+                (400, 401, 429, 500),
+                parameters=query,
+                tag="inspector",
+            )
+        },
+        f"{INSPECTOR}/{{id}}": {
+            "get": _op(
+                "getConversationTree",
+                "A conversation and every item of its tree",
+                inspector.TreeObject,
+                LOOKUP,
+                parameters=conversation_id,
+                tag="inspector",
+            )
+        },
+        f"{INSPECTOR}/{{id}}/head": {
+            "post": _op(
+                "moveHead",
+                "Switch branches: make an item (or none) the head",
+                inspector.HeadObject,
+                WRITE,
+                parameters=conversation_id,
+                body=_body(inspector.HeadRequest),
+                tag="inspector",
+            )
+        },
+        f"{INSPECTOR}/{{id}}/undo": {
+            "post": _op(
+                "undoTurn",
+                "Move the head back to before the last user message",
+                inspector.HeadObject,
+                WRITE,
+                parameters=conversation_id,
+                body=_body(inspector.UndoRequest, required=False),
+                tag="inspector",
+            )
+        },
+        f"{INSPECTOR}/{{id}}/retry": {"post": retry},
+        f"{INSPECTOR}/{{id}}/items/{{item_id}}/context": {
+            "get": _op(
+                "getTurnContext",
+                "An answer's context: each item's fate, the budget split, the cached prefix, the prompt diff",
+                inspector.TurnContextObject,
+                (400, *LOOKUP),
+                parameters=item_id,
+                tag="inspector",
+            )
+        },
+        f"{INSPECTOR}/{{id}}/items/{{item_id}}/whatif": {
+            "post": _op(
+                "whatIf",
+                "Re-plan an answer's turn under another policy or budget (no model call)",
+                inspector.WhatIfObject,
+                (*WRITE, 503),
+                parameters=item_id,
+                body=_body(inspector.WhatIfRequest, required=False),
+                tag="inspector",
+            )
+        },
+    }
+
+
 def _healthz() -> dict[str, Any]:
     status = {
         "type": "object",
@@ -589,6 +687,7 @@ def _components() -> dict[str, Any]:
         stateful.ItemObject,
         stateful.ListPage,
         stateful.DeletedObject,
+        *inspector.MODELS,
     ]
     _, definitions = models_json_schema(
         [(m, "validation" if m.__name__.endswith("Request") else "serialization") for m in models],
@@ -630,6 +729,7 @@ def openapi_schema() -> dict[str, Any]:
     paths[NATIVE_TEXT] = _generation("textGeneration", "Text generation (DashScope-native)")
     paths[NATIVE_MULTIMODAL] = _generation("multimodalGeneration", "Multimodal generation (DashScope-native)")
     paths.update(_uploads())
+    paths.update(_inspector_paths())
     paths["/healthz"] = _healthz()
     return {
         "openapi": "3.1.0",
