@@ -12,7 +12,7 @@ import typer
 from pydantic import ValidationError
 
 from ..errors import MultiturnError
-from . import bench, chat, conversations, keys, models, serve
+from . import bench, chat, conversations, keys, models, replay, serve
 from .render import one_line
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app = typer.Typer(
 )
 app.command("chat")(chat.chat)
 app.command("serve")(serve.serve)
+app.command("replay")(replay.replay_command)
 app.add_typer(conversations.app, name="conversations")
 app.add_typer(models.app, name="models")
 app.add_typer(bench.app, name="bench")

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import catalog
+from ..engine.replay import Replay, Totals, stored_totals, totals
 from ..records import ConversationRecord, ItemRecord
 from ..types import ContextReport, Cost, Reply, Usage
 
@@ -144,3 +145,34 @@ def context_report(report: ContextReport | None) -> Text:
     if report.error:
         out.append(f"error: {report.error}\n", style="red")
     return out
+
+
+def replay_table(result: Replay) -> Table:
+    """``multiturn replay``: the turns as answered, then one row per policy x budget."""
+    first = result.runs[0][2] if result.runs else ()
+    table = Table(title=f"replay of {result.conversation_id}: {len(first)} answers, no model called")
+    for column in ("policy", "budget", "tokens", "mean", "cached", "cost", "evidence lost", "over budget"):
+        table.add_column(column, justify="left" if column in ("policy", "evidence lost", "over budget") else "right")
+    table.add_row(*_totals_row("as answered", "", stored_totals(first)), style="dim")
+    for policy, budget, turns in result.runs:
+        table.add_row(*_totals_row(policy, f"{budget:,}" if budget is not None else "model", totals(turns)))
+    return table
+
+
+def _totals_row(policy: str, budget: str, t: Totals) -> tuple[str, ...]:
+    lost = f"{len(t.lost)} turns ({t.dropped} items): {_turn_list(t.lost)}" if t.lost else ("-" if budget else "")
+    return (
+        policy,
+        budget,
+        f"{t.tokens:,}",
+        f"{t.tokens / t.turns:,.0f}" if t.turns else "-",
+        f"{t.cached_share:.0%}" if t.cached_share is not None else "-",
+        money(t.cost, t.currency or "") if t.cost is not None else "no price",
+        lost,
+        _turn_list(t.over_budget) if t.over_budget else ("-" if budget else ""),
+    )
+
+
+def _turn_list(turns: Sequence[int], most: int = 12) -> str:
+    shown = ", ".join(str(n) for n in turns[:most])
+    return shown + (f" and {len(turns) - most} more" if len(turns) > most else "")

@@ -41,7 +41,7 @@ from ..errors import InvalidInput
 from ..pricing import with_cost
 from ..records import ConversationRecord, ItemRecord
 from ..tokens import MESSAGE_OVERHEAD, Tokenizer, message_tokens
-from ..types import ContextReport, Cost, Fate, GenerationParams, Message, TextPart, Usage
+from ..types import COST_DIGITS, ContextReport, Cost, Fate, GenerationParams, Message, TextPart, Usage
 from .core import Engine
 
 SENT: tuple[Fate, ...] = ("kept", "recalled")
@@ -351,14 +351,78 @@ async def replay(
     return Replay(conversation_id, tuple(runs))
 
 
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """One run of a replay (or the stored turns) summed: what the table shows."""
+
+    turns: int
+    tokens: int
+    """Planned tokens, summed (the stored turns: their reports' counts)."""
+    cached_share: float | None
+    """Cached tokens over prompt tokens (plans: simulated; the stored turns: the backend's count)."""
+    cost: float | None
+    """Summed; ``None`` when a turn has no known price."""
+    currency: str | None
+    lost: tuple[int, ...] = ()
+    """The turns (1-based) whose plan drops evidence the stored turn had sent."""
+    dropped: int = 0
+    """Evidence items dropped, over all turns."""
+    over_budget: tuple[int, ...] = ()
+    """The turns whose newest round alone does not fit (the turn would be refused)."""
+
+
+def totals(turns: Sequence[TurnReplay]) -> Totals:
+    """A run's plans summed."""
+    tokens = sum(turn.plan.tokens for turn in turns)
+    cached = sum(turn.plan.cached_tokens for turn in turns)
+    cost, currency = _sum_costs([turn.plan.cost for turn in turns])
+    return Totals(
+        turns=len(turns),
+        tokens=tokens,
+        cached_share=cached / tokens if tokens else None,
+        cost=cost,
+        currency=currency,
+        lost=tuple(turn.index for turn in turns if turn.evidence is not None and turn.evidence.dropped),
+        dropped=sum(len(turn.evidence.dropped) for turn in turns if turn.evidence is not None),
+        over_budget=tuple(turn.index for turn in turns if turn.plan.report.over_budget),
+    )
+
+
+def stored_totals(turns: Sequence[TurnReplay]) -> Totals:
+    """What the stored turns did, as they were answered (their reports and usage)."""
+    usages = [turn.stored_usage for turn in turns if turn.stored_usage is not None]
+    prompt = sum(usage.prompt_tokens for usage in usages)
+    cost, currency = _sum_costs([usage.cost for usage in usages] if len(usages) == len(turns) else [None])
+    return Totals(
+        turns=len(turns),
+        tokens=sum(turn.stored.tokens for turn in turns if turn.stored is not None),
+        cached_share=sum(usage.cached_tokens for usage in usages) / prompt if prompt else None,
+        cost=cost,
+        currency=currency,
+    )
+
+
+def _sum_costs(costs: Sequence[Cost | None]) -> tuple[float | None, str | None]:
+    known = [cost for cost in costs if cost is not None]
+    if len(known) != len(costs) or not known:
+        return None, None
+    paid = {cost.currency for cost in known if cost.total}
+    if len(paid) > 1:
+        return None, None
+    return round(sum(cost.total for cost in known), COST_DIGITS), (paid.pop() if paid else known[0].currency)
+
+
 __all__ = [
     "Evidence",
     "Plan",
     "Replay",
     "ReplayProgress",
+    "Totals",
     "TurnReplay",
     "evidence",
     "replan_turn",
     "replay",
     "shared_prefix",
+    "stored_totals",
+    "totals",
 ]
