@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 WHEELS ?= $(HOME)/.cache/multiturn/wheels
 MODEL ?= qwen2.5-coder-0.5b
 
-.PHONY: setup model run chat serve test check pytest bench bench-gateway bench-turns clean
+.PHONY: setup model browser run chat serve test check pytest bench bench-gateway bench-turns clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,19 @@ setup: $(VENV)/.installed
 
 model: setup
 	$(BIN)/multiturn models pull $(MODEL)
+
+# Debian's Chromium for the browser tests (tests/browser: Playwright, from the dev extra, drives it;
+# `playwright install` is never run: it downloads browsers). apt installs it when it is missing (as
+# root, or with sudo that needs no password); otherwise the browser tests are skipped, except under
+# CI=true, where this fails.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@[ -x "$(CHROMIUM)" ] || { \
+		if [ "$$(id -u)" = 0 ]; then apt=apt-get; \
+		elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then apt="sudo apt-get"; \
+		else echo "browser: $(CHROMIUM) is missing and cannot be installed here (apt-get install chromium as root)" >&2; \
+			[ "$${CI:-}" != "true" ]; exit; fi; \
+		$$apt install -y chromium || { $$apt update && $$apt install -y chromium; }; }
 
 run: serve
 
@@ -37,7 +50,7 @@ check: setup
 
 # `dsn=$$(...) || exit 1` keeps the exit status of pg-test-db (an assignment prefix would discard it):
 # under CI=true a PostgreSQL that cannot be started fails the run instead of skipping its tests.
-pytest: model
+pytest: model browser
 	@dsn="$$(scripts/pg-test-db)" || exit 1; \
 	if [ "$${CI:-}" = "true" ] && [ -z "$$dsn" ]; then echo "pytest: no PostgreSQL under CI" >&2; exit 1; fi; \
 	MULTITURN_TEST_PG_DSN="$$dsn" $(BIN)/pytest $(PYTEST_ARGS)

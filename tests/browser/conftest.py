@@ -5,8 +5,8 @@ driven by Playwright through Debian's Chromium, headless (Playwright from PyPI, 
 
 Without Chromium or Playwright the suite is skipped, visibly, on a developer's machine; under
 ``CI=true`` it fails instead (``make test`` installs both). Every page fails its test on a
-JavaScript error. Facts are checked through the gateway's own API (``Api``), not through the
-page, and screenshots go to ``docs/images/``.
+JavaScript error, and on any request that leaves the gateway. Facts are checked through the
+gateway's own API (``Api``), not through the page, and screenshots go to ``docs/images/``.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ GATEWAY_ENV = {
 
 
 def _missing(what: str) -> None:
-    message = f"the browser tests need {what} (make setup installs it)"
+    message = f"the browser tests need {what} (make test installs it)"
     if os.environ.get("CI") == "true":
         pytest.fail(f"{message}; under CI it must be there")
     pytest.skip(message)
@@ -130,14 +130,17 @@ def page(browser: Browser, gateway: Server) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     opened = context.new_page()
     errors: list[str] = []
+    outside: list[str] = []
     opened.on("pageerror", lambda exc: errors.append(str(exc)))
     opened.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    opened.on("request", lambda r: None if r.url.startswith((gateway.base, "data:")) else outside.append(r.url))
     opened.set_default_timeout(30_000)
     try:
         yield opened
     finally:
         context.close()
     assert not errors, f"the page reported errors: {errors}"
+    assert not outside, f"the page fetched from outside the gateway: {outside}"
 
 
 def open_app(page: Page, gateway: Server, conversation_id: str | None = None) -> None:
