@@ -22,6 +22,7 @@ from .sync import Client, Conversation
 from .types import (
     AudioPart,
     ContextReport,
+    Cost,
     Delta,
     GenerationParams,
     ImagePart,
@@ -45,6 +46,7 @@ __all__ = [
     "ContextTooLong",
     "Conversation",
     "ConversationRecord",
+    "Cost",
     "Delta",
     "GenerationParams",
     "ImagePart",

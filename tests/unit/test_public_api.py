@@ -20,6 +20,7 @@ PUBLIC = [
     "ContextTooLong",
     "Conversation",
     "ConversationRecord",
+    "Cost",
     "Delta",
     "GenerationParams",
     "ImagePart",
