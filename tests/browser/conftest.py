@@ -55,8 +55,11 @@ def _missing(what: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Chromium, for one module: Playwright's sync API keeps an event loop marked running on
+    this thread while it is open, so it must be closed before another module's tests call
+    ``asyncio.run`` or run a coroutine test."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

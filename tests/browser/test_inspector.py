@@ -168,6 +168,7 @@ def test_what_if_replans_the_turn_under_another_policy(page: Page, gateway: Serv
     assert whatif == [item["fate"] for item in planned["items"]]
     changed = page.locator("#inspector table.fates tbody tr.changed")
     assert changed.count() > 0  # the summarized and recalled items of the auto turn change fate
+    page.locator("#inspector .whatif").evaluate("section => section.scrollIntoView()")
     shot(page, "whatif.png")
 
 

@@ -54,7 +54,8 @@ class _Search(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Listed:
-    """A conversation in the list: its record, its first user text, what matched a search."""
+    """A conversation in the list: its record, its title (else its first user text), what
+    matched a search."""
 
     conversation: ConversationRecord
     preview: str
@@ -112,11 +113,14 @@ class Inspector:
         words = [w.lower() for w in (query or "").split()]
         listed: list[Listed] = []
         for conversation in found:
-            tree = await engine.store.items(conversation.id, tenant_id=engine.tenant_id)
-            preview = next((item.text for item in tree if item.role == "user" and item.text), "")
-            matched = await self._match(conversation, tree, words, query or "") if words else None
-            if words and matched is None:
-                continue
+            preview = conversation.title or ""
+            matched = None
+            if words or not preview:  # a tree is read only to search it, or to name an untitled one
+                tree = await engine.store.items(conversation.id, tenant_id=engine.tenant_id)
+                preview = preview or next((item.text for item in tree if item.role == "user" and item.text), "")
+                matched = await self._match(conversation, tree, words, query or "") if words else None
+                if words and matched is None:
+                    continue
             listed.append(Listed(conversation, preview[:200], matched))
             if len(listed) >= limit:
                 break

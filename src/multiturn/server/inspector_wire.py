@@ -81,7 +81,7 @@ class UsageObject(BaseModel):
 class ListedConversation(BaseModel):
     id: str
     title: str | None
-    preview: str
+    preview: str = Field(description="its title, else its first user message")
     model: str | None
     policy: str | None
     created_at: int

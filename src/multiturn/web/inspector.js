@@ -42,7 +42,16 @@ export async function openInspector(root, conversationId, itemId, { onClose } = 
   current = { root, onClose };
   root.hidden = false;
   root.replaceChildren(h("p", { class: "muted", text: "Loading the context…" }));
-  const ctx = await call("GET", `/v1/inspector/conversations/${conversationId}/items/${itemId}/context`);
+  let ctx;
+  try {
+    ctx = await call("GET", `/v1/inspector/conversations/${conversationId}/items/${itemId}/context`);
+  } catch (err) {
+    root.replaceChildren(
+      h("button", { type: "button", class: "close", onclick: closeInspector, text: "Close" }),
+      h("p", { class: "error inspect-error", text: String(err.message || err) }),
+    );
+    return;
+  }
   const parts = [
     h("button", { type: "button", class: "close", onclick: closeInspector, text: "Close" }),
     h("h3", { text: "Context of this answer" }),
@@ -198,10 +207,11 @@ function showWhatIf(ctx, plan, result) {
     h("table", { class: "compare", dataset: { policy: plan.policy } },
       h("tr", {}, h("th"), h("th", { text: `stored (${ctx.policy})` }), h("th"), h("th", { text: `${plan.policy}${plan.budget ? ` @ ${plan.budget}` : ""}` })),
       row("tokens", String(plan.stored_tokens ?? ctx.tokens), String(plan.tokens), "row-tokens"),
-      row("cached (simulated)", ctx.usage ? String(ctx.usage.cached_tokens) : "?", String(plan.cached_tokens), "row-cached"),
+      row("cached tokens", ctx.usage ? String(ctx.usage.cached_tokens) : "?", String(plan.cached_tokens), "row-cached"),
       row("cost", storedCost, planCost, "row-cost"),
       ...FATES.map((fate) => row(fate, String(ctx.counts[fate]), String(plan.counts[fate]), `row-${fate}`)),
     ),
+    h("p", { class: "muted", text: "Cached tokens: the stored turn's as its backend reported them; the plan's simulated against the previous turn planned the same way." }),
     h("p", { class: "muted evidence", text: `Evidence the stored turn sent and this plan loses: ${plan.evidence_dropped.length}; gains: ${plan.evidence_gained.length}.` }),
   );
   const byId = new Map(plan.items.map((item) => [item.id, item]));
