@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 WHEELS ?= $(HOME)/.cache/multiturn/wheels
 MODEL ?= qwen2.5-coder-0.5b
 
-.PHONY: setup model browser run chat serve test check pytest bench bench-gateway bench-turns clean
+.PHONY: setup model browser run chat serve test check pytest screenshots bench bench-gateway bench-turns clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,9 @@ pytest: model browser
 	MULTITURN_TEST_PG_DSN="$$dsn" $(BIN)/pytest $(PYTEST_ARGS)
 
 test: check pytest
+
+screenshots: model browser  # the browser tests, saving their screenshots where the README and docs/web.md show them
+	MULTITURN_SCREENSHOTS=docs/images $(BIN)/pytest tests/browser -q
 
 bench: model
 	$(BIN)/python bench/embedded_speed.py

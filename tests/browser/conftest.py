@@ -6,7 +6,7 @@ driven by Playwright through Debian's Chromium, headless (Playwright from PyPI, 
 Without Chromium or Playwright the suite is skipped, visibly, on a developer's machine; under
 ``CI=true`` it fails instead (``make test`` installs both). Every page fails its test on a
 JavaScript error, and on any request that leaves the gateway. Facts are checked through the
-gateway's own API (``Api``), not through the page, and screenshots go to ``docs/images/``.
+gateway's own API (``Api``), not through the page, and screenshots go to ``SHOTS``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
 CHROMIUM = os.environ.get("MULTITURN_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "images"
+SHOTS = Path(os.environ.get("MULTITURN_SCREENSHOTS") or Path(__file__).resolve().parents[2] / "build" / "screenshots")
+"""Where the tests save their screenshots: ``build/screenshots`` (ignored by git), or
+``$MULTITURN_SCREENSHOTS`` (``make screenshots`` points it at ``docs/images``, the README's)."""
 MODEL = "qwen-plus"
 """An alias of the embedded model."""
 THINKER = "thinker"
