@@ -229,6 +229,50 @@ async def test_tenants_list_only_their_own(store: SQLStore) -> None:
         await store.get_conversation(theirs.id)
 
 
+async def test_find_conversations_by_title_or_item_text(store: SQLStore) -> None:
+    titled = await store.create_conversation(title="Trip to Porto")
+    await store.append(titled.id, None, _text("user", "nothing to see"))
+    _next_millisecond()
+    cats = await store.create_conversation()
+    first = await store.append(cats.id, None, _text("user", "How many cats does Matilde keep?"))
+    answer = await store.append(cats.id, first.id, _text("assistant", "Matilde keeps 18 CATS in Braga."))
+    _next_millisecond()
+    literal = await store.create_conversation()
+    await store.append(literal.id, None, _text("user", "a 100% sure thing_x"))
+    await store.create_conversation(title="porto, but theirs", tenant_id=OTHER_TENANT)
+
+    found = await store.find_conversations(["PORTO"])
+    assert [(c.id, item) for c, item in found] == [(titled.id, None)]  # a title match names no item
+    found = await store.find_conversations(["matilde", "braga"])  # every word, in one item
+    assert [(c.id, item.id if item else None) for c, item in found] == [(cats.id, answer.id)]
+    found = await store.find_conversations(["cats"])  # the oldest matching item, whatever the case
+    assert [(c.id, item.id if item else None) for c, item in found] == [(cats.id, first.id)]
+    assert await store.find_conversations(["matilde", "porto"]) == []  # the words in different places
+    assert [c.id for c, _ in await store.find_conversations(["100%"])] == [literal.id]
+    assert await store.find_conversations(["1_0"]) == []  # % and _ are literal, not wildcards
+    assert await store.find_conversations(["type"]) == []  # a key of the stored JSON, in no text
+    assert await store.find_conversations(["porto"], tenant_id="nobody") == []
+    assert [c.title for c, _ in await store.find_conversations(["porto"], tenant_id=OTHER_TENANT)] == [
+        "porto, but theirs"
+    ]
+    everyone = await store.find_conversations(["a"], limit=2)  # newest activity first, limited
+    assert [c.id for c, _ in everyone] == [literal.id, cats.id]
+
+
+async def test_first_user_items_name_untitled_conversations(store: SQLStore) -> None:
+    one = await store.create_conversation()
+    system = await store.append(one.id, None, _text("system", "be brief"))
+    asked = await store.append(one.id, system.id, _text("user", "first question"))
+    await store.append(one.id, asked.id, _text("user", "second question"))
+    empty = await store.create_conversation()
+    theirs = await store.create_conversation(tenant_id=OTHER_TENANT)
+    await store.append(theirs.id, None, _text("user", "theirs"), tenant_id=OTHER_TENANT)
+
+    firsts = await store.first_user_items([one.id, empty.id, theirs.id])
+    assert {k: v.text for k, v in firsts.items()} == {one.id: "first question"}
+    assert await store.first_user_items([]) == {}
+
+
 async def test_append_under_another_tenants_parent_is_not_found(store: SQLStore) -> None:
     theirs = await store.create_conversation(tenant_id=OTHER_TENANT)
     their_item = await store.append(theirs.id, None, _text("user", "x"), tenant_id=OTHER_TENANT)

@@ -2,8 +2,7 @@
 translates it; no router reaches the store).
 
 - ``conversations``: the tenant's conversations, newest activity first, optionally those
-  matching a text: in their title, the store's full-text index of their recalled rounds
-  (``Store.search_entries``: FTS5 / tsvector), or the text of any item of their tree.
+  whose title or an item of whose tree holds every word of a text (``Store.find_conversations``).
 - ``tree``: a conversation and every item of its tree (every branch), oldest first.
 - ``move_head``: switch branches (the head becomes any item of the tree, or none).
 - ``retry``: a new answer to a user item, a sibling of the answers it has.
@@ -34,8 +33,6 @@ from ..types import ContextReport, Fate, GenerationParams, Message
 from .core import Engine, PolicyChoice
 from .turns import Turn, TurnOptions
 
-SEARCH_SCAN = 200
-"""A search looks at the tenant's newest (by activity) this many conversations."""
 NEIGHBOUR_REACH = 4
 """How far (in recall units) a hit lifts its neighbours' scores (``memory/ranking.py``)."""
 
@@ -43,13 +40,6 @@ NEIGHBOUR_REACH = 4
 @runtime_checkable
 class _Summaries(Protocol):
     async def summaries(self, conversation_id: str, *, tenant_id: str = ...) -> list[SummaryRecord]: ...
-
-
-@runtime_checkable
-class _Search(Protocol):
-    async def search_entries(
-        self, conversation_id: str, query: str, *, limit: int = ..., tenant_id: str = ...
-    ) -> list[tuple[str, float]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,43 +98,23 @@ class Inspector:
     # -- conversations ---------------------------------------------------------------------------
 
     async def conversations(self, query: str | None = None, *, limit: int = 50) -> list[Listed]:
-        engine = self.engine
-        found = await engine.store.list_conversations(tenant_id=engine.tenant_id, limit=SEARCH_SCAN if query else limit)
-        words = [w.lower() for w in (query or "").split()]
+        engine, tenant = self.engine, self.engine.tenant_id
+        words = (query or "").split()
+        if words:
+            found = await engine.store.find_conversations(words, tenant_id=tenant, limit=limit)
+        else:
+            found = [(c, None) for c in await engine.store.list_conversations(tenant_id=tenant, limit=limit)]
+        untitled = [c.id for c, _ in found if not c.title]
+        firsts = await engine.store.first_user_items(untitled, tenant_id=tenant)
         listed: list[Listed] = []
-        for conversation in found:
-            preview = conversation.title or ""
+        for conversation, item in found:
+            first = firsts.get(conversation.id)
+            preview = conversation.title or (first.text if first is not None else "")
             matched = None
-            if words or not preview:  # a tree is read only to search it, or to name an untitled one
-                tree = await engine.store.items(conversation.id, tenant_id=engine.tenant_id)
-                preview = preview or next((item.text for item in tree if item.role == "user" and item.text), "")
-                matched = await self._match(conversation, tree, words, query or "") if words else None
-                if words and matched is None:
-                    continue
+            if words:
+                matched = (conversation.title or "") if item is None else _snippet(item.text, words[0].lower())
             listed.append(Listed(conversation, preview[:200], matched))
-            if len(listed) >= limit:
-                break
         return listed
-
-    async def _match(
-        self, conversation: ConversationRecord, tree: Sequence[ItemRecord], words: list[str], query: str
-    ) -> str | None:
-        """What of the conversation matches every word of the query (a snippet), or ``None``."""
-        title = conversation.title or ""
-        if all(w in title.lower() for w in words):
-            return title
-        store = self.engine.store
-        if isinstance(store, _Search):  # the full-text index of the rounds recall indexed
-            hits = await store.search_entries(conversation.id, query, limit=5, tenant_id=self.engine.tenant_id)
-            by_id = {item.id: item for item in tree}
-            for item_id, _ in hits:
-                item = by_id.get(item_id)
-                if item is not None and all(w in item.text.lower() for w in words):
-                    return _snippet(item.text, words[0])
-        for item in tree:
-            if all(w in item.text.lower() for w in words):
-                return _snippet(item.text, words[0])
-        return None
 
     async def tree(self, conversation_id: str) -> tuple[ConversationRecord, list[ItemRecord]]:
         conversation = await self.engine.get(conversation_id)

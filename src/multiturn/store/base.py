@@ -86,6 +86,20 @@ class Store(Protocol):
         """Newest activity first."""
         ...
 
+    async def find_conversations(
+        self, words: Sequence[str], *, tenant_id: str = DEFAULT_TENANT, limit: int = 50
+    ) -> list[tuple[ConversationRecord, ItemRecord | None]]:
+        """Conversations whose title, or one of whose items, holds every word (a substring,
+        case-insensitive), newest activity first, each with its oldest matching item (``None``
+        when the title matched)."""
+        ...
+
+    async def first_user_items(
+        self, conversation_ids: Sequence[str], *, tenant_id: str = DEFAULT_TENANT
+    ) -> dict[str, ItemRecord]:
+        """The oldest user item of each conversation that has one."""
+        ...
+
     async def update_conversation(
         self, conversation_id: str, *, tenant_id: str = DEFAULT_TENANT, **fields: Any
     ) -> ConversationRecord:

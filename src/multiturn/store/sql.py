@@ -120,6 +120,50 @@ class SQLStore(TurnTables, MemoryTables, UploadTables):
         )
         return await self._read(lambda conn: [conversation_record(row) for row in conn.execute(query).mappings()])
 
+    async def find_conversations(
+        self, words: Sequence[str], *, tenant_id: str = DEFAULT_TENANT, limit: int = 50
+    ) -> list[tuple[ConversationRecord, ItemRecord | None]]:
+        """The tenant's conversations, newest activity first, whose title holds every one of
+        ``words`` (case-insensitive substrings; SQLite folds the case of ASCII letters only),
+        or one of whose items' content does: with the oldest such item, or ``None`` for a
+        title match. Three queries whatever the number of conversations; no index serves a
+        substring, so it reads the tenant's rows (the full-text index covers only the rounds
+        recall indexed). The content is matched as stored (JSON): a word that is also a key
+        of it ("text", "type") matches every item, so a conversation is kept only when the
+        text of its oldest matching item holds the words."""
+        text = sa.cast(items.c.content, sa.Text)
+        in_item = sa.and_(*(_contains(text, w) for w in words))
+        in_title = sa.and_(*(_contains(conversations.c.title, w) for w in words))
+        has_item = sa.exists().where(items.c.conversation_id == conversations.c.id, in_item)
+        matching = (
+            sa.select(conversations)
+            .where(conversations.c.tenant_id == tenant_id, sa.or_(in_title, has_item))
+            .order_by(conversations.c.updated_at.desc(), conversations.c.id.desc())
+            .limit(limit)
+        )
+
+        def run(conn: Connection) -> list[tuple[ConversationRecord, ItemRecord | None]]:
+            found = [conversation_record(row) for row in conn.execute(matching).mappings()]
+            untitled = [c.id for c in found if not _holds(c.title or "", words)]
+            first = _first_items(conn, untitled, in_item)
+            return [(c, first.get(c.id)) for c in found if c.id not in first or _holds(first[c.id].text, words)]
+
+        return await self._read(run, long=True)
+
+    async def first_user_items(
+        self, conversation_ids: Sequence[str], *, tenant_id: str = DEFAULT_TENANT
+    ) -> dict[str, ItemRecord]:
+        """The oldest user item of each of ``conversation_ids`` (of this tenant) that has one:
+        what names an untitled conversation in a listing."""
+        ids = list(conversation_ids)
+
+        def run(conn: Connection) -> dict[str, ItemRecord]:
+            mine = conversations.c.id.in_(ids) & (conversations.c.tenant_id == tenant_id)
+            owned = [row.id for row in conn.execute(sa.select(conversations.c.id).where(mine))]
+            return _first_items(conn, owned, items.c.role == "user")
+
+        return await self._read(run, long=True) if ids else {}
+
     async def update_conversation(
         self, conversation_id: str, *, tenant_id: str = DEFAULT_TENANT, **fields: Any
     ) -> ConversationRecord:
@@ -417,3 +461,37 @@ def _walk(conn: Connection, leaf_id: str) -> list[ItemRecord]:
     )
     query = sa.select(items).join(walk, items.c.id == walk.c.id).order_by(walk.c.depth.desc())
     return [item_record(row) for row in conn.execute(query).mappings()]
+
+
+def _first_items(conn: Connection, conversation_ids: Sequence[str], where: Any) -> dict[str, ItemRecord]:
+    """The oldest item matching ``where`` of each of ``conversation_ids`` that has one."""
+    if not conversation_ids:
+        return {}
+    matching = sa.and_(items.c.conversation_id.in_(list(conversation_ids)), where)
+    oldest = (
+        sa.select(items.c.conversation_id, sa.func.min(items.c.created_at).label("at"))
+        .where(matching)
+        .group_by(items.c.conversation_id)
+        .subquery()
+    )
+    query = (
+        sa.select(items)
+        .join(oldest, sa.and_(items.c.conversation_id == oldest.c.conversation_id, items.c.created_at == oldest.c.at))
+        .where(matching)
+        .order_by(items.c.id)
+    )
+    first: dict[str, ItemRecord] = {}
+    for row in conn.execute(query).mappings():
+        first.setdefault(row["conversation_id"], item_record(row))
+    return first
+
+
+def _holds(text: str, words: Sequence[str]) -> bool:
+    lowered = text.lower()
+    return all(w.lower() in lowered for w in words)
+
+
+def _contains(column: Any, word: str) -> Any:
+    """``column`` holds ``word``, case-insensitively (``%`` and ``_`` in it taken literally)."""
+    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.ilike(f"%{escaped}%", escape="\\")
