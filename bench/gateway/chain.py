@@ -10,7 +10,7 @@ upstream's context window.
   stored turn's own work (loading the chain's path, planning the window, writing the turn).
 
 Each variant runs on a fresh store and a fresh gateway, after a warm-up on another chain. After
-the bounded chain, ``gateway.baseline`` (a separate load process) sends stateless chat completions
+each chain, ``gateway.baseline`` (a separate load process) sends stateless chat completions
 with exactly the messages the chain's last turn sent, interleaved with stored turns that
 continue the chain: the stored turn's overhead at the same payload.
 """
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace, fleet: Fleet, db: str, workdir: Path, variant:
         r = load(args, fleet, title, ["responses"], n, 1, warmup, reset=True, checkpoints=marks, verify=True)
         last_id = r["chains"][0]["last_id"]
         last_report = _report(fleet, last_id) if last_id else None
-        if variant == "bounded" and last_id:
+        if last_id:
             baseline = stateless_baseline(args, fleet, last_id)
         statuses = response_statuses(dsn)
         server = server_log(logs)
