@@ -197,7 +197,7 @@ class _Session:
                 if isinstance(event, Reply):
                     if not quiet:
                         self.out.print()
-                        self.err.print(render.reply_footer(event, time.perf_counter() - started))
+                        self.err.print(render.reply_footer(event, time.perf_counter() - started), soft_wrap=True)
                     return event
                 if quiet:
                     continue
