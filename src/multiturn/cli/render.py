@@ -150,7 +150,8 @@ def context_report(report: ContextReport | None) -> Text:
 def replay_table(result: Replay) -> Table:
     """``multiturn replay``: the turns as answered, then one row per policy x budget."""
     first = result.runs[0][2] if result.runs else ()
-    table = Table(title=f"replay of {result.conversation_id}: {len(first)} answers, no model called")
+    answers = f"{len(first)} answer" + ("" if len(first) == 1 else "s")
+    table = Table(title=f"replay of {result.conversation_id}: {answers}, no model called")
     for column in ("policy", "budget", "tokens", "mean", "cached", "cost", "evidence lost", "over budget"):
         table.add_column(column, justify="left" if column in ("policy", "evidence lost", "over budget") else "right")
     table.add_row(*_totals_row("as answered", "", stored_totals(first)), style="dim")
