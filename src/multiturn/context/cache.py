@@ -287,18 +287,27 @@ class PlanCache:
         rounds: int,
         last_item: Callable[[int], ItemRecord],
         step: Callable[[WindowState, int], WindowState],
+        restart: Callable[[int], WindowState | None] = lambda index: None,
     ) -> WindowState:
         """The window's replay state after ``rounds - 1`` complete rounds then the new input:
         resumed from the state a recent turn left (``key`` names the window's parameters; a
-        state is found by the last item of the rounds it replayed), then stepped (``step(state,
-        i)`` replays round ``i``). The state after the complete rounds is kept for the next turn."""
-        state = WindowState()
+        state is found by the last item of the rounds it replayed), else from the latest
+        complete round ``restart`` gives a state for (``window.restart``: a step whose outcome
+        does not depend on the rounds before it), else from the first round; then stepped
+        (``step(state, i)`` replays round ``i``). The state after the complete rounds is kept for
+        the next turn."""
+        state: WindowState | None = None
         for done in range(rounds - 1, max(0, rounds - 1 - LOOKBACK), -1):
             last = last_item(done - 1)
             hit = self._windows.get((*key, last.id, done))
             if hit is not None and hit.last is last:
                 state = hit.state
                 break
+        for index in range(rounds - 2, 0, -1) if state is None else ():
+            state = restart(index)
+            if state is not None:
+                break
+        state = state or WindowState()
         while state.rounds < rounds - 1:
             state = step(state, state.rounds)
         if rounds > 1:

@@ -25,7 +25,7 @@ from .blocks import Block, build_block
 from .cache import History, PlanCache, Positions
 from .media import Strain
 from .policy import Policy
-from .window import WindowState, advance, check
+from .window import WindowState, advance, check, restart
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,8 +144,13 @@ class Recent:
                 max_rounds=policy.max_rounds,
             )
 
+        def start(index: int) -> WindowState | None:
+            arriving = self.block(first + index, boundary).arrival  # a complete round: its user message
+            return restart(index, lambda i: self.block(first + i, boundary).tokens, arriving, budget)
+
         key = (budget, policy.low_water, policy.max_rounds, self._through, first, boundary, policy.reasoning_replay)
-        return self._cache.window(key, rounds, lambda index: self._path[self._ends[first + index] - 1], step).cut
+        last = lambda index: self._path[self._ends[first + index] - 1]  # noqa: E731
+        return self._cache.window(key, rounds, last, step, start).cut
 
     def window(self, boundary: int, budget: int) -> Window:
         """The window with media omitted before ``boundary``: its cut, its complete rounds

@@ -14,7 +14,11 @@ until they fit under the low-water mark). Called on turn t and on turn t+1, it t
 decisions on every step up to t, so it gives exactly the cut an incremental, stateful
 implementation would, with no state to store. ``advance`` is one step of that replay: the
 planner keeps the state after each turn's complete rounds (``context/cache.py``) and resumes
-from it, so the cost of a turn does not grow with the conversation.
+from it, so the cost of a turn does not grow with the conversation. A plan with nothing kept
+(a new process, a conversation planned for the first time) need not replay from the first
+round either: when a round and the next one's arrival together pass the budget, that step drops
+every earlier round whatever the state was, so the replay may start there (``restart``); with
+rounds as long as the window's budget (a 10 % window, long answers) that is the last few rounds.
 
 Invariants (for rounds given oldest first, the last being the new input):
 - the newest round is always kept, even alone over the budget (the caller reports
@@ -74,6 +78,25 @@ def advance(
             earlier -= size
             cut += 1
     return WindowState(cut, earlier + tokens(end), end + 1)
+
+
+def restart(index: int, tokens: Callable[[int], int], arriving: int, budget: int) -> WindowState | None:
+    """A state to replay round ``index`` from that gives what the replay from the first round
+    gives, when one is known without that replay; else None.
+
+    At round ``index`` the kept rounds hold at least the previous round (a step never drops the
+    round before it: the cut stays below the round arriving). So when the previous round
+    (``tokens(index - 1)``) and this one's ``arriving`` tokens together pass the budget, the step
+    drops rounds until those alone remain, or fewer: the rounds before ``index - 1`` go whatever
+    the state was (their tokens kept the total over the budget, so over the low-water mark, all
+    the while). Starting from "only round ``index - 1`` kept" takes the same decisions from there.
+    """
+    if index < 1:
+        return None
+    previous = tokens(index - 1)
+    if previous + arriving > max(0, budget):
+        return WindowState(index - 1, previous, index)
+    return None
 
 
 def first_kept(

@@ -153,21 +153,31 @@ class IndexRecall:
         if known is not None:
             known.update(unit[0][0] for unit in found_units)
 
-    async def _catch_up(self, conversation_id: str, candidates: Sequence[Unit], tenant_id: str) -> None:
-        """Index the units of ``candidates`` that are not indexed yet."""
+    async def _catch_up(
+        self, conversation_id: str, candidates: Sequence[Unit], history: Sequence[ItemRecord], tenant_id: str
+    ) -> None:
+        """Index the units of ``candidates`` that are not indexed yet. The stored entries are
+        read once per conversation; when the conversation's vectors are not in memory (or are
+        stale) that one read brings them too (``_conversation_vectors`` then finds them)."""
         key = (tenant_id, conversation_id)
         known = self._indexed.get(key)
+        loaded = None
         if known is None:
-            stored = await self.store.entries(conversation_id, tenant_id=tenant_id, with_vectors=False)
+            vectors = self.embedder is not None and self._stale_vectors(key, history)
+            stored = await self.store.entries(conversation_id, tenant_id=tenant_id, with_vectors=vectors)
             known = self._indexed[key] = {entry.item_id for entry in stored}
             while len(self._indexed) > self._cache_conversations:
                 self._indexed.popitem(last=False)
+            if vectors:
+                loaded = self._keep_vectors(key, stored)
         self._indexed.move_to_end(key)
         missing = [unit for unit in candidates if unit[0][0] not in known]
         if missing:
             log.debug("indexing %d unit(s) of %s before recall", len(missing), conversation_id)
             await self._index_units(conversation_id, missing, tenant_id)
             known.update(unit[0][0] for unit in missing)
+        if loaded is not None:  # every unit of the history is indexed and in memory now
+            loaded.seen.update(item.id for item in history)
 
     # -- recall ------------------------------------------------------------------------------
 
@@ -179,7 +189,7 @@ class IndexRecall:
         candidates = units(history)
         if not candidates:
             return []
-        await self._catch_up(conversation_id, candidates, tenant_id)
+        await self._catch_up(conversation_id, candidates, history, tenant_id)
         lexical, dense = await asyncio.gather(
             self._lexical(conversation_id, query, tenant_id), self._dense(conversation_id, query, history, tenant_id)
         )
@@ -243,22 +253,32 @@ class IndexRecall:
         self, conversation_id: str, history: Sequence[ItemRecord], tenant_id: str
     ) -> _Vectors:
         """The conversation's vectors, from memory unless the path holds items not seen here."""
+        key = (tenant_id, conversation_id)
+        if not self._stale_vectors(key, history):
+            self._vectors.move_to_end(key)
+            return self._vectors[key]
+        cached = self._keep_vectors(key, await self.store.entries(conversation_id, tenant_id=tenant_id))
+        cached.seen.update(item.id for item in history)
+        return cached
+
+    def _stale_vectors(self, key: tuple[str, str], history: Sequence[ItemRecord]) -> bool:
+        """Whether the conversation's vectors must be read from the store: none in memory, or
+        the path holds an item this process has not seen (another process indexed it)."""
+        cached = self._vectors.get(key)
+        return cached is None or not all(item.id in cached.seen for item in history)
+
+    def _keep_vectors(self, key: tuple[str, str], stored: Sequence[IndexEntry]) -> _Vectors:
+        """Keep the vectors of ``stored`` (this embedder's, of one width) as the conversation's."""
         import numpy as np
 
         assert self.embedder is not None
-        key = (tenant_id, conversation_id)
-        cached = self._vectors.get(key)
-        if cached is not None and all(item.id in cached.seen for item in history):
-            self._vectors.move_to_end(key)
-            return cached
         cached = _Vectors()
-        for entry in await self.store.entries(conversation_id, tenant_id=tenant_id):
+        for entry in stored:
             if entry.vector is None or entry.vector_model != self.embedder.name:
                 continue
             row = np.frombuffer(entry.vector, dtype=np.float32)
             if not cached.rows or row.shape == cached.rows[0].shape:
                 cached.add(entry.item_id, row)
-        cached.seen.update(item.id for item in history)
         self._vectors[key] = cached
         self._vectors.move_to_end(key)
         while len(self._vectors) > self._cache_conversations:

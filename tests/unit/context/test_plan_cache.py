@@ -140,12 +140,12 @@ class _CountingSteps(PlanCache):
 
     steps = 0
 
-    def window(self, key, rounds, last_item, step):  # type: ignore[no-untyped-def]
+    def window(self, key, rounds, last_item, step, restart=lambda index: None):  # type: ignore[no-untyped-def]
         def counted(state, index):  # type: ignore[no-untyped-def]
             self.steps += 1
             return step(state, index)
 
-        return super().window(key, rounds, last_item, counted)
+        return super().window(key, rounds, last_item, counted, restart)
 
 
 def test_a_turn_resumes_the_window_where_the_last_one_left_it() -> None:
@@ -197,3 +197,36 @@ def test_histories_are_bounded_by_the_rounds_they_hold() -> None:
             builder.items.pop()
             peak = max(peak, cache.sizes()["history_rounds"])
     assert 32 < peak <= 64  # the histories filled the bound, not more
+
+
+class _FromTheStart(PlanCache):
+    """Replays every window from the first round (no restart)."""
+
+    def window(self, key, rounds, last_item, step, restart=lambda index: None):  # type: ignore[no-untyped-def]
+        return super().window(key, rounds, last_item, step)
+
+
+class _Counting(EstimateTokenizer):
+    """Counts the texts it counts."""
+
+    def __init__(self) -> None:
+        self.texts = 0
+
+    def count(self, text: str) -> int:
+        self.texts += 1
+        return super().count(text)
+
+
+def test_a_first_plan_of_long_rounds_reads_the_last_rounds_only() -> None:
+    """Planned for the first time (a new process), a conversation whose rounds outgrow the
+    window's share is cut where a replay from its first round cuts it, counting a few rounds."""
+    builder = PathBuilder()
+    for n in range(300):
+        builder.round(f"question {n} " * 25, f"answer {n} " * 60)  # ~100 and ~240 tokens
+    builder.add("user", "and the first one?")
+    args = {"policy": PRESETS["retrieval"], "window_tokens": 4000, "reserved_output": 0}
+    restarted, replayed = _Counting(), _Counting()
+    plan = plan_context(None, builder.items, tokenizer=restarted, cache=PlanCache(), **args)
+    assert plan == plan_context(None, builder.items, tokenizer=replayed, cache=_FromTheStart(), **args)
+    assert plan[1].count("kept") < 10 and replayed.texts > 600  # the whole replay counts every round
+    assert restarted.texts < 20

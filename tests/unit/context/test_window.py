@@ -1,4 +1,5 @@
-"""``multiturn.context.window.first_kept``: block drops, replayed from the conversation's start."""
+"""``multiturn.context.window.first_kept``: block drops, replayed from the conversation's start;
+``restart``: where a replay may start instead, with the same result."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from multiturn.context.window import first_kept
+from multiturn.context.window import WindowState, advance, first_kept, restart
 
 sizes = st.lists(st.integers(0, 300), max_size=60)
 budgets = st.integers(0, 3000)
@@ -131,3 +132,45 @@ def test_rounds_answered_after_they_arrive_still_drop_rarely(
 def test_input_tokens_must_match_the_rounds() -> None:
     with pytest.raises(ValueError, match="length"):
         first_kept([1, 2], 10, input_tokens=[1])
+
+
+def _replay_from_restart(
+    whole: list[int], inputs: list[int], budget: int, low_water: float, max_rounds: int | None
+) -> tuple[int, int]:
+    """The cut as the planner's cache computes it cold: from the latest complete round
+    ``restart`` gives a state for (else the first), then step by step; and where it started."""
+    state, start = WindowState(), 0
+    for index in range(len(whole) - 2, 0, -1):
+        found = restart(index, whole.__getitem__, inputs[index], budget)
+        if found is not None:
+            state, start = found, index
+            break
+    for index in range(state.rounds, len(whole)):
+        arriving = whole[index] if index == len(whole) - 1 else inputs[index]
+        state = advance(state, arriving, whole.__getitem__, budget, low_water=low_water, max_rounds=max_rounds)
+    return state.cut, start
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 400), st.integers(0, 400)), max_size=60),
+    st.integers(-50, 1500),
+    low_waters,
+    st.none() | st.integers(0, 12),
+)
+def test_a_replay_from_a_restart_cuts_where_the_whole_replay_does(
+    rounds: list[tuple[int, int]], budget: int, low_water: float, max_rounds: int | None
+) -> None:
+    inputs = [user for user, _ in rounds]
+    whole = [user + answer for user, answer in rounds]
+    cut, _ = _replay_from_restart(whole, inputs, budget, low_water, max_rounds)
+    assert cut == first_kept(whole, budget, low_water=low_water, max_rounds=max_rounds, input_tokens=inputs)
+
+
+def test_long_rounds_restart_near_the_end() -> None:
+    # Rounds of 400 tokens under a 360-token window: a round and the next arrival pass the budget.
+    whole, inputs = [400] * 250, [100] * 250
+    cut, start = _replay_from_restart(whole, inputs, 360, 0.6, None)
+    assert start == 248 and cut == first_kept(whole, 360, input_tokens=inputs)
+    short = [30] * 250  # short rounds never restart: the whole replay
+    assert _replay_from_restart(short, [10] * 250, 360, 0.6, None)[1] == 0
+    assert restart(0, whole.__getitem__, 100, 10) is None  # nothing before the first round

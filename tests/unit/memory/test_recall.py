@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from multiturn.embeddings import WordLlamaEmbedder
 from multiturn.memory.recall import IndexRecall
-from multiturn.records import ItemRecord
+from multiturn.records import IndexEntry, ItemRecord
 from multiturn.store import NewItem, SQLStore
 from multiturn.types import TextPart
 
@@ -107,3 +107,42 @@ async def test_an_unstored_path_is_ranked_in_memory_like_a_stored_one(store: SQL
     assert [r.item_ids for r in unstored[:2]] == [r.item_ids for r in stored[:2]] == [(path[0].id,), (path[1].id,)]
     again = await recall.recall_unstored(asked)  # vectors from the text cache this time
     assert again == unstored
+
+
+class _CountingReads:
+    """A store that counts the reads of a conversation's whole index."""
+
+    def __init__(self, store: SQLStore) -> None:
+        self._store = store
+        self.reads = 0
+
+    async def index_entries(self, conversation_id: str, entries: Sequence[IndexEntry], *, tenant_id: str) -> None:
+        await self._store.index_entries(conversation_id, entries, tenant_id=tenant_id)
+
+    async def search_entries(
+        self, conversation_id: str, query: str, *, limit: int = 50, tenant_id: str
+    ) -> list[tuple[str, float]]:
+        return await self._store.search_entries(conversation_id, query, limit=limit, tenant_id=tenant_id)
+
+    async def entries(self, conversation_id: str, *, tenant_id: str, with_vectors: bool = True) -> list[IndexEntry]:
+        self.reads += 1
+        return await self._store.entries(conversation_id, tenant_id=tenant_id, with_vectors=with_vectors)
+
+
+async def test_a_first_recall_reads_the_index_once_and_ranks_as_the_indexing_process(store: SQLStore) -> None:
+    """A process recalling a conversation another one indexed (a restart) reads its index once,
+    for what is indexed and the vectors together, and ranks as the process that indexed it."""
+    indexer = IndexRecall(store, WordLlamaEmbedder())
+    conv, path = await _replay(store, indexer, ROUNDS)
+    counting = _CountingReads(store)
+    fresh = IndexRecall(counting, WordLlamaEmbedder())
+    asked = _ask(path, "Which musical instrument do I play?")
+    assert await fresh.recall(conv, asked, tenant_id=TENANT) == await indexer.recall(conv, asked, tenant_id=TENANT)
+    assert counting.reads == 1
+    await fresh.recall(conv, _ask(path, "What did we name the beagle?"), tenant_id=TENANT)
+    assert counting.reads == 1  # from memory now
+    user = await store.append(conv, path[-1].id, NewItem(role="user", content=(TextPart("I painted the fence."),)))
+    reply = await store.append(conv, user.id, NewItem(role="assistant", content=(TextPart("Which colour?"),)))
+    longer = await store.path(conv, reply.id)  # a round nobody indexed: this recall indexes it first
+    ranked = await fresh.recall(conv, _ask(longer, "What did I paint, the fence?"), tenant_id=TENANT)
+    assert ranked[0].item_ids == (user.id,) and counting.reads == 1
