@@ -213,3 +213,28 @@ def test_context_fates_are_the_stored_reports_and_what_if_replans(gateway: tuple
     assert status == 400 and b"best" in raw
     status, raw = alice.raw("GET", f"/v1/inspector/conversations/{cid}/items/{path[-1]['id']}/context")
     assert status == 400 and b"only answers" in raw
+
+
+def test_a_turns_own_instructions_are_its_system_prompt_in_the_diff_and_the_what_if(
+    gateway: tuple[Server, Client, Client],
+) -> None:
+    _, alice, _ = gateway
+    cid = _conversation(alice, [])
+    _turn(alice, cid, "Red or blue?", "window")
+    body = {
+        "model": MODEL,
+        "conversation": cid,
+        "input": "Green or yellow?",
+        "context_policy": "window",
+        "instructions": "Answer with one colour only.",
+    }
+    second = alice.call("POST", "/v1/responses", body)
+    answer = second["output"][0]["id"]
+
+    context = alice.call("GET", f"/v1/inspector/conversations/{cid}/items/{answer}/context")
+    diff = context["diff"]
+    assert diff["cause"] == "system_edit", diff
+    assert "one colour only" in diff["current_excerpt"] and diff["common_tokens"] <= 4, diff
+
+    same = alice.call("POST", f"/v1/inspector/conversations/{cid}/items/{answer}/whatif", {"policy": "window"})
+    assert same["tokens"] == second["context_report"]["tokens"], same  # planned with the instructions, as it was

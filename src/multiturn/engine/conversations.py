@@ -132,6 +132,15 @@ class ConversationOps:
         started = await self.turns.enter(entry)
         return list(started.written)
 
+    async def answer_instructions(self, conversation_id: str) -> dict[str, str]:
+        """The ``instructions`` each Responses turn of the conversation was asked with (they
+        replaced the system prompt for that turn), by the id of its answer; empty for a store
+        that keeps no Responses objects."""
+        store = self.store
+        if not keeps_responses(store):
+            return {}
+        return await store.answer_instructions(conversation_id, tenant_id=self.tenant_id)
+
     async def item(self, conversation_id: str, item_id: str) -> ItemRecord:
         """One item of the conversation. Raises NotFound (also for another conversation's)."""
         conversation = await self.get(conversation_id)

@@ -20,7 +20,7 @@ for every backend.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
@@ -179,7 +179,8 @@ class Inspector:
         previous_at = next((n for n in range(newest - 1, -1, -1) if path[n].role == "assistant"), None)
         diff = None
         if previous_at is not None:
-            diff = self._diff(conversation, path, report, answer, previous_at, summaries, recall_units)
+            instructions = await engine.answer_instructions(conversation_id)
+            diff = self._diff(conversation, path, report, answer, previous_at, summaries, recall_units, instructions)
         return TurnContext(
             conversation=conversation,
             answer=answer,
@@ -200,17 +201,20 @@ class Inspector:
         previous_at: int,
         summaries: Sequence[SummaryRecord],
         recall_units: Sequence[tuple[tuple[str, ...], str]],
+        instructions: Mapping[str, str],
     ) -> PromptDiff | None:
         """This turn's prompt against the previous answer's prompt and that answer (``None``
-        when the previous answer has no report of its path)."""
+        when the previous answer has no report of its path). A Responses turn's own
+        ``instructions`` stand in its prompt for the system prompt."""
         prior = path[previous_at]
         before = report_of(prior)
         if before is None or before.items != previous_at:
             return None
         earlier = _summary_for(summaries, path[:previous_at], before, prior.created_at)
-        old = self._parts(conversation, path[:previous_at], before, earlier, recall_units, prior)
+        old = self._parts(conversation, path[:previous_at], before, earlier, recall_units, prior, instructions)
         summary = _summary_for(summaries, path, report, answer.created_at)
-        new = replace(self._parts(conversation, path, report, summary, recall_units, answer), answer=None)
+        new = self._parts(conversation, path, report, summary, recall_units, answer, instructions)
+        new = replace(new, answer=None)
         cached = answer.usage.cached_tokens if answer.usage else None
         return explain(old, new, self.engine.tokenizer, cached_tokens=cached)
 
@@ -222,6 +226,7 @@ class Inspector:
         summary: SummaryRecord | None,
         recall_units: Sequence[tuple[tuple[str, ...], str]],
         answer: ItemRecord,
+        instructions: Mapping[str, str],
     ) -> PromptParts:
         engine = self.engine
         model = answer.model or conversation.model or engine.default_model
@@ -230,7 +235,7 @@ class Inspector:
         except InvalidInput:
             replay = "drop"
         return parts_of(
-            conversation.system_prompt,
+            instructions.get(answer.id, conversation.system_prompt),
             path,
             report,
             summary=summary.text if summary else None,

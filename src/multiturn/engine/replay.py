@@ -9,8 +9,10 @@ conversation's current branch, under each policy and budget asked for (``multitu
 Nothing is generated and nothing is stored: planning goes through the engine
 (``Engine.plan_turn``) with its memory — the summaries already stored (none is made here, so a
 policy with a summary uses the one the conversation has, if any) and recall over the
-conversation's index (whose missing rounds are indexed, as any recalling turn does). Plans use a
-planner cache of their own, so a replay does not evict the live turns' entries.
+conversation's index (whose missing rounds are indexed, as any recalling turn does). A Responses
+turn asked with ``instructions`` is planned with them in place of the conversation's system
+prompt, as it was. Plans use a planner cache of their own, so a replay does not evict the live
+turns' entries.
 
 Definitions:
 
@@ -33,7 +35,7 @@ Definitions:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ..context.cache import PlanCache
@@ -145,16 +147,18 @@ async def replan_turn(
         InvalidInput: the item is not an answer, the policy is unknown, the budget is below 1.
         ModelNotFound: the answer's model is no longer served.
     """
-    replayer = _Replayer(engine, max_tokens)
     conversation = await engine.get(conversation_id)
     answer = await engine.item(conversation_id, item_id)
+    replayer = _Replayer(engine, max_tokens, await engine.answer_instructions(conversation_id))
     if answer.role != "assistant":
         raise InvalidInput(f"item {item_id!r} is a {answer.role} item, not an answer: only answers can be re-planned")
     _check_budget(budget)
     path = await engine.path(conversation_id, answer.parent_id)
     previous = _previous_answer(path)
     before = (
-        await replayer.plan(conversation, path[:previous], answer, policy, budget) if previous is not None else None
+        await replayer.plan(conversation, path[:previous], path[previous], policy, budget)
+        if previous is not None
+        else None
     )
     planned = await replayer.plan(conversation, path, answer, policy, budget)
     return replayer.turn(conversation, path, answer, planned, before, index=_answers(path) + 1)
@@ -185,11 +189,13 @@ class _Planned:
 class _Replayer:
     """Plans requests on an engine copy with a planner cache of its own."""
 
-    def __init__(self, engine: Engine, max_tokens: int | None) -> None:
+    def __init__(self, engine: Engine, max_tokens: int | None, instructions: Mapping[str, str]) -> None:
         planner = copy.copy(engine)
         planner.plan_cache = PlanCache(size=4096)
         self.engine = planner
         self.params = GenerationParams(max_tokens=max_tokens)
+        self.instructions = instructions
+        """A Responses turn's own instructions by its answer's id: its system prompt."""
 
     async def plan(
         self,
@@ -199,6 +205,8 @@ class _Replayer:
         policy: str | None,
         budget: int | None,
     ) -> _Planned:
+        if answer.id in self.instructions:
+            conversation = replace(conversation, system_prompt=self.instructions[answer.id])
         model, backend = self.engine.backend_for(conversation, answer.model)
         chosen = self.engine.policy(conversation, model, policy)
         if budget is not None:
@@ -332,11 +340,12 @@ async def replay(
     for policy in policies:
         engine.policy(conversation, model, policy)  # an unknown name fails here, before any planning
     path = await engine.history(conversation_id)
+    instructions = await engine.answer_instructions(conversation_id)
     answers = [n for n, item in enumerate(path) if item.role == "assistant"]
     total, done = len(answers) * len(pairs), 0
     runs = []
     for policy, budget in pairs:
-        replayer = _Replayer(engine, max_tokens)
+        replayer = _Replayer(engine, max_tokens, instructions)
         turns: list[TurnReplay] = []
         before: _Planned | None = None
         for index, at in enumerate(answers, start=1):

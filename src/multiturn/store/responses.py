@@ -90,6 +90,11 @@ class ResponseStore(Protocol):
         """A page of the tenant's conversations in creation order (id order), after ``after``."""
         ...
 
+    async def answer_instructions(self, conversation_id: str, *, tenant_id: str = DEFAULT_TENANT) -> dict[str, str]:
+        """The ``instructions`` of the conversation's Responses turns that had some, by the id of
+        their answer: what their request sent in place of the conversation's system prompt."""
+        ...
+
 
 def keeps_responses(store: object) -> TypeGuard[ResponseStore]:
     return all(callable(getattr(store, name, None)) for name in ("get_response", "delete_response", "delete_item"))
@@ -135,6 +140,16 @@ def select_with_conversation(
         raise NotFound(f"Response with id '{response_id}' not found.")
     conversation = conversation_record({k[len(_JOINED) :]: v for k, v in row.items() if k.startswith(_JOINED)})
     return _record(row), conversation
+
+
+def instructions_by_answer(conn: Connection, conversation_id: str, tenant_id: str) -> dict[str, str]:
+    query = sa.select(responses.c.output_item_id, responses.c.instructions).where(
+        responses.c.conversation_id == conversation_id,
+        responses.c.tenant_id == tenant_id,
+        responses.c.output_item_id.is_not(None),
+        responses.c.instructions.is_not(None),
+    )
+    return {row.output_item_id: row.instructions for row in conn.execute(query)}
 
 
 def select(conn: Connection, response_id: str, tenant_id: str) -> ResponseRecord:

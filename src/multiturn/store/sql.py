@@ -402,6 +402,9 @@ class SQLStore(TurnTables, MemoryTables, UploadTables):
     async def delete_response(self, response_id: str, *, tenant_id: str = DEFAULT_TENANT) -> None:
         await self._erase(lambda conn: responses.delete(conn, response_id, tenant_id))
 
+    async def answer_instructions(self, conversation_id: str, *, tenant_id: str = DEFAULT_TENANT) -> dict[str, str]:
+        return await self._read(lambda conn: responses.instructions_by_answer(conn, conversation_id, tenant_id))
+
     async def delete_item(
         self, conversation_id: str, item_id: str, *, tenant_id: str = DEFAULT_TENANT
     ) -> ConversationRecord:
