@@ -37,7 +37,7 @@ from multiturn.records import ItemRecord
 from multiturn.settings import Settings
 from multiturn.store import SQLStore
 from multiturn.tokens import QwenTokenizer, message_tokens
-from multiturn.types import Message, TextPart
+from multiturn.types import Message, TextPart, in_spans
 
 LOCOMO = Path("/work/shared/data/locomo/locomo10.json")
 
@@ -76,7 +76,8 @@ async def gather(data: Path, shares: list[float], budgets: list[int], limit: int
                         None, probe, policy=policy, window_tokens=65536, reserved_output=64, tokenizer=tokenizer
                     )
                     header = message_tokens(Message.of("system", recalled_block([])), tokenizer)
-                    windows[(share, budget)] = (set(report.kept), report.budget - report.tokens - header)
+                    kept = {item.id for n, item in enumerate(probe) if in_spans(report.kept, n)}
+                    windows[(share, budget)] = (kept, report.budget - report.tokens - header)
             for question in conversation.questions:
                 query = build_query([_pending(cid, question.text)], path)
                 lexical = await recall._lexical(cid, query, "default")
@@ -133,7 +134,8 @@ def main() -> None:
     budgets = args.budget or [4000]
     shares = [0.6, 0.4, 0.25, 0.1]
     started = time.perf_counter()
-    cache = Path(f"/tmp/memory_tuning_{args.data.stem}_{args.conversations}_{'-'.join(map(str, budgets))}.pickle")
+    # v2: the window's kept items are item ids (v1 compared ids with the report's position runs: an empty window)
+    cache = Path(f"/tmp/memory_tuning_v2_{args.data.stem}_{args.conversations}_{'-'.join(map(str, budgets))}.pickle")
     if cache.exists():
         cases = pickle.loads(cache.read_bytes())
     else:

@@ -289,7 +289,7 @@ def plan_context(
         pinned=pinned,
         positions=positions,
         count=count,
-        quote=partial(quote, path=path, positions=positions, count=count, cache=memo),
+        quote=partial(quote, path=path, positions=positions, tokens=tokenizer.count, cache=memo),
     )
     by_part = {
         "system": head.tokens,

@@ -78,19 +78,20 @@ def quote(
     entry: Recalled,
     path: Sequence[ItemRecord],
     positions: Positions,
-    count: Callable[[Message], int],
+    tokens: Callable[[str], int],
     cache: PlanCache,
 ) -> tuple[str, int]:
     """A recalled round's text (the retriever's, else ``render_items`` of its items on
-    ``path``) and the tokens it adds to a quotation, escaped (its text and the blank line before it),
-    remembered in ``cache`` while its items are the same records."""
+    ``path``) and the tokens it adds to a quotation: its escaped text's (``tokens``, the
+    tokenizer's count: a system message counts a text part as that) and the blank line before
+    it; remembered in ``cache`` while its items are the same records."""
     items = [path[positions[i]] for i in entry.item_ids]
     key = ("quote", entry.item_ids, entry.text)
     found = cache.blocks.get(key, items)
     if isinstance(found, tuple):
         return found
     text = entry.text if entry.text is not None else render_items(items)
-    cost = count(Message.of("system", escape(text))) - count(Message.of("system", "")) + 1  # + the "\n\n" before it
+    cost = tokens(escape(text)) + 1  # + the "\n\n" before it
     cache.blocks.put(key, items, (text, cost))
     return text, cost
 

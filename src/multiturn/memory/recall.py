@@ -268,17 +268,23 @@ class IndexRecall:
         return cached is None or not all(item.id in cached.seen for item in history)
 
     def _keep_vectors(self, key: tuple[str, str], stored: Sequence[IndexEntry]) -> _Vectors:
-        """Keep the vectors of ``stored`` (this embedder's, of one width) as the conversation's."""
+        """Keep the vectors of ``stored`` (this embedder's, of the first one's width) as the
+        conversation's: one matrix made from their bytes at once."""
         import numpy as np
 
         assert self.embedder is not None
+        name = self.embedder.name
+        mine = [entry for entry in stored if entry.vector is not None and entry.vector_model == name]
         cached = _Vectors()
-        for entry in stored:
-            if entry.vector is None or entry.vector_model != self.embedder.name:
-                continue
-            row = np.frombuffer(entry.vector, dtype=np.float32)
-            if not cached.rows or row.shape == cached.rows[0].shape:
-                cached.add(entry.item_id, row)
+        if mine and mine[0].vector is not None:
+            width = np.frombuffer(mine[0].vector, dtype=np.float32).shape[0]  # not float32s: ValueError
+            kept = [entry for entry in mine if entry.vector is not None and len(entry.vector) == 4 * width]
+            matrix = np.frombuffer(b"".join(entry.vector or b"" for entry in kept), dtype=np.float32)
+            matrix = matrix.reshape(len(kept), width)
+            cached.ids = [entry.item_id for entry in kept]
+            cached.rows = list(matrix)
+            cached.matrix = matrix
+            cached.seen.update(cached.ids)
         self._vectors[key] = cached
         self._vectors.move_to_end(key)
         while len(self._vectors) > self._cache_conversations:

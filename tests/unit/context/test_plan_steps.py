@@ -269,11 +269,12 @@ def test_a_quote_is_the_rounds_rendering_and_its_cost_in_a_quotation() -> None:
     path = _rounds(2).items
     cache = PlanCache()
     positions = cache.positions(path)
-    text, cost = quote(Recalled(("i0", "i1"), 1.0), path, positions, _count, cache)
+    text, cost = quote(Recalled(("i0", "i1"), 1.0), path, positions, TOKENIZER.count, cache)
     assert text == "user: q0 \nassistant: a0 "
+    assert cost == _count(Message.of("system", text)) - _count(Message.of("system", "")) + 1
     joined = _count(Message.of("system", f"x\n\n{text}")) - _count(Message.of("system", "x"))
     assert abs(cost - joined) <= 1  # the estimate of what it adds to a quotation
-    given = quote(Recalled(("i0",), 1.0, text="abridged"), path, positions, _count, cache)
+    given = quote(Recalled(("i0",), 1.0, text="abridged"), path, positions, TOKENIZER.count, cache)
     assert given[0] == "abridged"
 
 
@@ -283,7 +284,7 @@ def test_select_recalled_keeps_the_best_that_fit_in_chronological_order() -> Non
     positions = cache.positions(path)
 
     def quoted(entry: Recalled) -> tuple[str, int]:
-        return quote(entry, path, positions, _count, cache)
+        return quote(entry, path, positions, TOKENIZER.count, cache)
 
     head = [Message.of("system", "sys")]
     entries = [
@@ -314,7 +315,7 @@ def test_plan_recall_needs_a_recalling_policy_and_skips_what_the_window_sends() 
     assert {"i10", "i11"} <= {i for b in window.blocks for i in b.kept}
 
     def quoted(entry: Recalled) -> tuple[str, int]:
-        return quote(entry, path, positions, _count, cache)
+        return quote(entry, path, positions, TOKENIZER.count, cache)
 
     args = {"room": 1000, "pinned": (), "positions": positions, "count": _count, "quote": quoted}
     messages, chosen, tokens = plan_recall(policy, recalled, head, window, **args)  # type: ignore[arg-type]
