@@ -336,12 +336,19 @@ def test_the_embedded_model_calls_a_tool_that_runs_and_answers_from_it(embedded:
     assert call.name == "get_weather" and first.tool_choice == "required"
     result = get_weather(**json.loads(call.arguments))  # the grammar makes the arguments fit the schema
     output = {"type": "function_call_output", "call_id": call.call_id, "output": result}
+    # tool_choice "none": asked to answer. Under "auto" the 0.5B model calls the tool again; with
+    # the tool strict (the Responses default) that call is now held whole, where before it was
+    # two calls run together, passed as text (and compared by prompt size, tools shown both times).
     second = client.responses.create(
-        model=MODEL, input=[output], previous_response_id=first.id, tools=[WEATHER], max_output_tokens=48, temperature=0
+        model=MODEL,
+        input=[output],
+        previous_response_id=first.id,
+        tools=[WEATHER],
+        tool_choice="none",
+        max_output_tokens=48,
+        temperature=0,
     )
-    assert second.status in ("completed", "incomplete") and second.output_text.strip()
-    assert second.usage is not None and first.usage is not None
-    assert second.usage.input_tokens > first.usage.input_tokens + 8  # the result was in the prompt
+    assert second.status in ("completed", "incomplete") and "31" in second.output_text  # it answers from the result
     items = list(client.responses.input_items.list(second.id, order="asc"))
     assert [i.type for i in items] == ["message", "function_call", "function_call_output"]
     assert items[2].output == result
