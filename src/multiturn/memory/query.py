@@ -1,8 +1,13 @@
 """What a recall searches for: the new input, plus the previous turn when the input leans on it.
 
 "And what did she say about it?" names nothing; the turn before it does. The previous turn is
-added only then (a pronoun or a demonstrative with no name beside it, or a single content word): added to every
-query, it pulls recall toward whatever was said last, which the window already holds.
+added only then: an input of at most one content word ("Why?", "And Bob?"), or a short one (two or
+three content words) with a pronoun or a demonstrative and no name beside it. Added to every query,
+it pulls recall toward whatever was said last, which the window already holds; and an input of four
+content words or more names its own subject even when it holds a pronoun ("How many days before my
+friend's party did I order her gift?": the pronoun's antecedent is in the input). Counting pronouns
+in long inputs too sent LongMemEval's last haystack turn with 11 of its 120 development questions,
+and cost 1.7 points of recall there (0.958 against 0.975, simulated; ``bench/results/memory_baseline.md``).
 """
 
 from __future__ import annotations
@@ -32,12 +37,20 @@ def content_words(text: str) -> list[str]:
     return list(dict.fromkeys(w for w in words if w not in STOPWORDS))
 
 
+_SELF_CONTAINED = 4
+"""Content words from which an input is taken to name its own subject."""
+
+
 def leans_on_context(text: str) -> bool:
-    """Whether an input needs the previous turn: a pronoun or demonstrative with no name to
-    anchor it (a capitalized word past the first), or a single content word ("Why?", "And Bob?")."""
+    """Whether an input needs the previous turn: a single content word ("Why?", "And Bob?"), or
+    fewer than ``_SELF_CONTAINED`` with a pronoun or demonstrative and no name to anchor it (a
+    capitalized word past the first)."""
     words = _WORD.findall(text)
-    if len(content_words(text)) < 2:
+    count = len(content_words(text))
+    if count < 2:
         return True
+    if count >= _SELF_CONTAINED:
+        return False
     named = any(w[:1].isupper() for w in words[1:] if w.lower() not in STOPWORDS)
     return not named and any(w.lower() in _ANAPHORA for w in words)
 

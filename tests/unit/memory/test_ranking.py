@@ -93,6 +93,11 @@ def test_the_previous_turn_joins_the_query_only_when_the_input_leans_on_it() -> 
     assert leans_on_context("Why?")
     assert not leans_on_context("When did Caroline go to the support group?")
     assert not leans_on_context("What is the capital of France?")
+    assert leans_on_context("Any tips for keeping it clean?")  # short: "it" is the previous turn's
+    assert leans_on_context("How much did that cost?")
+    # four content words or more name their own subject, pronoun or not
+    assert not leans_on_context("How many days before my best friend's birthday party did I order her gift?")
+    assert not leans_on_context("My kitchen is becoming a mess again. Any tips for keeping it clean?")
     query = build_query([_item(2, "user", "and what about her?")], history)
     assert query.previous == "Exciting news!" and "exciting" in query.lexical.split()
     named = build_query([_item(2, "user", "Where did Dana move to?")], history)
