@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import MissingDependency
 from .memory import Result
+from .plots import pyplot
 
 COLUMNS = ("policy", "budget", "questions", "recall", "tokens", "p50 ms", "p95 ms")
 
@@ -64,13 +64,7 @@ def plot(result: Result, path: Path) -> None:
     Raises:
         MissingDependency: matplotlib (the ``bench`` extra) is not installed.
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise MissingDependency("matplotlib", "bench") from exc
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
     by_policy: dict[str, list[dict[str, Any]]] = {}
     for cell in result.cells:

@@ -12,12 +12,12 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..bench import memory as harness
 from ..bench import memory_report
 from ..errors import InvalidInput, MissingDependency
+from .progress import counting
 from .render import stdout_console
 
 
@@ -90,26 +90,7 @@ def memory(
         max_tokens=max_tokens,
     )
     err = Console(stderr=True)
-    with Progress(
-        TextColumn("questions"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    ) as bar:
-        task = bar.add_task("memory", total=None)
-
-        shown = [0]
-
-        def advance(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-            step = max(1, total // 10)
-            if not err.is_terminal and total and (done // step > shown[0] // step or done == total):
-                err.print(f"questions: {done}/{total}", highlight=False)  # logs see progress too
-            shown[0] = done
-
+    with counting("questions", err) as advance:
         result = asyncio.run(harness.run(options, progress=advance))
     command = "multiturn bench memory " + shlex.join(sys.argv[3:] if sys.argv[1:3] == ["bench", "memory"] else [])
     if out is not None:

@@ -16,14 +16,15 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .. import codec
+from ..bench.plots import pyplot
 from ..client import AsyncClient
 from ..engine.replay import Replay, TurnReplay, replay, stored_totals, totals
 from ..errors import InvalidInput, MissingDependency
 from ..store.base import DEFAULT_TENANT
 from .options import Db, settings
+from .progress import counting
 from .render import replay_table, stdout_console
 
 NO_BUDGET = ("none", "model", "window")
@@ -96,25 +97,7 @@ def replay_command(
     async def main() -> Replay:
         async with AsyncClient(s) as client:
             engine = client.engine.for_tenant(tenant)
-            with Progress(
-                TextColumn("planning"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=err,
-                transient=True,
-                disable=not err.is_terminal,
-            ) as bar:
-                task = bar.add_task("replay", total=None)
-                shown = [0]
-
-                def advance(done: int, total: int) -> None:
-                    bar.update(task, completed=done, total=total)
-                    step = max(1, total // 10)
-                    if not err.is_terminal and total > 100 and (done // step > shown[0] // step or done == total):
-                        err.print(f"planned {done}/{total}", highlight=False)  # logs see progress too
-                    shown[0] = done
-
+            with counting("planned", err, lines_above=100) as advance:
                 return await replay(engine, conversation_id, policies, budgets, max_tokens=reserve, on_turn=advance)
 
     result = asyncio.run(main())
@@ -188,13 +171,7 @@ def write_plot(result: Replay, path: Path) -> None:
     Raises:
         MissingDependency: matplotlib (the ``bench`` extra) is not installed.
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise MissingDependency("matplotlib", "bench") from exc
+    plt = pyplot()
     figure, (tokens_ax, cached_ax, cost_ax) = plt.subplots(1, 3, figsize=(15, 4.5), dpi=110)
     currency = None
     for policy, budget, turns in result.runs:
