@@ -3,9 +3,10 @@ against ``multiturn serve``, its ``OpenAIResponsesModel`` pointed at the gateway
 
 - On the embedded model, with the SDK's ``SQLiteSession`` (the history is sent back whole as
   input each turn: messages, ``function_call`` and ``function_call_output`` items): the first
-  turn forces a call (``tool_choice="required"``; the SDK resets the choice after the tool ran),
-  the tool really runs, the model answers from its output; two more turns answer from that
-  history.
+  turn forces a call (``tool_choice="required"``), the tool really runs and its output is the
+  turn's answer (``stop_on_first_tool``: the SDK would ask the model again under ``auto``, and
+  the 0.5B model calls the tool again, a call its strict schema now holds whole, until
+  ``max_turns``); two more turns answer from that history.
 - On the fake upstream (it calls the first tool with the user's text and answers a result with
   ``Tool said: <result>``), with ``OpenAIConversationsSession``: the history lives in multiturn's
   own ``/v1/conversations``, where the SDK appends each turn's items (calls and results
@@ -69,6 +70,7 @@ def test_an_agent_calls_a_tool_that_runs_and_keeps_its_history_on_the_embedded_m
             tools=[get_weather],
             model=model,
             model_settings=settings.resolve(ModelSettings(tool_choice="required")),
+            tool_use_behavior="stop_on_first_tool",
         )
         quiet = agent.clone(model_settings=settings.resolve(ModelSettings(tool_choice="none")))
         session = SQLiteSession("weather")
@@ -85,7 +87,8 @@ def test_an_agent_calls_a_tool_that_runs_and_keeps_its_history_on_the_embedded_m
 
     (first, second, third), items = asyncio.run(three_turns())
     assert ran and "Paris" in ran[0]  # the tool ran on the model's arguments
-    assert str(first.final_output).strip() and str(second.final_output).strip()
+    assert first.final_output == f"It is 31 degrees and sunny in {ran[0]}."
+    assert str(second.final_output).strip()
     assert "Paris" in str(third.final_output)
     kinds = [item.get("type", "message") for item in items]
     assert kinds.count("function_call") == 1 and kinds.count("function_call_output") == 1

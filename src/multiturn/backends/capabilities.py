@@ -53,9 +53,9 @@ def check_params(params: GenerationParams, info: BackendInfo, model: str) -> Non
             param=param,
         )
     if honours.grammar:
-        from .tool_calls import constraint, tool_use
+        from .grammar import request_constraint
 
-        constraint(tool_use(params), params.response_format)  # raises InvalidInput naming what cannot be
+        request_constraint(params)  # raises naming what cannot be enforced; the backend finds it built
     for key, value in params.extra.items():
         if key in honours.extra or value in (None, False):
             continue

@@ -9,8 +9,8 @@ Measured facts shape it (docs/architecture.md has the numbers):
 - The prompt is rendered with the model's own chat template (from the GGUF) and tokenized here,
   so the prefix and the context-window check are exact. The request's ``tools`` are rendered by
   the template too; the calls the model writes (``<tool_call>`` blocks) come out as
-  ``tool_calls``, and a forced ``tool_choice`` or a JSON ``response_format`` is enforced by a
-  grammar (``tool_calls.py``).
+  ``tool_calls``, and a forced ``tool_choice``, a ``strict`` tool's arguments or a JSON
+  ``response_format`` is enforced by a grammar (``grammar.py``).
 
 A model file is loaded once per process: backends for the same file and options share one
 ``_Runner`` (thread + model).
@@ -25,7 +25,7 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import suppress
 from dataclasses import dataclass, replace
@@ -36,8 +36,9 @@ from .. import catalog
 from ..errors import BackendError, ContextTooLong, InvalidInput, MissingDependency, ModelUnavailable
 from ..types import Delta, FinishReason, GenerationParams, Message, TextPart, ToolCall, ToolCallDelta, Usage
 from .base import BackendInfo, Honours
+from .grammar import Steer, request_constraint, text_tags
 from .thinking import ThinkSplitter
-from .tool_calls import ToolCallSplitter, constraint, render_tools, tool_use
+from .tool_calls import CLOSE, OPEN, ToolCallSplitter, render_tools, tool_use
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +243,8 @@ class _State:
         self.n_ctx = self.llm.n_ctx()
         self.grammars: dict[str, Any] = {}
         """Compiled grammars by their text (tools and formats repeat from request to request)."""
+        self.tag_tokens = all(len(self.llm.tokenize(tag.encode(), False, True)) == 1 for tag in (OPEN, CLOSE))
+        """The vocabulary has a token for each tool-call tag (Qwen's): grammars may name them."""
 
     def is_eog(self, token: int) -> bool:
         return bool(self.lib.llama_vocab_is_eog(self.llm._model.vocab, token))
@@ -325,7 +328,12 @@ def _generate(
         return
     try:
         use = tool_use(params)
-        grammar = _grammar(state, constraint(use, params.response_format))
+        constraint = request_constraint(params)  # built by the capability check already
+        steer = None
+        if constraint is not None:
+            for text in (constraint.grammar, constraint.after_tag):
+                _grammar(state, text)  # checked by llama.cpp before anything is generated
+            steer = Steer(constraint)
         tokens = state.prompt_tokens(messages, params)
     except InvalidInput as exc:
         emit(exc)
@@ -358,17 +366,7 @@ def _generate(
     sent = False
     finish: FinishReason = "length"
     try:
-        for token in llm.generate(
-            tokens,
-            top_k=params.top_k if params.top_k is not None else DEFAULT_SAMPLING.top_k,
-            top_p=params.top_p if params.top_p is not None else DEFAULT_SAMPLING.top_p,
-            min_p=0.0,
-            temp=params.temperature if params.temperature is not None else DEFAULT_SAMPLING.temperature,
-            repeat_penalty=params.repetition_penalty or DEFAULT_SAMPLING.repeat_penalty,
-            frequency_penalty=params.frequency_penalty or 0.0,
-            presence_penalty=params.presence_penalty or 0.0,
-            grammar=grammar,
-        ):
+        for token in _sample(state, tokens, params, steer):
             if cancel.is_set():
                 finish = "cancelled"
                 break
@@ -431,18 +429,58 @@ def _generate(
     emit(None)
 
 
+def _sample(state: _State, prompt: list[int], params: GenerationParams, steer: Steer | None) -> Iterator[int]:
+    """The answer's tokens: ``Llama.generate`` under the grammar ``steer`` holds now, started
+    again from where the answer is whenever that grammar changes (llama.cpp reuses the KV
+    prefix: a restart evaluates one token again). A sampler's state starts afresh with it
+    (penalties look back over the tokens it has sampled)."""
+    llm = state.llm
+    answer: list[int] = []
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    while True:
+        changed = False
+        for token in llm.generate(
+            prompt + answer,
+            top_k=params.top_k if params.top_k is not None else DEFAULT_SAMPLING.top_k,
+            top_p=params.top_p if params.top_p is not None else DEFAULT_SAMPLING.top_p,
+            min_p=0.0,
+            temp=params.temperature if params.temperature is not None else DEFAULT_SAMPLING.temperature,
+            repeat_penalty=params.repetition_penalty or DEFAULT_SAMPLING.repeat_penalty,
+            frequency_penalty=params.frequency_penalty or 0.0,
+            presence_penalty=params.presence_penalty or 0.0,
+            grammar=_grammar(state, steer.grammar if steer is not None else None),
+        ):
+            answer.append(token)
+            yield token
+            if steer is not None and not state.is_eog(token):
+                changed = steer.feed(decoder.decode(llm.detokenize([token])))
+                if changed:
+                    break
+        if not changed:
+            return
+
+
 def _grammar(state: _State, text: str | None) -> Any:
-    """The compiled grammar (``None``: sample freely); compiled grammars are kept by text."""
+    """The grammar for ``Llama.generate`` (``None``: sample freely), checked by llama.cpp
+    against the model's vocabulary first: ``LlamaGrammar`` does not parse its text, and a
+    sampler built from a grammar llama.cpp cannot parse crashes the process (measured:
+    SIGSEGV). Grammars are kept by text (tools and formats repeat from request to request).
+
+    Raises:
+        InvalidInput: llama.cpp cannot parse the grammar (its reason goes to stderr).
+    """
     if text is None:
         return None
     compiled = state.grammars.get(text)
     if compiled is None:
         from llama_cpp.llama_grammar import LlamaGrammar
 
-        try:
-            compiled = LlamaGrammar.from_string(text, verbose=False)
-        except ValueError as exc:
-            raise InvalidInput(f"the requested output format cannot be enforced: {exc}") from exc
+        source = text if state.tag_tokens else text_tags(text)
+        checked = state.lib.llama_sampler_init_grammar(state.llm._model.vocab, source.encode(), b"root")
+        if not checked:
+            raise InvalidInput("the requested output format cannot be enforced: llama.cpp cannot parse its grammar")
+        state.lib.llama_sampler_free(checked)
+        compiled = LlamaGrammar.from_string(source, verbose=False)
         if len(state.grammars) >= 64:
             state.grammars.pop(next(iter(state.grammars)))
         state.grammars[text] = compiled

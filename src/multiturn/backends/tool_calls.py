@@ -2,21 +2,20 @@
 
 Qwen's chat templates (and other Hermes-style ones) render the request's ``tools`` into the
 system message and ask for each call as a JSON object between ``<tool_call>`` and
-``</tool_call>``. ``ToolCallSplitter`` cuts a generated stream into its text and those calls;
-``constraint`` builds the GBNF grammar that makes a forced choice (``tool_choice``
-``required`` or a named function) or a ``response_format`` hold by construction, token by token.
+``</tool_call>``. ``ToolCallSplitter`` cuts a generated stream into its text and those calls; ``tool_use``
+reads what a request's ``tools`` and ``tool_choice`` ask for. The grammars that make a choice,
+a strict schema or a response format hold are ``grammar.py``'s.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import InvalidInput, InvalidParameter
+from ..errors import InvalidInput
 from ..types import GenerationParams, ToolCall, ToolSpec
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
@@ -175,114 +174,3 @@ def render_tools(tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
         }
         for tool in tools
     ]
-
-
-# -- grammars ---------------------------------------------------------------------------------
-
-
-def constraint(use: ToolUse, response_format: dict[str, Any] | None) -> str | None:
-    """The GBNF grammar the answer must follow, or ``None``: exactly one call of a forced
-    tool; else, with a ``response_format`` asking for JSON, that JSON — or, when tools may be
-    called, a call or that JSON."""
-    from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
-
-    if use.forced:
-        return _wrap(_calls_grammar(use.forced, json_schema_to_gbnf), "call", _CALL_ROOT)
-    answer = _format_grammar(response_format, JSON_GBNF, json_schema_to_gbnf)
-    if answer is None:
-        return None
-    if not use.shown:
-        return answer
-    calls = _wrap(_calls_grammar(use.shown, json_schema_to_gbnf), "call", _CALL_ROOT)
-    return _alternatives(calls, answer)
-
-
-def _calls_grammar(tools: Sequence[ToolSpec], from_schema: Any) -> str:
-    try:
-        return str(from_schema(json.dumps(_call_schema(tools))))
-    except Exception as exc:  # the converter's own errors name what it cannot express
-        raise InvalidParameter(f"tools: a function's parameters cannot be enforced: {exc}", param="tools") from exc
-
-
-_CALL_ROOT = f'root ::= "{OPEN}\\n" call "\\n{CLOSE}"'
-
-
-def _format_grammar(response_format: dict[str, Any] | None, json_gbnf: str, from_schema: Any) -> str | None:
-    if not response_format:
-        return None
-    kind = response_format.get("type")
-    if kind in (None, "text"):
-        return None
-    if kind == "json_object":
-        return str(json_gbnf)
-    if kind == "json_schema":
-        spec = response_format.get("json_schema")
-        schema = spec.get("schema") if isinstance(spec, dict) else None
-        if not isinstance(schema, dict):
-            raise InvalidInput("response_format json_schema needs json_schema.schema, a JSON schema object")
-        try:
-            return str(from_schema(json.dumps(schema)))
-        except Exception as exc:  # the converter's own errors name what it cannot express
-            raise InvalidParameter(
-                f"response_format json_schema cannot be enforced: {exc}", param="response_format"
-            ) from exc
-    raise InvalidInput(f"response_format type {kind!r} is not text, json_object or json_schema")
-
-
-def _call_schema(tools: Sequence[ToolSpec]) -> dict[str, Any]:
-    options = [
-        {
-            "type": "object",
-            "properties": {
-                "name": {"const": tool.name},
-                "arguments": tool.parameters or {"type": "object"},
-            },
-            "required": ["name", "arguments"],
-        }
-        for tool in tools
-    ]
-    return options[0] if len(options) == 1 else {"anyOf": options}
-
-
-def _wrap(grammar: str, name: str, root: str) -> str:
-    """Rename ``grammar``'s root rule to ``name`` and put ``root`` above it."""
-    lines = [
-        f"{name} ::=" + line[len("root ::=") :] if line.startswith("root ::=") else line
-        for line in grammar.splitlines()
-    ]
-    return "\n".join([root, *lines])
-
-
-def _alternatives(calls: str, answer: str) -> str:
-    """One grammar accepting a call (``calls``, rooted at ``root``) or an answer (``answer``,
-    its rules renamed ``answer-*`` so the two grammars' helper rules cannot clash)."""
-    call_root, *call_rules = calls.splitlines()
-    return "\n".join(
-        [
-            "root ::= tool-block | answer-root",
-            call_root.replace("root ::=", "tool-block ::=", 1),
-            *call_rules,
-            _prefix_rules(answer, "answer-"),
-        ]
-    )
-
-
-_RULE = re.compile(r"^([A-Za-z0-9-]+)\s*::=", re.MULTILINE)
-_LITERAL = re.compile(r'("(?:[^"\\]|\\.)*"|\[(?:[^\]\\]|\\.)*\])')
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
-
-
-def _prefix_rules(grammar: str, prefix: str) -> str:
-    """``grammar`` with each of its rule names (defined and referenced) prefixed; literals and
-    character classes are left as they are."""
-    names = set(_RULE.findall(grammar))
-
-    def rename(match: re.Match[str]) -> str:
-        word = match.group(0)
-        return prefix + word if word in names else word
-
-    lines = []
-    for line in grammar.splitlines():
-        pieces = _LITERAL.split(line)  # odd pieces are literals
-        lines.append("".join(p if i % 2 else _NAME.sub(rename, p) for i, p in enumerate(pieces)))
-    return "\n".join(lines)
