@@ -25,6 +25,8 @@ from support.fake_upstream import FakeUpstream, Recorded
 from support.serve import GATEWAY_KEY, Server, default_cache_dir, start_serve, upstream_models
 
 from .calls import close_clients
+from .guide import Curl, curl_executable
+from .java_runner import Jdk, compile_java
 from .node_runner import node_executable
 from .upstreams import PatientFakeUpstream
 
@@ -89,3 +91,15 @@ def fake_since(fake: FakeUpstream) -> Callable[[], list[Recorded]]:
 def node() -> str:
     """``node`` with the guide's pinned ``openai`` npm package installed (skips without node)."""
     return node_executable()
+
+
+@pytest.fixture(scope="session")
+def jdk(tmp_path_factory: pytest.TempPathFactory) -> Jdk:
+    """Debian's OpenJDK with the programs of ``java/`` compiled (fails without a JDK)."""
+    return compile_java(tmp_path_factory.mktemp("java-classes"))
+
+
+@pytest.fixture(scope="session")
+def curl() -> Curl:
+    """The ``curl`` binary (skips without it)."""
+    return curl_executable()

@@ -1,10 +1,11 @@
 """HTTP/1.1 requests that offer an h2c upgrade are served as plain HTTP/1.1, body and all.
 
-What the JDK's ``HttpClient`` sends by default on ``http://`` (test_guide_java.py runs the real
-client): ``Connection: Upgrade, HTTP2-Settings``, ``Upgrade: h2c``, ``HTTP2-Settings``, and the
-body. Written here byte by byte on raw sockets to the ``gateway`` server (the fake upstream
-behind it answers ``You said: <text>``), with the framings a client may choose: the body in the
-head's packet or after it, ``content-length`` or chunked, several requests on one keep-alive
+What the JDK's ``HttpClient`` sends by default on ``http://`` (``test_jdk_client_offers_h2c_upgrade``
+pins it with the real client; test_guide.py runs the guide's Java samples through it):
+``Connection: Upgrade, HTTP2-Settings``, ``Upgrade: h2c``, ``HTTP2-Settings``, and the body.
+Written here byte by byte on raw sockets to the ``gateway`` server (the fake upstream behind it
+answers ``You said: <text>``), with the framings a client may choose: the body in the head's
+packet or after it, ``content-length`` or chunked, several requests on one keep-alive
 connection, a pipelined pair in one packet. The answer must be ``HTTP/1.1 200`` (never ``101``)
 with the model's reply to the text that was sent.
 """
@@ -13,12 +14,15 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from support.serve import GATEWAY_KEY, Server
+
+from .java_runner import Jdk, run_java
 
 H2C_HEADERS = (
     b"Connection: Upgrade, HTTP2-Settings\r\n"
@@ -222,3 +226,70 @@ def test_connect_is_answered_once(gateway: Server, connection: tuple[socket.sock
     with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as probe:
         probe.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         assert Reader(probe).response()[0] == "HTTP/1.1 200 OK"
+
+
+# --- the premise: the JDK client's default offers h2c ---------------------------------------------
+
+
+class CaptureServer:
+    """Reads one request (head and ``content-length`` body), answers a DashScope message, closes."""
+
+    ANSWER = json.dumps(
+        {
+            "output": {"choices": [{"finish_reason": "stop", "message": {"role": "assistant", "content": "captured"}}]},
+            "usage": {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2},
+            "request_id": "capture",
+        }
+    ).encode()
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.head = b""
+        self.body = b""
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn:
+            conn.settimeout(60)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            self.head, _, self.body = data.partition(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":", 1)[1])
+                for line in self.head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            while len(self.body) < length:
+                self.body += conn.recv(65536)
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n"
+                b"content-length: %d\r\n\r\n%b" % (len(self.ANSWER), self.ANSWER)
+            )
+
+
+@pytest.fixture
+def capture() -> Iterator[CaptureServer]:
+    server = CaptureServer()
+    server.thread.start()
+    try:
+        yield server
+    finally:
+        server.sock.close()
+        server.thread.join(timeout=10)
+
+
+def test_jdk_client_offers_h2c_upgrade(jdk: Jdk, capture: CaptureServer) -> None:
+    """The premise: the JDK's client, in its default configuration, offers h2c with the body."""
+    run = run_java(jdk, "TextMultiTurn", f"http://127.0.0.1:{capture.port}/api/v1", "sk-capture", "Hello\nexit\n")
+
+    assert "Model output: captured" in run.stdout and run.stderr == ""
+    request_line, *lines = capture.head.decode().split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    assert request_line == "POST /api/v1/services/aigc/text-generation/generation HTTP/1.1"
+    assert headers["upgrade"] == "h2c"
+    assert headers["connection"] == "Upgrade, HTTP2-Settings"
+    assert headers["http2-settings"]
+    assert json.loads(capture.body)["input"]["messages"][-1] == {"role": "user", "content": "Hello"}

@@ -9,7 +9,13 @@ from typing import Any
 
 from support.serve import Server
 
-from .node_runner import run_node
+from .node_runner import NODE_DIR, run_node
+
+
+def test_openai_npm_package_is_the_pinned_one(node: str) -> None:
+    lock = json.loads((NODE_DIR / "package-lock.json").read_text())
+    installed = json.loads((NODE_DIR / "node_modules" / "openai" / "package.json").read_text())
+    assert lock["packages"]["node_modules/openai"]["version"] == installed["version"] == "6.49.0"
 
 
 def test_every_row_of_the_parameter_table_from_node(node: str, embedded: Server) -> None:
