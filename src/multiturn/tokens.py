@@ -7,7 +7,8 @@
   the high side for English, code and CJK alike). A backend with its own vocabulary (the
   embedded llama.cpp model) implements the same protocol.
 - ``message_tokens`` adds what the chat template costs around a message and estimates image,
-  audio and video parts (Qwen-VL / Qwen-Audio conventions, see the constants below).
+  audio and video parts (Qwen-VL / Qwen-Audio conventions, see the constants below; images as
+  the model counts them when its alias says otherwise: ``ImageEstimate``).
 - What a backend adds that we cannot count (another template, another vocabulary) is measured
   on its answers and taken off the budget (``context/budget.py``), not scaled in here.
 
@@ -28,7 +29,7 @@ import threading
 import unicodedata
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias
 
 from .errors import MissingDependency, ModelUnavailable
 from .types import AudioPart, ImagePart, Message, Part, TextPart, VideoPart
@@ -331,11 +332,41 @@ def vision_tokens(width: int, height: int, max_tokens: int = IMAGE_MAX_TOKENS) -
 _HEADER_BYTES = 96 * 1024  # enough for a JPEG's frame header after a large EXIF block
 
 
-def image_tokens(part: ImagePart) -> int:
-    """An image: its patches when a ``data:`` URL lets us read its size, else the default cap."""
-    cap = IMAGE_MAX_TOKENS_HIGH if part.detail == "high" else IMAGE_MAX_TOKENS
+ImageEstimate: TypeAlias = int | Literal["qwen-vl", "openai-tiles"]
+"""How a model counts an image (a model alias's ``image_tokens``): ``"qwen-vl"`` (the default:
+Qwen-VL's patches, below), ``"openai-tiles"`` (GPT-4o and kin: ``openai_tile_tokens``), or a
+fixed number of tokens per image."""
+
+OPENAI_BASE_TOKENS = 85
+"""OpenAI's vision models: every image costs this, and only this with ``detail="low"``..."""
+OPENAI_TILE_TOKENS = 170
+"""...and this per 512-pixel tile otherwise."""
+
+
+def openai_tile_tokens(size: tuple[int, int] | None, detail: str | None) -> int:
+    """An image as OpenAI counts it: scaled to fit 2048 x 2048, then its short side to 768
+    pixels (never up), 170 tokens per 512-pixel tile plus 85. An image of unknown size counts as
+    the largest that scaling leaves (768 x 2048: 8 tiles)."""
+    if detail == "low":
+        return OPENAI_BASE_TOKENS
+    pixels = size if size else (768, 2048)
+    fit = min(1.0, 2048 / max(*pixels, 1))
+    width, height = pixels[0] * fit, pixels[1] * fit
+    short = min(1.0, 768 / max(min(width, height), 1.0))
+    tiles = math.ceil(width * short / 512) * math.ceil(height * short / 512)
+    return OPENAI_BASE_TOKENS + OPENAI_TILE_TOKENS * max(tiles, 1)
+
+
+def image_tokens(part: ImagePart, estimate: ImageEstimate = "qwen-vl") -> int:
+    """An image as ``estimate`` counts it. Qwen-VL: its patches when a ``data:`` URL lets us
+    read its size, else the default cap."""
+    if isinstance(estimate, int):
+        return estimate
     data = _data_url_bytes(part.url, _HEADER_BYTES)
     size = image_size(data) if data else None
+    if estimate == "openai-tiles":
+        return openai_tile_tokens(size, part.detail)
+    cap = IMAGE_MAX_TOKENS_HIGH if part.detail == "high" else IMAGE_MAX_TOKENS
     patches = vision_tokens(*size, max_tokens=cap) if size else IMAGE_MAX_TOKENS
     return patches + VISION_MARKERS
 
@@ -376,27 +407,28 @@ def audio_tokens(part: AudioPart) -> int:
     return max(1, math.ceil(seconds * AUDIO_TOKENS_PER_SECOND)) + VISION_MARKERS
 
 
-def part_tokens(part: Part, tokenizer: Tokenizer) -> int:
+def part_tokens(part: Part, tokenizer: Tokenizer, images: ImageEstimate = "qwen-vl") -> int:
     if isinstance(part, TextPart):
         return tokenizer.count(part.text)
     if isinstance(part, ImagePart):
-        return image_tokens(part)
+        return image_tokens(part, images)
     if isinstance(part, AudioPart):
         return audio_tokens(part)
     return video_tokens(part)
 
 
-def message_tokens(message: Message, tokenizer: Tokenizer) -> int:
+def message_tokens(message: Message, tokenizer: Tokenizer, images: ImageEstimate = "qwen-vl") -> int:
     """What ``message`` costs in a ChatML prompt (Qwen's template), media included.
 
     Counted: ``MESSAGE_OVERHEAD`` + the role; each part; reasoning when present, as
     ``<think>\\n...\\n</think>\\n\\n``; each tool call as Qwen renders it
     (``<tool_call>\\n{"name": ..., "arguments": ...}\\n</tool_call>``); a tool result's
     ``<tool_response>`` wrapper; the ``name`` field. Not counted: ``REPLY_PRIMER`` (once per
-    request) and tool schemas (the request's, not a message's).
+    request) and tool schemas (the request's, not a message's). ``images``: how the model the
+    message goes to counts an image (``ImageEstimate``).
     """
     n = MESSAGE_OVERHEAD + tokenizer.count(message.role)
-    n += sum(part_tokens(part, tokenizer) for part in message.content)
+    n += sum(part_tokens(part, tokenizer, images) for part in message.content)
     if message.reasoning is not None:
         n += tokenizer.count(f"<think>\n{message.reasoning}\n</think>\n\n")
     for call in message.tool_calls:
