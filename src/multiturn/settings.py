@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -132,6 +132,18 @@ class ModelAlias(BaseModel):
         description="what a turn costs, per million tokens (default: Model Studio's published price for an "
         "upstream on its Singapore endpoint, zero for the embedded model; see multiturn.pricing)",
     )
+    image_tokens: int | Literal["qwen-vl", "openai-tiles"] = Field(
+        default="qwen-vl",
+        description="how the model counts an image, for context budgets: qwen-vl (28-pixel patches, "
+        "1,280 at most), openai-tiles (85 + 170 per 512-pixel tile), or a fixed count per image",
+    )
+
+    @field_validator("image_tokens")
+    @classmethod
+    def _positive_count(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("a fixed image_tokens count is at least 1")
+        return value
 
     @model_validator(mode="after")
     def _old_replay_flag(self) -> ModelAlias:
