@@ -11,6 +11,7 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeGuard
 
+from ..tokens import ImageEstimate
 from ..types import Completion, Delta, GenerationParams, Message
 
 
@@ -27,6 +28,8 @@ class BackendInfo:
     honours: Honours | None = None
     """What of a request's parameters this backend can do, when it decides (``None``: it passes
     every parameter on and the server behind it answers for them: an upstream)."""
+    image_tokens: ImageEstimate = "qwen-vl"
+    """How the model counts an image (``tokens.image_tokens``), from its alias's ``image_tokens``."""
 
 
 @dataclass(frozen=True, slots=True)

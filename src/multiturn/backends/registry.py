@@ -89,6 +89,7 @@ class BackendRegistry:
             first_byte_timeout=s.upstream_first_byte_timeout,
             retries=s.upstream_retries,
             reasoning_replay=alias.reasoning_replay,
+            image_tokens=alias.image_tokens,
         )
 
     async def aclose(self) -> None:

@@ -52,6 +52,7 @@ from ..protocols.openai_chat.client import ChunkReader, parse_completion, parse_
 from ..protocols.openai_chat.translate import request_to_body
 from ..protocols.sse import SSEParser
 from ..settings import ReasoningReplay
+from ..tokens import ImageEstimate
 from ..types import ChatRequest, Completion, Delta, GenerationParams, Message
 from .base import BackendInfo
 from .thinking import PASSING, InlineThink, split_thinking
@@ -84,6 +85,7 @@ class UpstreamBackend:
         retries: int,
         first_byte_timeout: float | None = None,
         reasoning_replay: ReasoningReplay = "drop",
+        image_tokens: ImageEstimate = "qwen-vl",
     ) -> None:
         self.name = name
         self.upstream_model = upstream_model
@@ -98,6 +100,7 @@ class UpstreamBackend:
         self._first_byte_timeout = min(first_byte_timeout or read_timeout, read_timeout)
         self._retries = max(0, retries)
         self.reasoning_replay: ReasoningReplay = reasoning_replay
+        self._image_tokens: ImageEstimate = image_tokens
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -108,6 +111,7 @@ class UpstreamBackend:
             max_output_tokens=self._max_output_tokens,
             capabilities=self._capabilities,
             description=f"upstream {self.base_url}",
+            image_tokens=self._image_tokens,
         )
 
     async def prepare(self) -> None:
