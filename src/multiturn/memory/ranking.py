@@ -49,6 +49,9 @@ class Tuning:
     length_exponent: float = 0.2
     context_weight: float = 0.5
     """Weight of the previous turn's vector in the dense query, when the input leans on it."""
+    common_directions: int | None = 3
+    """Dense scores are cosines once the conversation's mean and this many top principal
+    directions are removed from its vectors and the query (``dense.py``); ``None``: raw cosines."""
     lexical_limit: int = 200
     max_candidates: int = 400
     candidate_tokens: int = 12_000

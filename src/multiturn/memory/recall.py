@@ -14,8 +14,10 @@ plus the previous turn when the input leans on it) is searched lexically by the 
 full-text index (BM25 on SQLite, ``ts_rank_cd`` on PostgreSQL) and densely by exact cosine over
 the conversation's vectors, which are held in memory per conversation: loaded once, extended by
 ``index_round``, reloaded when the path holds an item this process has not seen (another process
-indexed it). ``ranking.rank`` fuses the two. Only units on the request's path and outside its
-newest round are returned; the planner skips those already in the window.
+indexed it). The cosines are taken with the conversation's common directions removed
+(``dense.py``, fitted once per set of vectors). ``ranking.rank`` fuses the two. Only units on
+the request's path and outside its newest round are returned; the planner skips those already in
+the window.
 
 ``recall_unstored`` ranks a path that is not stored (a stateless request's array) the same way,
 in memory: BM25 over its turns (``lexical.BM25``) and their vectors, kept in a bounded cache by
@@ -36,6 +38,7 @@ from ..context.retrieval import Recalled
 from ..context.rounds import split_rounds
 from ..embeddings import Embedder
 from ..records import IndexEntry, ItemRecord
+from . import dense as dense_space
 from .lexical import BM25
 from .query import Query, build_query
 from .ranking import Tuning, Unit, rank, unit_text, units
@@ -67,12 +70,15 @@ class _Vectors:
     matrix: Vectors | None = None
     seen: set[str] = field(default_factory=set)
     """Every item id this cache knows of, indexed or not (a path item outside it: reload)."""
+    space: dense_space.Space | None = None
+    """The rows' space (``dense.fit``), fitted on the first query after a change."""
 
     def add(self, item_id: str, row: Vectors) -> None:
         self.ids.append(item_id)
         self.rows.append(row)
         self.seen.add(item_id)
         self.matrix = None
+        self.space = None
 
     def stack(self) -> Vectors | None:
         if self.matrix is None and self.rows:
@@ -211,7 +217,7 @@ class IndexRecall:
             matrix = await self._embed_cached(texts)
             q = await self._query_vector(query)
             if q is not None and matrix.shape[1] == q.shape[0]:
-                sims = matrix @ q
+                sims = dense_space.similarities(dense_space.fit(matrix, self.tuning.common_directions), matrix, q)
                 dense = {unit[0][0]: float(s) for unit, s in zip(candidates, sims, strict=True)}
         return rank(candidates, lexical, dense, self.tuning)
 
@@ -236,7 +242,9 @@ class IndexRecall:
         q = await self._query_vector(query)
         if q is None or q.shape[0] != matrix.shape[1]:
             return {}
-        sims = matrix @ q
+        if cached.space is None:
+            cached.space = dense_space.fit(matrix, self.tuning.common_directions)
+        sims = dense_space.similarities(cached.space, matrix, q)
         return {item_id: float(s) for item_id, s in zip(cached.ids, sims, strict=True)}
 
     async def _query_vector(self, query: Query) -> Vectors | None:
