@@ -316,8 +316,7 @@ def test_image_part_to_the_text_only_embedded_model(embedded: Server) -> None:
 
 # --- never HTML; openapi.json; models -----------------------------------------------------------------------
 
-NOT_ROUTES = [
-    ("GET", "/"),
+NOT_ROUTES = [  # "/" is a route: it leads to the web app (a redirect to /ui/)
     ("GET", "/nope"),
     ("POST", "/v1/nope"),
     ("GET", "/v1/chat/completions"),
