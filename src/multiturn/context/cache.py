@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from ..records import ItemRecord
-from ..tokens import Tokenizer, message_tokens
+from ..tokens import ImageEstimate, Tokenizer, message_tokens
 from ..types import Message, Spans, spans_of
 from .window import WindowState
 
@@ -215,7 +215,11 @@ class _Histories:
 class PlanCache:
     """The planner's memory (see the module docstring). ``size`` bounds each part."""
 
-    def __init__(self, size: int = 16_384) -> None:
+    def __init__(self, size: int = 16_384, *, images: ImageEstimate = "qwen-vl") -> None:
+        self.size = size
+        self.images: ImageEstimate = images
+        """How its counts count an image (``tokens.image_tokens``): one cache per count, as per
+        tokenizer (nothing in it is keyed by either)."""
         self.counts = Counts(size)
         self.blocks = ByItems(size)
         self._shapes: Bounded[str, _Shape] = Bounded(size // 16)
@@ -237,13 +241,14 @@ class PlanCache:
 
     def counter(self, tokenizer: Tokenizer) -> Callable[[Message], int]:
         """A message's tokens (``message_tokens``) by ``tokenizer``, remembered in ``counts``
-        (one cache per tokenizer: the counts are not keyed by it)."""
-        counts = self.counts
+        with images counted as ``images`` (one cache per tokenizer and per image count: the
+        counts are keyed by neither)."""
+        counts, images = self.counts, self.images
 
         def count(message: Message) -> int:
             n = counts.get(message)
             if n is None:
-                n = message_tokens(message, tokenizer)
+                n = message_tokens(message, tokenizer, images)
                 counts.put(message, n)
             return n
 

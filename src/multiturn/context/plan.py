@@ -44,7 +44,7 @@ from functools import partial
 
 from ..records import ItemRecord
 from ..settings import ReasoningReplay
-from ..tokens import REPLY_PRIMER, Tokenizer
+from ..tokens import REPLY_PRIMER, ImageEstimate, Tokenizer
 from ..types import ContextReport, Message, complement, merge_spans, spans_of
 from .blocks import replayed
 from .budget import prompt_budget
@@ -222,6 +222,7 @@ def plan_context(
     recalled: Sequence[Recalled] = (),
     overhead: int = 0,
     cache: PlanCache | None = None,
+    images: ImageEstimate = "qwen-vl",
 ) -> tuple[list[Message], ContextReport]:
     """The messages of one request under ``policy``, and the report of what went in.
 
@@ -244,12 +245,16 @@ def plan_context(
             tokenizer, owned by the engine): with it a turn's cost follows its window, not the
             conversation's length. Without it a scratch one serves this call only; the result
             is the same.
+        images: how the model counts an image (its alias's ``image_tokens``); a ``cache``
+            must count them the same way (``PlanCache.images``).
 
     Returns:
         The messages, and a ``ContextReport`` whose ``over_budget`` is set when the newest
         round does not fit even alone.
     """
-    memo = cache if cache is not None else PlanCache(size=4096)
+    memo = cache if cache is not None else PlanCache(size=4096, images=images)
+    if memo.images != images:
+        raise ValueError(f"the planner cache counts images as {memo.images!r}, this model as {images!r}")
     count = memo.counter(tokenizer)
     budget = prompt_budget(window_tokens, reserved_output, policy)
     starts, media_rounds = memo.shape(path)

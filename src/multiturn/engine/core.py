@@ -29,7 +29,7 @@ from ..memory.base import Compaction, Recall
 from ..pricing import Price, with_cost
 from ..records import ConversationRecord, ItemRecord
 from ..store.base import DEFAULT_TENANT, Store
-from ..tokens import Tokenizer, default_tokenizer
+from ..tokens import ImageEstimate, Tokenizer, default_tokenizer
 from ..types import Accumulator, ChatRequest, Completion, ContextReport, Delta, GenerationParams, Message, Part, Reply
 from .conversations import ConversationOps
 from .turns import Turn, TurnOptions, TurnService, refuse_over_budget
@@ -75,6 +75,7 @@ class Engine(ConversationOps):
         self.tokenizer = tokenizer or default_tokenizer()
         self.plan_cache = plan_cache or PlanCache()
         """What planning remembers between turns (bounded; shared by tenant-scoped copies)."""
+        self._other_plan_caches: dict[ImageEstimate, PlanCache] = {}
 
     def for_tenant(self, tenant_id: str) -> Engine:
         """This engine scoped to another tenant: same store, backends, memory and settings."""
@@ -220,6 +221,7 @@ class Engine(ConversationOps):
             summary,
             recall,
             measured_overhead(path),
+            images=info.image_tokens,
         )
 
     async def _compose(
@@ -232,8 +234,11 @@ class Engine(ConversationOps):
         summary: Awaitable[Summary | None] | None,
         recall: Awaitable[list[Recalled]] | None,
         overhead: int = 0,
+        *,
+        images: ImageEstimate = "qwen-vl",
     ) -> tuple[list[Message], ContextReport]:
-        """Await the memory jobs (best effort: a failure plans without that memory) and plan."""
+        """Await the memory jobs (best effort: a failure plans without that memory) and plan,
+        counting images as the model does (``images``), with the planner cache of that count."""
         found = await self.best_effort("summarize", summary) if summary is not None else None
         recalled = (await self.best_effort("recall", recall) or []) if recall is not None else []
         return plan_context(
@@ -246,8 +251,20 @@ class Engine(ConversationOps):
             summary=found,
             recalled=recalled,
             overhead=overhead,
-            cache=self.plan_cache,
+            cache=self._plan_cache(images),
+            images=images,
         )
+
+    def _plan_cache(self, images: ImageEstimate) -> PlanCache:
+        """The planner cache of models that count images as ``images``: ``plan_cache`` for
+        the default count (Qwen-VL's), one more for each other count in use (token counts and
+        windows are not keyed by it)."""
+        if images == self.plan_cache.images:
+            return self.plan_cache
+        cache = self._other_plan_caches.get(images)
+        if cache is None:
+            cache = self._other_plan_caches[images] = PlanCache(self.plan_cache.size, images=images)
+        return cache
 
     def memory_jobs(
         self,
@@ -347,7 +364,9 @@ class Engine(ConversationOps):
             budget = prompt_budget(info.context_window, reserved, chosen)
             summary = self.compaction.compact_prefix(path, window_tokens=budget, tenant_id=self.tenant_id)
         recall = self.recall.recall_unstored(path) if chosen.uses_recall and self.recall is not None else None
-        messages, report = await self._compose(None, path, info.context_window, reserved, chosen, summary, recall)
+        messages, report = await self._compose(
+            None, path, info.context_window, reserved, chosen, summary, recall, images=info.image_tokens
+        )
         refuse_over_budget(report)
         return replace(request, messages=tuple(messages)), report, ids
 

@@ -85,3 +85,56 @@ def test_without_pressure_every_image_is_sent() -> None:
     path.add("user", "fine")
     messages, _ = _plan(Policy(name="window"), path, window=100_000)
     assert len(_images(messages)) == 3
+
+
+def test_images_are_counted_as_the_model_counts_them() -> None:
+    from multiturn.context.cache import PlanCache
+    from multiturn.tokens import image_tokens
+
+    path = _conversation(2)
+    path.add("user", content=(TextPart("and this one?"), ImagePart(BIG)))
+    plan = {
+        images: plan_context(
+            None,
+            path.items,
+            policy=Policy(name="full"),
+            window_tokens=100_000,
+            reserved_output=100,
+            tokenizer=TOKENIZER,
+            images=images,
+        )[1]
+        for images in ("qwen-vl", "openai-tiles", 7)
+    }
+    for images in ("openai-tiles", 7):
+        per_image = image_tokens(ImagePart(BIG), images) - image_tokens(ImagePart(BIG), "qwen-vl")
+        assert plan[images].tokens - plan["qwen-vl"].tokens == 3 * per_image != 0  # type: ignore[attr-defined]
+    # a window that holds two Qwen-VL images but all three at 7 tokens each
+    tight = plan["qwen-vl"].tokens - image_tokens(ImagePart(BIG), "qwen-vl") // 2 + 100  # type: ignore[attr-defined]
+    squeezed = plan_context(
+        None, path.items, policy=Policy(name="window"), window_tokens=tight, reserved_output=100, tokenizer=TOKENIZER
+    )[0]
+    roomy = plan_context(
+        None,
+        path.items,
+        policy=Policy(name="window"),
+        window_tokens=tight,
+        reserved_output=100,
+        tokenizer=TOKENIZER,
+        images=7,
+    )[0]
+    assert len(_images(squeezed)) < 3 == len(_images(roomy))
+    try:
+        plan_context(
+            None,
+            path.items,
+            policy=Policy(name="full"),
+            window_tokens=100_000,
+            reserved_output=100,
+            tokenizer=TOKENIZER,
+            cache=PlanCache(64),
+            images=7,
+        )
+    except ValueError as exc:
+        assert "counts images as 'qwen-vl'" in str(exc)
+    else:
+        raise AssertionError("a cache that counts images otherwise was used")
