@@ -72,7 +72,8 @@ async def test_images_are_planned_as_the_model_counts_them_with_a_cache_per_coun
     picture = ImagePart("data:image/png;base64," + base64.b64encode(header).decode())  # 1120 x 1120
     tokens = {}
     for images in (None, 7):
-        engine = Engine(store, lambda name, b=CountsImagesAs(images): b, default_model="vision")
+        backend = CountsImagesAs(images)
+        engine = Engine(store, lambda name, b=backend: b, default_model="vision")
         conversation = await engine.create()
         _, report = await engine.preview(conversation.id, [TextPart("what is this?"), picture])
         tokens[images] = report.tokens
