@@ -65,3 +65,15 @@ def test_the_fit_is_deterministic(components: int) -> None:
     first, second = dense.fit(matrix, components), dense.fit(matrix, components)
     assert first.norms is not None and second.norms is not None
     assert np.array_equal(first.norms, second.norms)
+
+
+def test_a_long_history_estimates_its_directions_from_an_even_sample() -> None:
+    rows = 3 * dense.SAMPLE_ROWS + 1
+    rng = np.random.default_rng(2)
+    matrix = _unit(rng.standard_normal((rows, 32)) * np.array([4.0, 3.0, 2.5] + [0.5] * 29))
+    space = dense.fit(matrix, 3)
+    assert space.components is not None and space.norms is not None and space.norms.shape == (rows,)
+    found = space.components.T @ space.components
+    expected = np.zeros((32, 32))
+    expected[:3, :3] = np.eye(3)  # the three widest axes
+    assert np.linalg.norm(found - expected) < 0.2
