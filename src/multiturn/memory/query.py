@@ -37,6 +37,25 @@ def content_words(text: str) -> list[str]:
     return list(dict.fromkeys(w for w in words if w not in STOPWORDS))
 
 
+_TOKEN = re.compile(r"\w+|[.!?\n]", re.UNICODE)
+
+
+def names(text: str) -> list[str]:
+    """The names ``text`` holds, lower-cased, first occurrence first: capitalized words that do
+    not open a sentence, stopwords, "I" and numbers aside ("Did Jon and Gina meet in Paris?" ->
+    jon, gina, paris)."""
+    found: list[str] = []
+    opening = True
+    for token in _TOKEN.findall(text):
+        if token in ".!?\n":
+            opening = True
+            continue
+        if not opening and token[:1].isupper() and token != "I" and token.lower() not in STOPWORDS:
+            found.append(token.lower())
+        opening = False
+    return list(dict.fromkeys(found))
+
+
 _SELF_CONTAINED = 4
 """Content words from which an input is taken to name its own subject."""
 
@@ -66,6 +85,11 @@ class Query:
     def lexical(self) -> str:
         """The content words of both, for a full-text search."""
         return " ".join(content_words(f"{self.text}\n{self.previous}"))
+
+    @property
+    def names(self) -> list[str]:
+        """The names the input holds (``names``; the previous turn's are not its subject)."""
+        return names(self.text)
 
 
 def build_query(newest: Sequence[ItemRecord], history: Sequence[ItemRecord]) -> Query:

@@ -199,7 +199,7 @@ class IndexRecall:
         lexical, dense = await asyncio.gather(
             self._lexical(conversation_id, query, tenant_id), self._dense(conversation_id, query, history, tenant_id)
         )
-        return rank(candidates, lexical, dense, self.tuning)
+        return rank(candidates, lexical, dense, self.tuning, names=query.names)
 
     async def recall_unstored(self, path: Sequence[ItemRecord]) -> list[Recalled]:
         split = _history(path)
@@ -219,7 +219,7 @@ class IndexRecall:
             if q is not None and matrix.shape[1] == q.shape[0]:
                 sims = dense_space.similarities(dense_space.fit(matrix, self.tuning.common_directions), matrix, q)
                 dense = {unit[0][0]: float(s) for unit, s in zip(candidates, sims, strict=True)}
-        return rank(candidates, lexical, dense, self.tuning)
+        return rank(candidates, lexical, dense, self.tuning, names=query.names)
 
     async def _lexical(self, conversation_id: str, query: Query, tenant_id: str) -> dict[str, float]:
         words = query.lexical

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from multiturn.memory.lexical import BM25, stem
-from multiturn.memory.query import build_query, content_words, leans_on_context
+from multiturn.memory.query import build_query, content_words, leans_on_context, names
 from multiturn.memory.ranking import Tuning, fuse, rank, units
 from multiturn.records import ItemRecord
 from multiturn.types import TextPart, ToolCall
@@ -103,6 +103,31 @@ def test_the_previous_turn_joins_the_query_only_when_the_input_leans_on_it() -> 
     named = build_query([_item(2, "user", "Where did Dana move to?")], history)
     assert named.previous == "" and named.lexical == "dana move"
     assert content_words("What is THE plan, the plan?") == ["plan"]
+
+
+def test_names_are_capitalized_words_that_do_not_open_a_sentence() -> None:
+    assert names("Did Jon and Gina meet in Paris? Jon said so.") == ["jon", "gina", "paris"]
+    assert names("I have been sneezing. Do you think it is my living room?") == []
+    assert names("What is my highest score in Ticket to Ride?") == ["ticket", "ride"]
+    assert build_query([_item(1, "user", "What did Gina bake?")], [_item(0)]).names == ["gina"]
+
+
+def test_units_naming_none_of_the_questions_names_keep_a_share_of_their_score() -> None:
+    path = [
+        _item(0, "user", "Gina: I baked a lemon tart."),
+        _item(1, "assistant", "Jon: I baked bread."),
+        _item(2, "user", "nothing"),
+    ]
+    scores = {"i000": 1.0, "i001": 1.0, "i002": 0.0}
+    plain = Tuning(neighbour=0.0, length_exponent=0.0)
+    ranked = {r.item_ids[0]: r.score for r in rank(units(path), scores, {}, plain, names=["gina"])}
+    assert ranked == {"i000": 1.0, "i001": 0.7}
+    either = rank(units(path), scores, {}, plain, names=["GINA", "jon"])
+    assert [r.score for r in either] == [1.0, 1.0]
+    off = rank(units(path), scores, {}, replace(plain, unnamed=1.0), names=["gina"])
+    assert [r.score for r in off] == [1.0, 1.0]
+    partial = rank(units(path), scores, {}, plain, names=["gin"])  # whole words only
+    assert [r.score for r in partial] == [0.7, 0.7]
 
 
 def test_bm25_prefers_rarer_words_more_matches_and_shorter_documents() -> None:
