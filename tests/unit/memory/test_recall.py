@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import Any
+
+import pytest
 
 from multiturn.embeddings import WordLlamaEmbedder
+from multiturn.memory import dense
 from multiturn.memory.recall import IndexRecall
 from multiturn.records import IndexEntry, ItemRecord
 from multiturn.store import NewItem, SQLStore
@@ -146,3 +150,26 @@ async def test_a_first_recall_reads_the_index_once_and_ranks_as_the_indexing_pro
     longer = await store.path(conv, reply.id)  # a round nobody indexed: this recall indexes it first
     ranked = await fresh.recall(conv, _ask(longer, "What did I paint, the fence?"), tenant_id=TENANT)
     assert ranked[0].item_ids == (user.id,) and counting.reads == 1
+
+
+async def test_dense_scoring_runs_blas_on_one_thread(store: SQLStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recall's matrix products run on one BLAS thread (threads that wait for each other on busy
+    cores made cold recalls slow); the process's own setting is back afterwards."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> set[int]:
+        return {int(lib["num_threads"]) for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    seen: list[set[int]] = []
+    fit = dense.fit
+
+    def counting_fit(matrix: Any, components: int | None) -> dense.Space:
+        seen.append(blas_threads())
+        return fit(matrix, components)
+
+    monkeypatch.setattr(dense, "fit", counting_fit)
+    recall = IndexRecall(store, WordLlamaEmbedder())
+    conv, path = await _replay(store, recall, ROUNDS * 3)
+    before = blas_threads()
+    await recall.recall(conv, _ask(path, "Which instrument do I play?"), tenant_id=TENANT)
+    assert seen == [{1}] and blas_threads() == before
