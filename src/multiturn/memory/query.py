@@ -38,20 +38,25 @@ def content_words(text: str) -> list[str]:
 
 
 _TOKEN = re.compile(r"\w+|[.!?\n]", re.UNICODE)
+_CALENDAR_TEXT = """monday tuesday wednesday thursday friday saturday sunday january february march april
+    june july august september october november december"""
+_CALENDAR = frozenset(_CALENDAR_TEXT.split())
+"""Capitalized, but a time, not something a turn about it names ("from whom last Saturday?")."""
 
 
 def names(text: str) -> list[str]:
     """The names ``text`` holds, lower-cased, first occurrence first: capitalized words that do
-    not open a sentence, stopwords, "I" and numbers aside ("Did Jon and Gina meet in Paris?" ->
-    jon, gina, paris)."""
+    not open a sentence, stopwords, "I", days and months aside ("Did Jon and Gina meet in Paris
+    on Monday?" -> jon, gina, paris)."""
     found: list[str] = []
     opening = True
     for token in _TOKEN.findall(text):
         if token in ".!?\n":
             opening = True
             continue
-        if not opening and token[:1].isupper() and token != "I" and token.lower() not in STOPWORDS:
-            found.append(token.lower())
+        word = token.lower()
+        if not opening and token[:1].isupper() and token != "I" and word not in STOPWORDS and word not in _CALENDAR:
+            found.append(word)
         opening = False
     return list(dict.fromkeys(found))
 

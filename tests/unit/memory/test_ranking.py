@@ -109,6 +109,7 @@ def test_names_are_capitalized_words_that_do_not_open_a_sentence() -> None:
     assert names("Did Jon and Gina meet in Paris? Jon said so.") == ["jon", "gina", "paris"]
     assert names("I have been sneezing. Do you think it is my living room?") == []
     assert names("What is my highest score in Ticket to Ride?") == ["ticket", "ride"]
+    assert names("Who gave me a ring last Saturday, in June?") == []  # times, not things a turn names
     assert build_query([_item(1, "user", "What did Gina bake?")], [_item(0)]).names == ["gina"]
 
 
