@@ -312,6 +312,9 @@ class Turn:
         else:  # the caller left (cancelled, or the stream closed)
             status, finish = "incomplete", "cancelled"
         failure = str(error) if isinstance(error, Exception) else None
+        spec = self._options.response
+        if isinstance(error, Exception) and spec is not None:  # the report is shown in the Responses object:
+            failure = str(spec.describe_error(error)["message"])  # what its error says, never more
         context_report = (
             replace(report, error=failure) if report is not None else ContextReport.unplanned(failure or "not planned")
         )
@@ -341,7 +344,6 @@ class Turn:
         else:
             self.status = "completed"
         response = None
-        spec = self._options.response
         if spec is not None:
             response = {
                 "status": self.status,
