@@ -12,30 +12,16 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from multiturn import Settings
-from multiturn.store import SQLStore
 from multiturn.types import parse_spans
 from support.fake_upstream import FakeUpstream
-from support.serve import Server, start_serve
+from support.serve import Server, start_serve, tenant_keys
 
 MODEL = "qwen-plus"
 FATES = ("kept", "recalled", "summarized", "dropped")
-
-
-async def _keys(db: Path) -> tuple[str, str]:
-    store = SQLStore(Settings(db=str(db)).database_url)
-    try:
-        await store.migrate()
-        _, alice = await store.create_api_key(tenant_id="alice", name="alice")
-        _, bob = await store.create_api_key(tenant_id="bob", name="bob")
-    finally:
-        await store.close()
-    return alice, bob
 
 
 @dataclass(frozen=True)
@@ -64,7 +50,7 @@ class Client:
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Client, Client]]:
     home = tmp_path_factory.mktemp("inspector-api")
-    alice, bob = asyncio.run(_keys(home / "gateway.db"))
+    alice, bob = asyncio.run(tenant_keys(home / "gateway.db"))
     with FakeUpstream() as fake:
         alias = {"backend": "upstream", "base_url": fake.base_url, "context_window": 700, "max_output_tokens": 64}
         server = start_serve(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import openai
@@ -15,29 +14,16 @@ import pytest
 from openai import OpenAI
 
 from compat.calls import close_clients, openai_client
-from multiturn import Settings
-from multiturn.store import SQLStore
-from support.serve import Server, start_serve
+from support.serve import Server, start_serve, tenant_keys
 
 pytestmark = pytest.mark.model
 MODEL = "qwen-plus"
 
 
-async def _keys(db: Path) -> tuple[str, str]:
-    store = SQLStore(Settings(db=str(db)).database_url)
-    try:
-        await store.migrate()
-        _, alice = await store.create_api_key(tenant_id="alice", name="alice")
-        _, bob = await store.create_api_key(tenant_id="bob", name="bob")
-    finally:
-        await store.close()
-    return alice, bob
-
-
 @pytest.fixture(scope="module")
 def tenants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str, str]]:
     home = tmp_path_factory.mktemp("tenants")
-    alice, bob = asyncio.run(_keys(home / "gateway.db"))
+    alice, bob = asyncio.run(tenant_keys(home / "gateway.db"))
     server = start_serve("tenants", home)
     try:
         yield server, alice, bob

@@ -24,6 +24,9 @@ from typing import Any
 
 import platformdirs
 
+from multiturn import Settings
+from multiturn.store import SQLStore
+
 EXE = Path(sys.executable).with_name("multiturn")
 START_TIMEOUT = 60.0
 LISTENING = re.compile(r"multiturn serve listening on (http://127\.0\.0\.1:(\d+))")
@@ -171,3 +174,15 @@ def upstream_models(base_url: str) -> dict[str, Any]:
     models[TEXT_ONLY] = alias(["text"], model="qwen-plus")
     models.update((name, alias(["text", "vision"])) for name in FAULTS)
     return models
+
+
+async def tenant_keys(db: Path) -> tuple[str, str]:
+    """Two stored API keys in the gateway's database ``db``: tenants ``alice`` and ``bob``."""
+    store = SQLStore(Settings(db=str(db)).database_url)
+    try:
+        await store.migrate()
+        _, alice = await store.create_api_key(tenant_id="alice", name="alice")
+        _, bob = await store.create_api_key(tenant_id="bob", name="bob")
+    finally:
+        await store.close()
+    return alice, bob
