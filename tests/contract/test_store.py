@@ -18,6 +18,7 @@ from multiturn.errors import NotFound, StoreError
 from multiturn.ids import new_id, now_ms
 from multiturn.store import NewItem, SQLStore
 from multiturn.store.base import HEAD
+from multiturn.store.dialect import commit_without_flush
 from multiturn.store.migrations import MIGRATIONS
 from multiturn.store.schema import conversations, items
 from multiturn.types import AudioPart, ContextReport, Cost, ImagePart, TextPart, ToolCall, Usage, VideoPart
@@ -41,6 +42,29 @@ async def _count_rows(store: SQLStore, table: sa.Table, conversation_id: str) ->
     column = table.c.id if table is conversations else table.c.conversation_id
     query = sa.select(sa.func.count()).select_from(table).where(column == conversation_id)
     return await store._read(lambda conn: int(conn.execute(query).scalar_one()))
+
+
+# -- durability -------------------------------------------------------------------------------
+
+
+async def test_a_commit_without_flush_is_this_transactions_alone(store: SQLStore) -> None:
+    """A turn's start commits without waiting for the disk (``commit_without_flush``); every
+    other transaction waits as the database is configured (PostgreSQL: ``synchronous_commit``,
+    on by default; SQLite: WAL with ``synchronous=NORMAL``, which never waits at a commit)."""
+    if store.dialect == "sqlite":
+        setting = sa.text("PRAGMA synchronous")
+        waits, relaxed = 1, 1  # NORMAL, before and after: nothing to relax
+    else:
+        setting = sa.text("SELECT current_setting('synchronous_commit')")
+        waits, relaxed = "on", "off"
+
+    def relaxed_here(conn: sa.Connection) -> tuple[Any, Any]:
+        before = conn.execute(setting).scalar_one()
+        commit_without_flush(conn)
+        return before, conn.execute(setting).scalar_one()
+
+    assert await store._write(relaxed_here) == (waits, relaxed)
+    assert await store._write(lambda conn: conn.execute(setting).scalar_one()) == waits  # the next one waits again
 
 
 # -- migrations -------------------------------------------------------------------------------

@@ -370,6 +370,20 @@ def _sqlite_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_WRITE) else "BEGIN")
 
 
+_NO_FLUSH = sa.select(sa.func.set_config("synchronous_commit", "off", True))
+
+
+def commit_without_flush(conn: Connection) -> None:
+    """This transaction's commit need not wait for the disk: a record whose loss in a crash of
+    the database server (or its machine) costs nothing, such as a turn's start (a turn whose
+    start is lost was never answered) or a draft. PostgreSQL: ``synchronous_commit`` off for
+    this transaction only (the next commit that waits for the disk writes it too; nothing is
+    lost when only the gateway dies). SQLite commits that way already (``synchronous=NORMAL``
+    in WAL mode)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_NO_FLUSH)
+
+
 def purge_fulltext(conn: Connection) -> None:
     """Rewrite the full-text index without the entries deleted so far. FTS5 records a delete as
     a tombstone in a new segment and keeps the old segment, words included, until a merge;

@@ -13,6 +13,9 @@ deleted in the transaction that stores the turn's outcome, so an open turn is ex
   Responses object (if any) is inserted ``in_progress``. The turn's input items are already in
   the row with their ids; they are written to ``items`` only when the turn ends, together with
   the answer, so a turn refused after planning (over the budget) leaves nothing behind.
+  The start's commit does not wait for the disk (``dialect.commit_without_flush``; so do
+  drafts): if the database server dies before the end, the turn was never answered, and the
+  end's commit, which does wait, makes the start durable with it. One flush a turn, not two.
 - **End** (``end``): the input items and the answer are inserted under the parent, the head
   moves to the answer, the Responses object is finished, the row is deleted, and (PostgreSQL)
   ``NOTIFY`` tells the other processes. When the row is gone (its conversation or response was
@@ -44,6 +47,7 @@ from ..records import ConversationRecord, ItemRecord, NewItem
 from ..types import ContextReport, TextPart
 from . import responses
 from .core import StoreCore, conversation_row
+from .dialect import commit_without_flush
 from .liveness import CHANNEL, Wake
 from .rows import item_row
 from .schema import conversations, items, turns
@@ -475,6 +479,8 @@ class TurnTables(StoreCore):
         tenant), or an explicit parent in it, does not exist."""
 
         def run(conn: Connection) -> Started | Blocked:
+            if entry.answers:  # it writes no item: what it records is lost harmlessly with the server
+                commit_without_flush(conn)
             conversation, open_turns = locked_with_turns(conn, entry.conversation_id, entry.tenant_id)
             ids = [self._ids("item") for _ in range(len(entry.inputs) + 1)]
             return enter(conn, entry, conversation, open_turns, ids, now_ms())
@@ -520,7 +526,11 @@ class TurnTables(StoreCore):
         await self._write(lambda conn: leave(conn, turn_id, conversation_id))
 
     async def save_draft(self, turn_id: str, text: str) -> None:
-        await self._write(lambda conn: write_draft(conn, turn_id, text))
+        def run(conn: Connection) -> None:
+            commit_without_flush(conn)
+            write_draft(conn, turn_id, text)
+
+        await self._write(run)
 
     async def abandoned_turns(self) -> list[OpenTurn]:
         """Open turns whose owner process is dead."""
