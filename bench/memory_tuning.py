@@ -4,7 +4,8 @@ Every conversation is replayed once into a temporary SQLite store and indexed (a
 ``multiturn bench memory`` does). For each question the raw signals are gathered once, as
 ``IndexRecall`` computes them: the store's full-text scores, the query's vector, and (once per
 conversation) its vectors; then each configuration scores the vectors (``memory.dense``), ranks
-with ``memory.ranking.rank``, and the planner is simulated: the window part is ``plan_context``'s
+with ``memory.ranking.rank`` (with the span the question's time expression names, read at the
+question's date: ``memory.timing``), and the planner is simulated: the window part is ``plan_context``'s
 own (planned once per conversation and budget), the recalled rounds are taken best first while
 they fit what the window leaves, as ``select_recalled`` does. The numbers are the share of
 evidence turns in (window + recalled), overall, per category (LoCoMo's 1-4, LongMemEval's types)
@@ -37,6 +38,7 @@ from multiturn.memory import dense
 from multiturn.memory.query import build_query
 from multiturn.memory.ranking import Tuning, rank, units
 from multiturn.memory.recall import IndexRecall
+from multiturn.memory.timing import when
 from multiturn.records import ItemRecord
 from multiturn.settings import Settings
 from multiturn.store import SQLStore
@@ -67,6 +69,8 @@ class Case:
     category: str
     names: list[str]
     """The question's names (``Query.names``)."""
+    when: Any = None
+    """The span its time expression names (``timing.when`` at the question's date)."""
 
 
 async def gather(data: Path, shares: list[float], budgets: list[int], limit: int | None = None) -> list[Case]:
@@ -101,6 +105,7 @@ async def gather(data: Path, shares: list[float], budgets: list[int], limit: int
             for question in conversation.questions:
                 query = build_query([_pending(cid, question.text)], path)
                 lexical = await recall._lexical(cid, query, "default")
+                span = when(question.text, question.at) if question.at is not None else None
                 query_vector = await recall._query_vector(query) if vectors is not None else None
                 if question.level == "session":  # any turn of an evidence session counts
                     evidence = [
@@ -109,7 +114,9 @@ async def gather(data: Path, shares: list[float], budgets: list[int], limit: int
                 else:
                     evidence = [{ids[k]} for k in question.evidence]
                 category, names = question.category, query.names
-                cases.append(Case(found, lexical, vectors, query_vector, evidence, windows, costs, category, names))
+                cases.append(
+                    Case(found, lexical, vectors, query_vector, evidence, windows, costs, category, names, span)
+                )
         await store.close()
     return cases
 
@@ -137,7 +144,7 @@ def case_dense(case: Case, tuning: Tuning, spaces: dict[tuple[int, int | None], 
     return {item_id: float(s) for item_id, s in zip(case.vectors.ids, sims, strict=True)}
 
 
-def evaluate(cases: list[Case], tuning: Tuning, share: float, budget: int) -> dict[str, float]:
+def evaluate(cases: list[Case], tuning: Tuning, share: float, budget: int, *, timed: bool = True) -> dict[str, float]:
     """Mean recall overall (``all``), over questions with 3+ evidence turns (``3+``), and per category."""
     spaces: dict[tuple[int, int | None], dense.Space] = {}
     groups: dict[str, list[float]] = {}
@@ -145,7 +152,8 @@ def evaluate(cases: list[Case], tuning: Tuning, share: float, budget: int) -> di
         kept, room = case.window[(share, budget)]
         chosen = set(kept)
         used = 0
-        ranked = rank(case.units, case.lexical, case_dense(case, tuning, spaces), tuning, names=case.names)
+        span = case.when if timed else None
+        ranked = rank(case.units, case.lexical, case_dense(case, tuning, spaces), tuning, names=case.names, when=span)
         for entry in sorted(ranked, key=_score):
             first = entry.item_ids[0]
             if first in kept:
@@ -176,7 +184,8 @@ def main() -> None:
     started = time.perf_counter()
     # v2: the window's kept items are item ids (v1 compared ids with the report's position runs: an empty window)
     # v3: vectors and query vectors instead of cosines, categories, names, session evidence as alternatives
-    cache = Path(f"/tmp/memory_tuning_v3_{args.data.stem}_{args.conversations}_{'-'.join(map(str, budgets))}.pickle")
+    # v4: items at the data's dates, the question's time span and its timeless full-text scores
+    cache = Path(f"/tmp/memory_tuning_v4_{args.data.stem}_{args.conversations}_{'-'.join(map(str, budgets))}.pickle")
     if cache.exists():
         cases = pickle.loads(cache.read_bytes())
     else:
@@ -200,6 +209,7 @@ def main() -> None:
         *((f"default, common directions {k}", replace(base, common_directions=k)) for k in (None, 0, 2, 5, 8)),
         *((f"default, unnamed x{u}", replace(base, unnamed=u)) for u in (1.0, 0.5, 0.8)),
         ("before (raw cosines, no names)", replace(base, common_directions=None, unnamed=1.0)),
+        *((f"default, out of time x{f}", replace(base, out_of_time=f)) for f in (1.0, 0.7, 0.3)),
         ("default", base),
     ]
     rows = []

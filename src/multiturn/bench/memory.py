@@ -41,11 +41,12 @@ from ..context.summary import SUMMARY_PREFIX, SUMMARY_SUFFIX
 from ..embeddings import load_embedder
 from ..engine import Engine
 from ..errors import InvalidInput
+from ..ids import now_ms
 from ..memory.base import Compaction
 from ..memory.compaction import build_compaction
 from ..memory.lexical import BM25
 from ..memory.recall import IndexRecall, Tuning
-from ..records import ItemRecord, NewItem
+from ..records import ConversationRecord, ItemRecord
 from ..settings import Settings
 from ..store import SQLStore
 from ..tokens import QwenTokenizer, message_tokens
@@ -166,6 +167,17 @@ class Result:
         }
 
 
+@dataclass
+class QuestionClock:
+    """Recall's clock during the bench: the time the question being previewed is asked (its
+    data's date), so "four weeks ago" is read as the data means it; the wall clock without one."""
+
+    at: int | None = None
+
+    def __call__(self) -> int:
+        return self.at if self.at is not None else now_ms()
+
+
 Progress = Callable[[int, int], None]
 """Called with (done, total) evaluations."""
 
@@ -196,7 +208,8 @@ async def _run(options: Options, conversations: list[Conversation], tmp: Path, p
     try:
         await store.migrate()
         embedder = load_embedder(settings)
-        recall = IndexRecall(store, embedder, tuning=options.tuning)
+        clock = QuestionClock()
+        recall = IndexRecall(store, embedder, tuning=options.tuning, clock=clock)
         tokenizer = QwenTokenizer()
         summarizing = any(preset(p).uses_summary for p in options.policies)
         compaction = build_compaction(settings, store, registry.get, tokenizer) if summarizing else None
@@ -221,6 +234,7 @@ async def _run(options: Options, conversations: list[Conversation], tmp: Path, p
             index = BM25([turn.text for turn in conversation.turns]) if baselines else None
             costs = [message_tokens(Message.of(t.role, t.text), tokenizer) for t in conversation.turns] if index else []
             for question in conversation.questions:
+                clock.at = question.at
                 for budget, cell in baselines.items():
                     assert index is not None
                     _baseline(index, costs, conversation, question, budget, cell)
@@ -255,25 +269,49 @@ async def _replay(
     compaction: Compaction | None = None,
     budget: int = 0,
 ) -> tuple[str, dict[str, str], int]:
-    """Write the conversation's turns as items and index them; returns its id, each turn's
-    text by key, and the history's tokens. With ``compaction``, the rolling summary runs as the
-    engine runs it before each user turn, against ``budget``."""
+    """Write the conversation's turns as items, at the times the data gives them (an import:
+    the store keeps an imported item's ``created_at``), and index them; returns its id, each
+    turn's text by key, and the history's tokens. With ``compaction``, the rolling summary runs
+    as the engine runs it before each user turn, against ``budget``."""
     tokenizer = QwenTokenizer()
     system_prompt = ANSWER_PROMPT if answering else None
-    record = await engine.create(title=conversation.name, system_prompt=system_prompt)
-    parent: str | None = None
+    now = now_ms()
+    items: list[ItemRecord] = []
     total = 0
-    path: list[ItemRecord] = []
-    for turn in conversation.turns:
+    for n, turn in enumerate(conversation.turns):
         count = tokenizer.count(turn.text)
         total += count + 4
-        item = NewItem(role=turn.role, content=(TextPart(turn.text),), token_count=count)
-        stored = await engine.store.append(record.id, parent, item, tenant_id=engine.tenant_id)
-        parent = stored.id
-        path.append(stored)
-        if compaction is not None and stored.role == "user":
-            await compaction.compact(record.id, system_prompt, path, window_tokens=budget, tenant_id=engine.tenant_id)
-    await recall.index_path(record.id, await engine.history(record.id), tenant_id=engine.tenant_id)
+        items.append(
+            ItemRecord(
+                id=f"turn{n}",
+                conversation_id="replay",
+                parent_id=items[-1].id if items else None,
+                role=turn.role,
+                content=(TextPart(turn.text),),
+                status="completed",
+                created_at=turn.at if turn.at is not None else now,
+                token_count=count,
+            )
+        )
+    source = ConversationRecord(
+        id="replay",
+        tenant_id=engine.tenant_id,
+        created_at=items[0].created_at if items else now,
+        updated_at=now,
+        title=conversation.name,
+        model=None,
+        system_prompt=system_prompt,
+        head_item_id=items[-1].id if items else None,
+    )
+    record = await engine.store.import_conversation(source, items, tenant_id=engine.tenant_id)
+    path = await engine.history(record.id)
+    if compaction is not None:
+        for n, stored in enumerate(path):
+            if stored.role == "user":
+                await compaction.compact(
+                    record.id, system_prompt, path[: n + 1], window_tokens=budget, tenant_id=engine.tenant_id
+                )
+    await recall.index_path(record.id, path, tenant_id=engine.tenant_id)
     return record.id, {turn.key: turn.text for turn in conversation.turns}, total
 
 

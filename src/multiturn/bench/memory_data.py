@@ -8,12 +8,14 @@ whose evidence names turns.
   ``category`` 1-5 (5: adversarial, no answer in the conversation). A range ``D12:3-D12:5``
   (or ``D12:3-5``) names every turn from the first to the last. ``speaker_a`` becomes the
   user, ``speaker_b`` the assistant; each turn's text is prefixed with its speaker's name, and
-  the first turn of a session with the session's date.
+  the first turn of a session with the session's date. A turn's time is its session's date
+  (plus a second per turn, to keep their order); a question's, the last session's.
 - LongMemEval (``longmemeval_*.json``): a list of questions, each with its own haystack
   (``haystack_sessions``: lists of ``{role, content, has_answer?}``, ``haystack_dates``,
   ``answer_session_ids``). Evidence is the ``has_answer`` turns (turn level) or, for a question
   with none, every turn of its answer sessions, one of which suffices per session (session
-  level).
+  level). A turn's time is its session's ``haystack_dates`` entry (plus a second per turn); a
+  question's, its ``question_date``.
 
 Either may be gzip'd (``.json.gz``). Malformed files fail with one clear ``InvalidInput`` line.
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 import gzip
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,6 +50,8 @@ class Turn:
     """The item's content as replayed; evidence is present when this text is, verbatim."""
     group: str
     """The session it belongs to."""
+    at: int | None = None
+    """When it was written (epoch ms), when the data says."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +62,8 @@ class Question:
     """Turn keys (turn level) or session names (session level: any turn of the session counts)."""
     category: str
     level: Literal["turn", "session"] = "turn"
+    at: int | None = None
+    """When it is asked (epoch ms), when the data says."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +71,33 @@ class Conversation:
     name: str
     turns: tuple[Turn, ...]
     questions: tuple[Question, ...]
+
+
+_LOCOMO_DATE = re.compile(r"(\d{1,2}):(\d{2})\s*([ap]m)\s+on\s+(\d{1,2})\s+(\w+),?\s+(\d{4})", re.I)
+_LONGMEMEVAL_DATE = re.compile(r"(\d{4})/(\d{2})/(\d{2})(?:\s*\(\w+\))?(?:\s*(\d{1,2}):(\d{2}))?")
+_MONTHS = {
+    m: n + 1 for n, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])
+}
+
+
+def parse_date(text: str | None) -> int | None:
+    """Epoch ms (UTC) of a LoCoMo date ("1:56 pm on 8 May, 2023") or a LongMemEval one
+    ("2023/04/24 (Mon) 12:02"); ``None`` for anything else."""
+    if not text:
+        return None
+    try:
+        if m := _LOCOMO_DATE.search(text):
+            hour, minute, half, day, month, year = m.groups()
+            h = int(hour) % 12 + (12 if half.lower() == "pm" else 0)
+            at = datetime(int(year), _MONTHS[month.lower()[:3]], int(day), h, int(minute), tzinfo=UTC)
+        elif m := _LONGMEMEVAL_DATE.search(text):
+            year, month, day, hour, minute = (int(g) if g else 0 for g in m.groups())
+            at = datetime(year, month, day, hour, minute, tzinfo=UTC)
+        else:
+            return None
+    except (KeyError, ValueError):
+        return None
+    return int(at.timestamp() * 1000)
 
 
 def load(path: Path, *, categories: frozenset[str] | None = None) -> list[Conversation]:
@@ -106,6 +140,7 @@ def _locomo(sample: dict[str, Any]) -> Conversation:
     turns: list[Turn] = []
     for number, key in sessions:
         date = conversation.get(f"{key}_date_time")
+        at = parse_date(date)
         for n, turn in enumerate(conversation[key]):
             text = f"{turn['speaker']}: {turn['text']}"
             if turn.get("blip_caption"):
@@ -113,15 +148,18 @@ def _locomo(sample: dict[str, Any]) -> Conversation:
             if n == 0 and date:
                 text = f"[{date}] {text}"
             role: Role = "user" if turn["speaker"] == user else "assistant"
-            turns.append(Turn(key=_dia(turn["dia_id"]) or turn["dia_id"], role=role, text=text, group=str(number)))
+            key_ = _dia(turn["dia_id"]) or turn["dia_id"]
+            stamp = at + 1000 * n if at is not None else None
+            turns.append(Turn(key=key_, role=role, text=text, group=str(number), at=stamp))
     known = {t.key for t in turns}
+    asked = max((t.at for t in turns if t.at is not None), default=None)
     questions = []
     for qa in sample["qa"]:
         evidence = tuple(dict.fromkeys(d for e in qa.get("evidence", []) for d in _dias(str(e)) if d in known))
         if not evidence:
             continue
         answer = qa.get("answer", qa.get("adversarial_answer", ""))
-        questions.append(Question(str(qa["question"]), str(answer), evidence, str(qa["category"])))
+        questions.append(Question(str(qa["question"]), str(answer), evidence, str(qa["category"]), at=asked))
     return Conversation(str(sample.get("sample_id", len(turns))), tuple(turns), tuple(questions))
 
 
@@ -147,13 +185,14 @@ def _longmemeval(entry: dict[str, Any]) -> Conversation:
     names = entry.get("haystack_session_ids") or [str(n) for n in range(len(entry["haystack_sessions"]))]
     dates = entry.get("haystack_dates") or [None] * len(names)
     for number, (name, date, session) in enumerate(zip(names, dates, entry["haystack_sessions"], strict=True)):
+        at = parse_date(date)
         for n, turn in enumerate(session):
             text = str(turn["content"])
             if n == 0 and date:
                 text = f"[{date}] {text}"
             role: Role = "user" if turn["role"] == "user" else "assistant"
             key = f"s{number}:{n}"
-            turns.append(Turn(key=key, role=role, text=text, group=str(name)))
+            turns.append(Turn(key=key, role=role, text=text, group=str(name), at=at + 1000 * n if at else None))
             if turn.get("has_answer"):
                 evidence.append(key)
     level: Literal["turn", "session"] = "turn"
@@ -167,5 +206,6 @@ def _longmemeval(entry: dict[str, Any]) -> Conversation:
         tuple(evidence),
         str(entry.get("question_type", "")),
         level,
+        parse_date(entry.get("question_date")),
     )
     return Conversation(str(entry.get("question_id", len(turns))), tuple(turns), (question,) if evidence else ())

@@ -14,7 +14,12 @@
    neighbours'), so the budget goes first to the turns about what was asked. In a chat between
    people whose turns carry their speaker's name this prefers the named person's own turns,
    which hold 96 % of LoCoMo's evidence for the questions naming one person.
-5. Cost: the score handed to the planner is divided by ``cost ** length_exponent``; the planner
+5. Time: when the question names a past period ("four weeks ago", "last Saturday", "in March",
+   "the week before August 3, 2023": ``timing.when``), a unit written outside the period's
+   span keeps ``out_of_time`` of its score, provided some unit with a score was written in it
+   (a question whose period holds nothing is ranked as if it named none). A unit's time is its
+   first item's ``created_at``.
+6. Cost: the score handed to the planner is divided by ``cost ** length_exponent``; the planner
    keeps the best-scored units that fit, so the exponent trades matches for tokens.
 
 The defaults were measured on both development sets at 4k tokens (``bench/memory_tuning.py``;
@@ -41,6 +46,7 @@ from typing import Literal
 
 from ..context.retrieval import Recalled, render_items
 from ..records import ItemRecord
+from .timing import Span
 
 Unit = tuple[tuple[str, ...], list[ItemRecord]]
 """A recall unit: its item ids (path order) and its items."""
@@ -61,6 +67,12 @@ class Tuning:
     """Weight of the previous turn's vector in the dense query, when the input leans on it."""
     unnamed: float = 0.7
     """The share of its score a unit keeps when it names none of the names the question holds."""
+    out_of_time: float = 0.5
+    """The share of its score a unit keeps when it was written outside the span the question's
+    time expression names (``timing.when``)."""
+    lexical_first: int = 0
+    """How many of the best full-text matches (after the time discount) are handed over first,
+    whatever the fusion thinks of them."""
     common_directions: int | None = 3
     """Dense scores are cosines once the conversation's mean and this many top principal
     directions are removed from its vectors and the query (``dense.py``); ``None``: raw cosines."""
@@ -99,6 +111,7 @@ def rank(
     tuning: Tuning,
     *,
     names: Sequence[str] = (),
+    when: Span | None = None,
 ) -> list[Recalled]:
     """The units worth recalling, best first: fused, spread to neighbours, discounted when they
     name none of ``names`` (the question's, lower-cased), cost-weighted; at most
@@ -113,10 +126,18 @@ def rank(
     costs = [_cost(items) for _, items in units]
     exponent = tuning.length_exponent
     weighted = [score / cost**exponent if score > 0 else 0.0 for score, cost in zip(scores, costs, strict=True)]
+    timely = _timely(weighted, units, when) if when is not None and tuning.out_of_time < 1.0 else None
+    if timely is not None:
+        weighted = [w if held else w * tuning.out_of_time for w, held in zip(weighted, timely, strict=True)]
     order = sorted((n for n in range(len(units)) if scores[n] > 0), key=weighted.__getitem__, reverse=True)
     best: Iterable[tuple[int, float]] = ((n, weighted[n]) for n in order)
     if names and tuning.unnamed < 1.0:
         best = _discount_unnamed(order, weighted, units, names, tuning.unnamed)
+    if tuning.lexical_first > 0 and lexical and order:
+        keyed = [lexical.get(ids[0], 0.0) * (1.0 if timely is None or timely[n] else tuning.out_of_time)
+                 for n, (ids, _) in enumerate(units)]  # fmt: skip
+        first = heapq.nlargest(tuning.lexical_first, (n for n in range(len(units)) if keyed[n] > 0), keyed.__getitem__)
+        best = _ahead(first, best, weighted[order[0]])
     ranked: list[Recalled] = []
     total = 0
     for n, score in itertools.islice(best, tuning.max_candidates):
@@ -154,6 +175,20 @@ def _discount_unnamed(
     while waiting:
         score, m = heapq.heappop(waiting)
         yield m, -score
+
+
+def _timely(weighted: Sequence[float], units: Sequence[Unit], when: Span) -> list[bool] | None:
+    """Per unit, whether it was written in ``when``; ``None`` when no unit with a score was."""
+    inside = [weighted[n] > 0 and when.holds(unit[1][0].created_at) for n, unit in enumerate(units)]
+    return inside if any(inside) else None
+
+
+def _ahead(first: Sequence[int], best: Iterable[tuple[int, float]], top: float) -> Iterator[tuple[int, float]]:
+    """The units ``first`` ahead of ``best``'s, scored just above ``top`` in their order."""
+    for place, n in enumerate(first):
+        yield n, top * (1.0 + 0.001 * (len(first) - place))
+    chosen = set(first)
+    yield from ((n, score) for n, score in best if n not in chosen)
 
 
 def _spread(scores: list[float], tuning: Tuning) -> list[float]:

@@ -31,7 +31,7 @@ import contextlib
 import hashlib
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -39,11 +39,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..context.retrieval import Recalled
 from ..context.rounds import split_rounds
 from ..embeddings import Embedder
+from ..ids import now_ms
 from ..records import IndexEntry, ItemRecord
 from . import dense as dense_space
 from .lexical import BM25
 from .query import Query, build_query
 from .ranking import Tuning, Unit, rank, unit_text, units
+from .timing import Span, when
 
 if TYPE_CHECKING:
     from ..embeddings import Vectors
@@ -99,6 +101,8 @@ class IndexRecall:
         tuning: the ranking's knobs (benchmarks sweep them).
         cache_conversations: how many conversations' vectors to keep in memory.
         cache_texts: how many unstored turns' vectors to keep (``recall_unstored``).
+        clock: the time (ms) a question is asked when its item has none (a preview's input is
+            not written yet); a question's time expressions are read against it.
     """
 
     def __init__(
@@ -109,10 +113,12 @@ class IndexRecall:
         tuning: Tuning | None = None,
         cache_conversations: int = 256,
         cache_texts: int = 50_000,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
         self.store = store
         self.embedder = embedder
         self.tuning = tuning or Tuning()
+        self.clock = clock
         self._vectors: OrderedDict[tuple[str, str], _Vectors] = OrderedDict()
         self._cache_conversations = cache_conversations
         self._texts: OrderedDict[bytes, Vectors] = OrderedDict()
@@ -216,11 +222,17 @@ class IndexRecall:
         candidates = units(history)
         if not candidates:
             return []
+        span = self._when(path, query)
         await self._catch_up(conversation_id, candidates, history, tenant_id)
         lexical, dense = await asyncio.gather(
             self._lexical(conversation_id, query, tenant_id), self._dense(conversation_id, query, history, tenant_id)
         )
-        return rank(candidates, lexical, dense, self.tuning, names=query.names)
+        return rank(candidates, lexical, dense, self.tuning, names=query.names, when=span)
+
+    def _when(self, path: Sequence[ItemRecord], query: Query) -> Span | None:
+        """The span the question's time expression names, read at the question's time (its
+        item's ``created_at``, else the clock's)."""
+        return when(query.text, path[-1].created_at or self.clock())
 
     async def recall_unstored(self, path: Sequence[ItemRecord]) -> list[Recalled]:
         split = _history(path)
@@ -230,6 +242,7 @@ class IndexRecall:
         candidates = units(history)
         if not candidates:
             return []
+        span = self._when(path, query)
         texts = [unit_text(unit) for unit in candidates]
         bm25 = BM25(texts).scores(f"{query.text}\n{query.previous}")
         lexical = {candidates[n][0][0]: score for n, score in bm25.items()}
@@ -242,7 +255,7 @@ class IndexRecall:
                     space = dense_space.fit(matrix, self.tuning.common_directions)
                     sims = dense_space.similarities(space, matrix, q)
                 dense = {unit[0][0]: float(s) for unit, s in zip(candidates, sims, strict=True)}
-        return rank(candidates, lexical, dense, self.tuning, names=query.names)
+        return rank(candidates, lexical, dense, self.tuning, names=query.names, when=span)
 
     async def _lexical(self, conversation_id: str, query: Query, tenant_id: str) -> dict[str, float]:
         words = query.lexical

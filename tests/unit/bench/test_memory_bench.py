@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from multiturn.bench.memory import _percentile, evidence_recall, token_f1
-from multiturn.bench.memory_data import load
+from multiturn.bench.memory_data import load, parse_date
 from multiturn.context.retrieval import with_recalled
 from multiturn.context.summary import Summary, with_summary
 from multiturn.errors import InvalidInput
@@ -73,3 +74,21 @@ def test_bad_files_fail_with_one_clear_line(tmp_path: Path) -> None:
     shapeless.write_text('[{"conversation": {"speaker_a": "A"}}]')
     with pytest.raises(InvalidInput, match="unexpected shape: missing or bad 'qa'"):
         load(shapeless)
+
+
+def _utc(*fields: int) -> int:
+    return int(datetime(*fields, tzinfo=UTC).timestamp() * 1000)
+
+
+def test_turns_carry_their_sessions_dates_and_questions_the_time_they_are_asked() -> None:
+    [locomo] = load(FIXTURES / "memory_tiny_locomo.json")
+    first, second = locomo.turns[0], locomo.turns[1]
+    assert first.at == _utc(2024, 3, 1, 10, 0) and second.at == first.at + 1000  # a second a turn: their order
+    assert all(q.at == max(t.at or 0 for t in locomo.turns) for q in locomo.questions)  # asked after the last session
+    longmemeval = load(FIXTURES / "memory_tiny_longmemeval.json")[0]
+    assert longmemeval.turns[0].at == _utc(2024, 3, 1)
+    assert {t.at for t in longmemeval.turns if t.group == "s-b"} >= {_utc(2024, 4, 20)}
+    assert longmemeval.questions[0].at == _utc(2024, 5, 1)
+    assert parse_date("2023/04/24 (Mon) 12:02") == _utc(2023, 4, 24, 12, 2)
+    assert parse_date("1:56 pm on 8 May, 2023") == _utc(2023, 5, 8, 13, 56)
+    assert parse_date("sometime in spring") is None

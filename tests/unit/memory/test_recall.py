@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from multiturn.embeddings import WordLlamaEmbedder
 from multiturn.memory import dense
 from multiturn.memory.recall import IndexRecall
-from multiturn.records import IndexEntry, ItemRecord
+from multiturn.records import ConversationRecord, IndexEntry, ItemRecord
 from multiturn.store import NewItem, SQLStore
 from multiturn.types import TextPart
 
@@ -173,3 +174,54 @@ async def test_dense_scoring_runs_blas_on_one_thread(store: SQLStore, monkeypatc
     before = blas_threads()
     await recall.recall(conv, _ask(path, "Which instrument do I play?"), tenant_id=TENANT)
     assert seen == [{1}] and blas_threads() == before
+
+
+async def _dated(
+    store: SQLStore, recall: IndexRecall, turns: Sequence[tuple[int, str, str]]
+) -> tuple[str, list[ItemRecord]]:
+    """A conversation imported with its items at the given times (ms), as a data set's replay is."""
+    items: list[ItemRecord] = []
+    for n, (at, role, text) in enumerate(turns):
+        parent = items[-1].id if items else None
+        content = (TextPart(text),)
+        items.append(ItemRecord(f"t{n}", "src", parent, role, content, "completed", at))  # type: ignore[arg-type]
+    source = ConversationRecord(
+        "src", TENANT, items[0].created_at, items[-1].created_at, None, None, None, items[-1].id
+    )
+    record = await store.import_conversation(source, items, tenant_id=TENANT)
+    path = await store.path(record.id, record.head_item_id)
+    await recall.index_path(record.id, path, tenant_id=TENANT)
+    return record.id, path
+
+
+async def test_a_question_naming_a_past_period_prefers_the_turns_written_in_it(store: SQLStore) -> None:
+    """ "four weeks ago", read at the question's time (the clock, for a preview's unwritten
+    input; the input's own time, live), prefers the turn written then over a better word match."""
+    asked_at = 1_680_307_200_000  # 1 April 2023
+    week = 7 * 86_400_000
+    clock = IndexRecall(store, WordLlamaEmbedder(), clock=lambda: asked_at)
+    conv, path = await _dated(
+        store,
+        clock,
+        [
+            (
+                asked_at - 9 * week,
+                "user",
+                "I bought a gift for my sister, a silver necklace: my sister loved the gift.",
+            ),
+            (asked_at - 9 * week + 1000, "assistant", "A necklace is a lovely gift."),
+            (asked_at - 4 * week, "user", "Got a wool scarf for my sister today."),
+            (asked_at - 4 * week + 1000, "assistant", "Wool scarves are warm."),
+            (asked_at - week, "user", "The garden tomatoes finally turned red."),
+            (asked_at - week + 1000, "assistant", "Enjoy the fresh tomatoes."),
+        ],
+    )
+    plain = await clock.recall(conv, _ask(path, "What gift did I buy my sister?"), tenant_id=TENANT)
+    assert plain[0].item_ids == (path[0].id,)
+    timed = await clock.recall(conv, _ask(path, "What gift did I buy my sister four weeks ago?"), tenant_id=TENANT)
+    assert timed[0].item_ids == (path[2].id,)
+    later = IndexRecall(store, WordLlamaEmbedder(), clock=lambda: asked_at + 5 * week)  # asked weeks later
+    question = _ask(path, "What gift did I buy my sister four weeks ago?")
+    assert (await later.recall(conv, question, tenant_id=TENANT))[0].item_ids == (path[0].id,)  # nothing then
+    live = [*question[:-1], replace(question[-1], created_at=asked_at)]  # a written input: its own time
+    assert (await later.recall(conv, live, tenant_id=TENANT))[0].item_ids == (path[2].id,)
