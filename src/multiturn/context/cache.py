@@ -8,21 +8,34 @@ Items never change, and the store hands every turn of a conversation the same it
 holds for as long as those records are the ones planned. Every entry is checked by identity
 (the records it was computed from must be the very objects of the path), never by id alone, so
 new records with old ids (a stateless request, another process's path, a test) are computed
-afresh. Every part is bounded, least recently used out first:
+afresh. Every part is bounded, least recently used out first, and holds what a turn reads
+again, not the conversation: a chain's turn reads the state its predecessor left and the rounds
+it adds, so each part keeps one entry per chain (the longer entry replaces the one it extended)
+or only recent values:
 
 - ``counts``: tokens of a message (a history is counted again every turn; hashing a message is
-  cheap next to counting it);
-- ``blocks``: a round as it would be sent (messages, token counts, the quotation a recalled round
-  would add), by the ids of its items;
+  cheap next to counting it); a quarter of ``size``: a turn counts its new messages, and a
+  round built again (after a drop) its recent ones;
+- ``rounds``: a round as it would be sent (``blocks.Block``: messages, token counts), by its
+  items; a sixteenth of ``size``: a turn builds the round its predecessor left open and its new
+  input, and the histories hold the rounds they assembled, so only the recent ones are looked
+  up again (an old one only when the window drops it or restarts, where it is built again);
+- ``blocks``: other values computed from a run of items (the quotation a recalled round would
+  add, ``retrieval.quote``), by key;
 - ``shape``: where a path's rounds start, extended from the previous turn's path by the new
-  items only; and each item's position (its depth in the tree: the same in every path through it);
+  items only (a chain keeps its latest shape: the one it extended goes);
 - ``windows``: the window's replay state (``window.WindowState``) after a turn's complete rounds,
-  by the last item of those rounds and the window's parameters; the next turn resumes from it;
+  by the last item of those rounds and the window's parameters; the next turn resumes from it
+  (and its state replaces the one it resumed from);
 - ``histories``: the window's complete rounds assembled (their messages in order, the positions
   they keep, their tokens), by the same key and where the window starts; the next turn appends
   its one new complete round. The lists are shared along a chain: a history is a prefix of its
   lists, appended in place by the turn that goes on from it (another branch copies its prefix),
   so a whole-history window costs a turn its new round, not the conversation.
+
+An item's position in a path is not remembered: ids grow along a path (the store's ids are in
+creation order), so it is found by bisection (checked on the path), and by one scan of the path
+where the ids are not in order.
 """
 
 from __future__ import annotations
@@ -66,6 +79,9 @@ class Bounded(Generic[_K, _V]):
         self._entries.move_to_end(key)
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
+
+    def pop(self, key: _K) -> None:
+        self._entries.pop(key, None)
 
 
 class Counts:
@@ -220,10 +236,10 @@ class PlanCache:
         self.images: ImageEstimate = images
         """How its counts count an image (``tokens.image_tokens``): one cache per count, as per
         tokenizer (nothing in it is keyed by either)."""
-        self.counts = Counts(size)
+        self.counts = Counts(max(4, size // 4))
+        self.rounds = ByItems(max(4, size // 16))
         self.blocks = ByItems(size)
         self._shapes: Bounded[str, _Shape] = Bounded(size // 16)
-        self._depths: Bounded[str, tuple[int, ItemRecord]] = Bounded(size * 2)
         self._windows: Bounded[tuple[object, ...], _Window] = Bounded(size // 16)
         self._histories = _Histories(size // 16, rounds=size)
 
@@ -231,9 +247,9 @@ class PlanCache:
         """How many entries each part holds (each is bounded by ``size`` or a share of it)."""
         return {
             "counts": len(self.counts),
+            "rounds": len(self.rounds),
             "blocks": len(self.blocks),
             "shapes": len(self._shapes),
-            "depths": len(self._depths),
             "windows": len(self._windows),
             "histories": len(self._histories),
             "history_rounds": self._histories.rounds,
@@ -269,7 +285,10 @@ class PlanCache:
         for k in range(n - 1, max(-1, n - 1 - LOOKBACK), -1):
             hit = self._shapes.get(path[k].id)
             if hit is not None and hit.leaf is path[k] and hit.length == k + 1:
+                if hit.length == n:
+                    return hit.starts, hit.media
                 starts, media, begin = list(hit.starts), list(hit.media), k + 1
+                self._shapes.pop(path[k].id)  # the longer shape replaces it
                 break
         for position in range(begin, n):
             item = path[position]
@@ -277,14 +296,14 @@ class PlanCache:
                 starts.append(position)
             if (not media or media[-1] != len(starts) - 1) and any(p.type != "text" for p in item.content):
                 media.append(len(starts) - 1)
-            self._depths.put(item.id, (position, item))
         shape, with_media = tuple(starts), tuple(media)
         if n:
             self._shapes.put(path[-1].id, _Shape(path[-1], n, shape, with_media))
         return shape, with_media
 
     def positions(self, path: Sequence[ItemRecord]) -> Positions:
-        return Positions(path, self._depths)
+        """Where the items of ``path`` are in it (``Positions``)."""
+        return Positions(path)
 
     def window(
         self,
@@ -307,6 +326,8 @@ class PlanCache:
             hit = self._windows.get((*key, last.id, done))
             if hit is not None and hit.last is last:
                 state = hit.state
+                if done < rounds - 1:
+                    self._windows.pop((*key, last.id, done))  # the state after more rounds replaces it
                 break
         for index in range(rounds - 2, 0, -1) if state is None else ():
             state = restart(index)
@@ -352,24 +373,30 @@ class PlanCache:
 
 
 class Positions:
-    """Positions of items in one path, read from the cached depths (checked by identity), with
-    one full scan of the path as the fallback."""
+    """Positions of items in one path: found by bisection on the ids (in creation order along a
+    path), checked on the path, with one full scan of it as the fallback (ids out of order, an
+    item not on the path)."""
 
-    def __init__(self, path: Sequence[ItemRecord], depths: Bounded[str, tuple[int, ItemRecord]] | None) -> None:
+    def __init__(self, path: Sequence[ItemRecord]) -> None:
         self._path = path
-        self._depths = depths
         self._scanned: dict[str, int] | None = None
 
     def get(self, item_id: str | None, default: int = -1) -> int:
         """The position of ``item_id`` in the path, or ``default`` when it is not on it."""
         if item_id is None:
             return default
-        if self._depths is not None:
-            hit = self._depths.get(item_id)
-            if hit is not None and hit[0] < len(self._path) and self._path[hit[0]] is hit[1]:
-                return hit[0]
+        path = self._path
         if self._scanned is None:
-            self._scanned = {item.id: n for n, item in enumerate(self._path)}
+            low, high = 0, len(path)
+            while low < high:
+                middle = (low + high) // 2
+                if path[middle].id < item_id:
+                    low = middle + 1
+                else:
+                    high = middle
+            if low < len(path) and path[low].id == item_id:
+                return low
+            self._scanned = {item.id: n for n, item in enumerate(path)}
         return self._scanned.get(item_id, default)
 
     def __getitem__(self, item_id: str) -> int:

@@ -116,12 +116,12 @@ class Recent:
         replay = self._policy.reasoning_replay
         if replay == "tool_chain" and index != self.newest_round:
             replay = "drop"  # only the active chain, the newest round's, keeps its reasoning
-        key = ("block", tuple(i.id for i in items), replay, omit)
-        found = self._cache.blocks.get(key, items)
+        key = (items[-1].id if items else None, len(items), replay, omit)
+        found = self._cache.rounds.get(key, items)
         if isinstance(found, Block):
             return found
         built = build_block(items, replay=replay, omit=omit, count=self._count)
-        self._cache.blocks.put(key, items, built)
+        self._cache.rounds.put(key, items, built)
         return built
 
     def cut(self, boundary: int, budget: int) -> int:

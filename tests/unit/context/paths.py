@@ -26,14 +26,15 @@ PNG_280 = png_url(280, 280)
 
 @dataclass
 class PathBuilder:
-    """Appends items with ids ``i0``, ``i1``... in path order."""
+    """Appends items with ids ``i0``, ``i1``... in path order (``prefix`` instead of ``i``)."""
 
     items: list[ItemRecord] = field(default_factory=list)
+    prefix: str = "i"
 
     def add(self, role: Role, text: str | None = None, **extra: Any) -> ItemRecord:
         content: tuple[Part, ...] = extra.pop("content", () if text is None else (TextPart(text),))
         fields: dict[str, Any] = {
-            "id": f"i{len(self.items)}",
+            "id": f"{self.prefix}{len(self.items)}",
             "conversation_id": "conv",
             "parent_id": self.items[-1].id if self.items else None,
             "role": role,

@@ -157,12 +157,34 @@ def test_a_turn_resumes_the_window_where_the_last_one_left_it() -> None:
     assert steps[0] == 2 and set(steps[1:]) == {2}
 
 
-def test_every_part_is_bounded() -> None:
-    builder = PathBuilder()
+def test_every_part_is_bounded_and_plans_stay_exact() -> None:
+    """Conversations taking turns fill every part past its bound: each stays within it (least
+    recently used out) and every plan still equals a fresh one."""
     cache = PlanCache(size=64)
-    for n in range(400):
-        builder.round(f"q{n}", f"a{n}")
-        builder.add("user", f"now {n}")
+    builders = [PathBuilder(prefix=f"c{k}.") for k in range(12)]
+    args = {"policy": PRESETS["window"], "window_tokens": 400, "reserved_output": 50, "tokenizer": TOKENIZER}
+    peak = dict.fromkeys(cache.sizes(), 0)
+    for n in range(40):
+        for k, builder in enumerate(builders):
+            builder.round(f"q{k}.{n}", f"a{k}.{n}")
+            builder.add("user", f"now {k}.{n}")
+            assert plan_context(None, list(builder.items), cache=cache, **args) == plan_context(
+                None, list(builder.items), **args
+            )
+            builder.items.pop()
+            peak = {part: max(peak[part], size) for part, size in cache.sizes().items()}
+    assert peak["counts"] == 16 and peak["rounds"] == 4  # filled to their bounds (a quarter, a sixteenth), not more
+    assert peak["shapes"] == 4 and peak["windows"] == 4 and peak["histories"] == 4
+    assert peak["history_rounds"] <= 64
+
+
+def test_a_chain_keeps_one_shape_and_one_window_state() -> None:
+    """Each turn's shape and window state replace the ones it extended: a chain's planning holds
+    one of each and its recent rounds, however long it grows."""
+    cache = PlanCache(size=4096)
+    builder = PathBuilder(prefix="c.")
+    for n in range(200):
+        builder.add("user", f"question {n}")
         plan_context(
             None,
             list(builder.items),
@@ -172,12 +194,22 @@ def test_every_part_is_bounded() -> None:
             tokenizer=TOKENIZER,
             cache=cache,
         )
-        builder.items.pop()
+        builder.add("assistant", f"answer {n}")
     sizes = cache.sizes()
-    assert sizes["counts"] <= 64 and sizes["blocks"] <= 64
-    assert sizes["shapes"] <= 4 and sizes["windows"] <= 4 and sizes["depths"] <= 256
-    assert sizes["histories"] <= 4 and sizes["history_rounds"] <= 64
-    assert sizes["counts"] == 64  # it did fill: the bound, not the workload, stopped it
+    assert sizes["shapes"] == 1 and sizes["windows"] == 1
+    assert sizes["rounds"] == 256  # its bound (4096 // 16): the rounds themselves live in the history
+
+
+def test_positions_are_found_whatever_the_order_of_the_ids() -> None:
+    ordered = PathBuilder(prefix="item_")  # item_0 ... item_9: in order, found by bisection
+    unordered = PathBuilder()  # i0, i1, ... i10, i11: "i10" sorts before "i2", found by a scan
+    for n in range(6):
+        ordered.round(f"q{n}", f"a{n}")
+        unordered.round(f"q{n}", f"a{n}")
+    for builder in (ordered, unordered):
+        positions = PlanCache().positions(builder.items)
+        assert [positions[item.id] for item in builder.items] == list(range(12))
+        assert positions.get("elsewhere") == -1 and "elsewhere" not in positions and positions.get(None, 7) == 7
 
 
 def test_histories_are_bounded_by_the_rounds_they_hold() -> None:
