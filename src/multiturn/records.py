@@ -42,6 +42,8 @@ class ItemRecord:
     finish_reason: str | None = None
     token_count: int | None = None
     context_report: ContextReport | None = None
+    _message: Message | None = field(default=None, init=False, repr=False, compare=False)
+    """``to_message()``'s answer, made on first use (not a value of the item: never compared)."""
 
     @property
     def text(self) -> str:
@@ -49,14 +51,20 @@ class ItemRecord:
 
     def to_message(self) -> Message:
         """The canonical message this item contributes to a request (reasoning included;
-        the context builder decides whether it is replayed)."""
-        return Message(
-            role=self.role,
-            content=self.content,
-            reasoning=self.reasoning,
-            tool_calls=self.tool_calls,
-            tool_call_id=self.tool_call_id,
-        )
+        the context builder decides whether it is replayed). The same object every time: a
+        stored conversation's planner, its caches and the wire translation's then hold one
+        message per item, however often it is planned."""
+        message = self._message
+        if message is None:
+            message = Message(
+                role=self.role,
+                content=self.content,
+                reasoning=self.reasoning,
+                tool_calls=self.tool_calls,
+                tool_call_id=self.tool_call_id,
+            )
+            object.__setattr__(self, "_message", message)
+        return message
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,7 +71,7 @@ class ToolCall:
     type: Literal["function"] = "function"
 
 
-@dataclass(frozen=True, slots=True, weakref_slot=True)
+@dataclass(frozen=True, slots=True)
 class Message:
     """One message of a request: role, content parts, and the optional extras of its role."""
 
@@ -81,6 +81,11 @@ class Message:
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     name: str | None = None
+    _sent: Any = field(default=None, init=False, repr=False, compare=False)
+    """Not a value of the message: the form the upstream translation made of it, kept for as
+    long as the message lives (``protocols/openai_chat/translate.py``). A stored conversation's
+    planner hands every turn the same message objects for its history, so each is translated
+    once; ``dataclasses.replace`` makes a message without it."""
 
     @property
     def text(self) -> str:

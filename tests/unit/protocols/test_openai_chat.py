@@ -417,6 +417,25 @@ def test_request_to_body_never_replays_reasoning_and_keeps_core_fields() -> None
     assert b"secret" not in orjson.dumps(out)
 
 
+def test_a_message_is_translated_once_and_its_wire_form_is_never_changed() -> None:
+    """The wire form stays with the message object (a stored conversation's history is the same
+    objects every turn); a message replayed with its reasoning gets a copy, and the next body
+    without reasoning is as before."""
+    history = (
+        Message.of("user", "a"),
+        Message("assistant", (TextPart("b"),), reasoning="why"),
+        Message.of("user", "c"),
+    )
+    first = request_to_body(ChatRequest("m", history), stream=False, include_usage=False)["messages"]
+    kept = request_to_body(ChatRequest("m", history), stream=False, include_usage=False, reasoning="keep")["messages"]
+    again = request_to_body(ChatRequest("m", history), stream=False, include_usage=False)["messages"]
+    assert all(a is b for a, b in zip(first, again, strict=True))  # translated once
+    assert kept[1] == {"role": "assistant", "content": "b", "reasoning_content": "why"} and kept[1] is not first[1]
+    assert again[1] == {"role": "assistant", "content": "b"}
+    equal = request_to_body(ChatRequest("m", (Message.of("user", "a"),)), stream=False, include_usage=False)
+    assert equal["messages"][0] == first[0] and equal["messages"][0] is not first[0]  # by object, not by value
+
+
 text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1)
 
 

@@ -8,7 +8,6 @@ its messages) and its inverse ``request_to_body`` (what the upstream backend sen
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -306,35 +305,15 @@ def _add_reasoning(out: list[dict[str, Any]], messages: Sequence[Message], *, ch
             out[i] = {**out[i], "reasoning_content": m.reasoning}
 
 
-class _Sent(weakref.ref):  # type: ignore[type-arg]
-    """A message's wire form, held beside a weak reference to it (one object per message: a
-    callback closure per message had cost ~100 bytes more)."""
-
-    __slots__ = ("key", "wire")
-    key: int
-    wire: dict[str, Any]
-
-
-def _forget(ref: _Sent) -> None:
-    if _SENT.get(ref.key) is ref:
-        del _SENT[ref.key]
-
-
-_SENT: dict[int, _Sent] = {}
-"""The wire form of the messages alive, by object: a stored conversation's planner hands every
-turn the same message objects for its history, so each is translated once. Read-only dicts; an
-entry goes with its message (nothing is kept for a message no one holds)."""
-
-
 def _message_out(m: Message) -> dict[str, Any]:
-    key = id(m)
-    sent = _SENT.get(key)
-    if sent is not None and sent() is m:
-        return sent.wire
-    ref = _Sent(m, _forget)
-    ref.key, ref.wire = key, _wire_message(m)
-    _SENT[key] = ref
-    return ref.wire
+    """``m``'s wire form, made once per message object and kept on it (``Message._sent``): a
+    stored conversation's planner hands every turn the same message objects for its history.
+    Read-only dicts (``_add_reasoning`` copies the ones it changes)."""
+    wire = m._sent
+    if wire is None:
+        wire = _wire_message(m)
+        object.__setattr__(m, "_sent", wire)
+    return wire  # type: ignore[no-any-return]
 
 
 def _wire_message(m: Message) -> dict[str, Any]:
