@@ -51,10 +51,14 @@ log = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_READERS = 2
 MIGRATION_LOCK_KEY = 0x6D74_0001
-POSTGRES_POOL, POSTGRES_OVERFLOW = 12, 8
-"""Connections a process keeps to PostgreSQL, and how many more it may open for a burst (closed
-again after use). Kept open: opening a PostgreSQL connection costs the server a process and ~1 ms
-of CPU, and at 32 concurrent turns a pool of 5 opened and closed one every few turns."""
+POSTGRES_POOL = 16
+"""Connections a process keeps to PostgreSQL, and the most it opens: a transaction that finds
+them all busy waits for one. Never more for a burst: a connection opened for a burst is closed
+again when the burst ends, and opening one costs the server a process and ~1 ms of CPU. With 8
+more for bursts, two gateways sharing 32 concurrent chains opened a connection every five turns
+and spent twice the CPU a turn (gateways and server) that one gateway did; a pool of 5 had
+opened one every few turns. A transaction is a few statements and never waits on a model, so 16
+at once keep a process's CPU busy."""
 _WRITE = "multiturn_write"
 _NO_BEGIN = "multiturn_no_begin"
 _T = TypeVar("_T")
@@ -267,7 +271,7 @@ class PostgresDatabase:
                 json_serializer=json_text,
                 json_deserializer=orjson.loads,
                 pool_size=POSTGRES_POOL,
-                max_overflow=POSTGRES_OVERFLOW,
+                max_overflow=0,
             )
         except ModuleNotFoundError as exc:
             raise MissingDependency(exc.name or str(exc), "postgres") from exc
