@@ -43,7 +43,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from ..records import ItemRecord
 from ..tokens import ImageEstimate, Tokenizer, message_tokens
@@ -52,7 +52,6 @@ from .window import WindowState
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
-_B = TypeVar("_B", bound="Assembly")
 LOOKBACK = 16
 """How far back from a path's end a cached shape or window state is looked for (the previous
 turn's leaf is a few items back: its answer, the new input)."""
@@ -143,7 +142,8 @@ class _Window:
 
 
 class Assembly(Protocol):
-    """What a block must give its history: the messages it sends, the ids it keeps, its tokens."""
+    """What a block must give its history: the messages it sends, the ids it keeps, its tokens,
+    the bytes of media it sends inline."""
 
     @property
     def messages(self) -> tuple[Message, ...]: ...
@@ -151,39 +151,38 @@ class Assembly(Protocol):
     def kept(self) -> tuple[str, ...]: ...
     @property
     def tokens(self) -> int: ...
+    @property
+    def media_bytes(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
-class History(Generic[_B]):
-    """A window's complete rounds ``[begin, end)`` assembled: the first ``size`` blocks and
-    ``length`` messages of lists it may share with longer histories of the same chain."""
+class History:
+    """A window's complete rounds ``[begin, end)`` assembled: ``size`` rounds, the first
+    ``length`` messages of a list it may share with longer histories of the same chain. The
+    blocks themselves are not kept: what a plan reads of them is summed here."""
 
     last: ItemRecord | None
     """The last item of the last round (checked by identity); None when there is no round."""
     end: int
-    blocks_list: list[_B]
     size: int
     messages_list: list[Message]
     length: int
     kept: Spans
     """The positions the rounds keep."""
     tokens: int
-
-    @property
-    def blocks(self) -> list[_B]:
-        return self.blocks_list[: self.size]
+    media_bytes: int = 0
+    """The bytes of media the rounds send inline."""
 
     @property
     def messages(self) -> list[Message]:
         return self.messages_list[: self.length]
 
-    def extended(self, block: _B, last: ItemRecord, positions: Positions) -> History[_B]:
+    def extended(self, block: Assembly, last: ItemRecord, positions: Positions) -> History:
         """This history and one more round, appended in place when no longer history holds the
-        lists (a chain), else on copies of this one's prefix (a branch)."""
-        blocks, messages = self.blocks_list, self.messages_list
-        if len(blocks) != self.size or len(messages) != self.length:
-            blocks, messages = blocks[: self.size], messages[: self.length]
-        blocks.append(block)
+        list (a chain), else on a copy of this one's prefix (a branch)."""
+        messages = self.messages_list
+        if len(messages) != self.length:
+            messages = messages[: self.length]
         messages.extend(block.messages)
         kept, added = self.kept, spans_of(positions[i] for i in block.kept)
         if kept and added and added[0][0] <= kept[-1][1] + 1:  # the rounds keep a run going on
@@ -191,7 +190,14 @@ class History(Generic[_B]):
         else:
             kept = (*kept, *added)
         return History(
-            last, self.end + 1, blocks, len(blocks), messages, len(messages), kept, self.tokens + block.tokens
+            last,
+            self.end + 1,
+            self.size + 1,
+            messages,
+            len(messages),
+            kept,
+            self.tokens + block.tokens,
+            self.media_bytes + block.media_bytes,
         )
 
 
@@ -200,7 +206,7 @@ class _Histories:
     together (a chain's history replaces the one it extended, so a chain counts once)."""
 
     def __init__(self, entries: int, *, rounds: int) -> None:
-        self._entries: OrderedDict[tuple[object, ...], History[Any]] = OrderedDict()
+        self._entries: OrderedDict[tuple[object, ...], History] = OrderedDict()
         self._size = max(1, entries)
         self._limit = rounds
         self.rounds = 0
@@ -208,7 +214,7 @@ class _Histories:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: tuple[object, ...]) -> History[Any] | None:
+    def get(self, key: tuple[object, ...]) -> History | None:
         found = self._entries.get(key)
         if found is not None:
             self._entries.move_to_end(key)
@@ -219,7 +225,7 @@ class _Histories:
         if found is not None:
             self.rounds -= found.size
 
-    def put(self, key: tuple[object, ...], history: History[Any]) -> None:
+    def put(self, key: tuple[object, ...], history: History) -> None:
         self.pop(key)
         self._entries[key] = history
         self.rounds += history.size
@@ -347,13 +353,13 @@ class PlanCache:
         begin: int,
         end: int,
         last_item: Callable[[int], ItemRecord],
-        block_at: Callable[[int], _B],
+        block_at: Callable[[int], Assembly],
         positions: Positions,
-    ) -> History[_B]:
+    ) -> History:
         """Rounds ``[begin, end)`` assembled (``block_at(i)`` is round ``i``, ``last_item(i)``
         its last item): extended from a recent turn's history by the rounds after it; kept for
         the next turn. ``key`` names what a block depends on besides its items."""
-        history: History[_B] = History(None, begin, [], 0, [], 0, (), 0)
+        history = History(None, begin, 0, [], 0, (), 0)
         for done in range(end, max(begin, end - LOOKBACK), -1):
             last = last_item(done - 1)
             hit = self._histories.get((*key, begin, last.id, done))

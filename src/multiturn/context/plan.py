@@ -168,7 +168,7 @@ def plan_recall(
     sends or drops, and pinned items, are never recalled."""
     if not (policy.uses_recall and recalled and window.newest):
         return list(head), [], 0
-    excluded = {item.id for item in pinned} | {i for b in window.blocks for i in (*b.kept, *b.dropped)}
+    excluded = {item.id for item in pinned} | {item.id for item in window.items}
     before = sum(count(m) for m in head)
     extended, chosen = select_recalled(recalled, positions, excluded, room, count, quote, list(head))
     return extended, chosen, sum(count(m) for m in extended) - before

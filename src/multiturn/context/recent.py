@@ -34,8 +34,16 @@ class Window:
     (empty when the window holds no round)."""
 
     cut: int
-    history: History[Block]
+    history: History
     newest: tuple[Block, ...]
+    path: Sequence[ItemRecord] = ()
+    start: int = 0
+    """Where in ``path`` the items it chooses from begin (its first round's, after the summary)."""
+
+    @property
+    def items(self) -> Sequence[ItemRecord]:
+        """The items of its rounds the window chooses from, sent or left out (never recalled)."""
+        return self.path[self.start :]
 
     @property
     def tokens(self) -> int:
@@ -46,8 +54,14 @@ class Window:
         return self.newest[0].tokens if self.newest else 0
 
     @property
-    def blocks(self) -> list[Block]:
-        return [*self.history.blocks, *self.newest]
+    def rounds(self) -> int:
+        """How many rounds it sends."""
+        return self.history.size + len(self.newest)
+
+    @property
+    def media_bytes(self) -> int:
+        """The bytes of media its rounds send inline."""
+        return self.history.media_bytes + sum(b.media_bytes for b in self.newest)
 
     @property
     def messages(self) -> list[Message]:
@@ -167,7 +181,8 @@ class Recent:
             self._positions,
         )
         newest = (self.block(first + rounds - 1, boundary),) if cut < rounds else ()
-        return Window(cut, history, newest)
+        start = self._starts[first + cut] if cut < rounds else len(self._path)
+        return Window(cut, history, newest, self._path, max(start, self._through + 1))
 
 
 def strain(window: Window, policy: Policy, available: int, summary_tokens: int) -> Strain:
@@ -176,5 +191,4 @@ def strain(window: Window, policy: Policy, available: int, summary_tokens: int) 
     over = max(0, window.tokens + summary_tokens - available) if policy.name == "full" else 0
     if policy.media_bytes is None:
         return window.cut, over, 0
-    inline = sum(b.media_bytes for b in window.blocks)
-    return window.cut, over, max(0, inline - policy.media_bytes)
+    return window.cut, over, max(0, window.media_bytes - policy.media_bytes)

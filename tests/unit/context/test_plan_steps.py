@@ -201,11 +201,12 @@ def test_the_window_cuts_in_blocks_and_full_never_does() -> None:
     size = sum(_count(Message.of(r, f"{r[0]}0 " * 10)) for r in ("user", "assistant"))  # a round, about
     window = _recent(path, PRESETS["window"]).window(0, 4 * size)
     assert window.cut > 0 and window.tokens <= 4 * size
-    assert len(window.history.blocks) <= 4 and window.newest[0].kept == (path[-1].id,)
+    assert window.history.size <= 4 and window.newest[0].kept == (path[-1].id,)
     full = _recent(path, PRESETS["full"]).window(0, 4 * size)
-    assert full.cut == 0 and len(full.blocks) == 13
+    assert full.cut == 0 and full.rounds == 13
     nothing = _recent(path, PRESETS["window"]).window(0, 0)  # only the new input stays
-    assert nothing.cut == 12 and nothing.history.blocks == [] and len(nothing.newest) == 1
+    assert nothing.cut == 12 and nothing.history.size == 0 and len(nothing.newest) == 1
+    assert [item.id for item in nothing.items] == [path[-1].id]  # what it chooses from: never recalled
 
 
 def test_strain_counts_rounds_dropped_then_tokens_then_bytes_over() -> None:
@@ -312,7 +313,7 @@ def test_plan_recall_needs_a_recalling_policy_and_skips_what_the_window_sends() 
     recalled = [Recalled(("i0", "i1"), 1.0), Recalled(("i10", "i11"), 5.0)]
     policy = PRESETS["retrieval"]
     window = _recent(path, policy).window(0, 45)  # keeps rounds 4 and 5 (i8-i11) and the new input
-    assert {"i10", "i11"} <= {i for b in window.blocks for i in b.kept}
+    assert {"i10", "i11"} <= {item.id for item in window.items}
 
     def quoted(entry: Recalled) -> tuple[str, int]:
         return quote(entry, path, positions, TOKENIZER.count, cache)
