@@ -561,12 +561,19 @@ async def test_a_path_another_store_extended_is_read_back_to_what_this_one_holds
                 role = "user" if n % 2 == 0 else "assistant"
                 leaf = (await writer.append(conversation.id, HEAD, NewItem(role=role, content=(TextPart(f"{n}"),)))).id
             seen = await reader.path(conversation.id, leaf)
-            fresh = SQLStore(url)
+            fresh, known = SQLStore(url), SQLStore(url)  # known: a turn's read of its parent's path
             try:
                 assert [i.id for i in seen] == [i.id for i in await fresh.path(conversation.id, leaf)]
+                read = await known.get_conversation(conversation.id)
+                assert [i.id for i in seen] == [i.id for i in await known.known_path(leaf, read)]
             finally:
                 await fresh.close()
+                await known.close()
             assert [i.id for i in seen] == [i.id for i in await writer.path(conversation.id, leaf)]
+            assert [i.id for i in seen] == [i.id for i in await writer.known_path(leaf, conversation)]
+        await writer.delete_item(conversation.id, seen[1].id)
+        with pytest.raises(NotFound):  # deleted all the same: found out by the read, cached or not
+            await reader.known_path(leaf, await reader.get_conversation(conversation.id))
     finally:
         await writer.close()
         await reader.close()

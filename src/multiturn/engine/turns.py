@@ -249,10 +249,7 @@ class Turn:
         generated = completed = False
         error: BaseException | None = None
         try:
-            base = engine.store.known_path(started.parent_id, started.conversation)
-            if base is None:
-                base = await engine.store.path(entry.conversation_id, started.parent_id, tenant_id=entry.tenant_id)
-            path = [*base, *records]
+            path = [*await engine.store.known_path(started.parent_id, started.conversation), *records]
             messages, report = await engine.plan_turn(conversation, path, backend, self._params, policy)
             refuse_over_budget(report)
             self.start = TurnStart(entry.conversation_id, started.input_ids, started.answer_id, report)

@@ -226,9 +226,9 @@ class Store(Protocol):
         owner lives or it is already closed."""
         ...
 
-    def known_path(self, leaf_id: str | None, conversation: ConversationRecord) -> list[ItemRecord] | None:
-        """The cached path to an item known to exist in ``conversation`` (as just read), or
-        ``None`` (then call ``path``)."""
+    async def known_path(self, leaf_id: str | None, conversation: ConversationRecord) -> list[ItemRecord]:
+        """``path`` to an item known to exist in ``conversation`` (as just read), without looking
+        the item up first. Raises NotFound if it was deleted all the same."""
         ...
 
 

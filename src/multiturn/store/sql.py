@@ -290,9 +290,9 @@ class SQLStore(TurnTables, MemoryTables, UploadTables):
         Items are never rewritten and a parent's deletion cascades to its children, so while
         the leaf exists its path is unchanged, unless an erasure spliced items out of the
         conversation (its ``erasures`` count, read with the leaf, tells): paths are cached per
-        process (``PathCache``), and a read costs one indexed lookup of the leaf. A path not cached is read back only
-        to the nearest cached ancestor (another process wrote the last turns), one row at a
-        time, and by a recursive walk only when no ancestor is cached (a cold start).
+        process (``PathCache``), and a read costs one indexed lookup of the leaf. A path not
+        cached is read back only to the nearest cached ancestor (another process wrote the last
+        turns), and by a recursive walk only when no ancestor is cached (a cold start).
         """
         if leaf_id is None:
             return []
@@ -300,37 +300,43 @@ class SQLStore(TurnTables, MemoryTables, UploadTables):
         erasures = await self._read(lambda conn: require_item(conn, leaf_id, tenant_id, conversation_id))
         if self._stale(conversation_id, erasures):
             cached = None
-        if cached is None:
-            walk = lambda conn: self._read_path(conn, leaf_id, tenant_id, conversation_id)  # noqa: E731
-            cached = await self._read(walk, long=True)
-            self._paths.put(leaf_id, cached)
-        return list(cached)
+        return list(cached) if cached is not None else await self._read_back(leaf_id, tenant_id, conversation_id)
 
-    def known_path(self, leaf_id: str | None, conversation: ConversationRecord) -> list[ItemRecord] | None:
-        """The cached path to ``leaf_id`` in ``conversation`` (as just read), without checking that
-        the leaf still exists (the caller knows it does, e.g. under an open turn); ``None`` when
-        it is not cached (or erasures made it stale)."""
+    async def known_path(self, leaf_id: str | None, conversation: ConversationRecord) -> list[ItemRecord]:
+        """The path to ``leaf_id``, an item known to exist in ``conversation`` as just read (the
+        parent of a turn that has started): as ``path``, without looking the leaf up first (the
+        conversation's ``erasures`` count is the one read). Raises NotFound if it was deleted
+        all the same."""
         if leaf_id is None:
             return []
-        if self._stale(conversation.id, conversation.erasures):
-            return None
-        cached = self._paths.get(leaf_id)
-        return list(cached) if cached is not None else None
+        cached = None if self._stale(conversation.id, conversation.erasures) else self._paths.get(leaf_id)
+        if cached is not None:
+            return list(cached)
+        return await self._read_back(leaf_id, conversation.tenant_id, conversation.id)
 
-    def _read_path(
-        self, conn: Connection, leaf_id: str, tenant_id: str, conversation_id: str
-    ) -> tuple[ItemRecord, ...]:
+    async def _read_back(self, leaf_id: str, tenant_id: str, conversation_id: str) -> list[ItemRecord]:
+        """Read a path not cached: up to ``_NEAREST`` items back from the leaf, one short read,
+        joined to the nearest cached ancestor; the whole walk (a long read) when none is."""
         params = {"b_leaf": leaf_id, "b_conversation": conversation_id, "b_tenant": tenant_id}
-        nearest = [item_record(row) for row in conn.execute(_NEAREST_ITEMS, params).mappings()]  # leaf first
+        rows = lambda conn: [item_record(row) for row in conn.execute(_NEAREST_ITEMS, params).mappings()]  # noqa: E731
+        nearest = await self._read(rows)
         if not nearest:
             raise NotFound(f"item {leaf_id!r} not found in conversation {conversation_id!r}")
-        for n, record in enumerate(nearest):
+        path: tuple[ItemRecord, ...] | None = None
+        for n, record in enumerate(nearest):  # leaf first
             if record.parent_id is None:
-                return tuple(reversed(nearest[: n + 1]))
+                path = tuple(reversed(nearest[: n + 1]))
+                break
             above = self._paths.get(record.parent_id)
             if above is not None:
-                return (*above, *reversed(nearest[: n + 1]))
-        return tuple(_walk(conn, leaf_id))
+                path = (*above, *reversed(nearest[: n + 1]))
+                break
+        if path is None:
+            path = tuple(await self._read(lambda conn: _walk(conn, leaf_id), long=True))
+            if not path:
+                raise NotFound(f"item {leaf_id!r} not found in conversation {conversation_id!r}")
+        self._paths.put(leaf_id, path)
+        return list(path)
 
     async def items(self, conversation_id: str, *, tenant_id: str = DEFAULT_TENANT) -> list[ItemRecord]:
         query = (
