@@ -14,7 +14,8 @@ The store writes every transaction once, as a plain function of a SQLAlchemy ``C
   (the GIL passed back and forth between the loop and the threads), short ones on the loop
   ~390-470. An async driver that hops to a thread for every statement (aiosqlite) had cost
   ~190 µs a statement. Connections get WAL journaling, enforced foreign keys,
-  ``synchronous=NORMAL`` and ``secure_delete`` (deleted content is overwritten with zeros).
+  ``synchronous=NORMAL`` and ``secure_delete`` (deleted content is overwritten with zeros); no
+  commit checkpoints the WAL: a thread does (``checkpoints.py``).
   Write transactions begin with ``BEGIN IMMEDIATE``, taking the file's write lock first, so a
   transaction that reads and then writes waits for (or, on the loop, steps aside for) another
   writer instead of failing with "database is locked" halfway.
@@ -44,6 +45,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..errors import MissingDependency, StoreError
+from .checkpoints import Checkpointer
 from .liveness import Liveness, PostgresLiveness
 
 log = logging.getLogger(__name__)
@@ -161,6 +163,9 @@ class SQLiteDatabase:
         self._reads = ThreadPoolExecutor(SQLITE_READERS, thread_name_prefix="multiturn-sqlite-read")
         self._loop_engines = {write: self._loop_engine(write=write) for write in (False, True)}
         self._loop_conns: dict[bool, Connection] = {}
+        path = sqlite_file(url)
+        self._checkpointer = Checkpointer(path) if path is not None else None
+        """Copies the WAL into the file beside the loop (``checkpoints.py``)."""
 
     async def read(self, fn: Callable[[Connection], _T], *, long: bool = False) -> _T:
         if not long:
@@ -171,12 +176,16 @@ class SQLiteDatabase:
         return await asyncio.get_running_loop().run_in_executor(self._reads, self._run, self._engine, fn)
 
     async def write(self, fn: Callable[[Connection], _T], *, long: bool = False) -> _T:
-        if not long:
-            try:
-                return self._on_loop(fn, write=True)
-            except _Locked:
-                pass
-        return await asyncio.get_running_loop().run_in_executor(self._writes, self._run, self._writer_engine, fn)
+        try:
+            if not long:
+                try:
+                    return self._on_loop(fn, write=True)
+                except _Locked:
+                    pass
+            return await asyncio.get_running_loop().run_in_executor(self._writes, self._run, self._writer_engine, fn)
+        finally:
+            if self._checkpointer is not None:
+                self._checkpointer.wrote()
 
     def _loop_engine(self, *, write: bool) -> Engine:
         """An engine of one connection for the loop's short transactions: the writer's begins
@@ -241,6 +250,8 @@ class SQLiteDatabase:
 
     async def dispose(self) -> None:
         loop = asyncio.get_running_loop()
+        if self._checkpointer is not None:
+            await loop.run_in_executor(None, self._checkpointer.stop)
         for pool in (self._writes, self._reads):
             await loop.run_in_executor(None, pool.shutdown)
         for conn in self._loop_conns.values():
@@ -345,6 +356,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA wal_autocheckpoint=0")  # a commit never copies the WAL back: checkpoints.py does
     cursor.execute("PRAGMA secure_delete=ON")  # freed space is zeroed: a deleted row's bytes do not stay in the file
     cursor.close()
 
