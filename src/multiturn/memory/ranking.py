@@ -71,6 +71,8 @@ class Tuning:
     """The share of its score a unit keeps when it was written outside the span the question's
     time expression names (``timing.when``)."""
     lexical_first: int = 0
+    lexical_margin: float = 1.0
+    """... only when the last of them scores this many times the next full-text match."""
     """How many of the best full-text matches (after the time discount) are handed over first,
     whatever the fusion thinks of them."""
     common_directions: int | None = 3
@@ -136,8 +138,12 @@ def rank(
     if tuning.lexical_first > 0 and lexical and order:
         keyed = [lexical.get(ids[0], 0.0) * (1.0 if timely is None or timely[n] else tuning.out_of_time)
                  for n, (ids, _) in enumerate(units)]  # fmt: skip
-        first = heapq.nlargest(tuning.lexical_first, (n for n in range(len(units)) if keyed[n] > 0), keyed.__getitem__)
-        best = _ahead(first, best, weighted[order[0]])
+        first = heapq.nlargest(
+            tuning.lexical_first + 1, (n for n in range(len(units)) if keyed[n] > 0), keyed.__getitem__
+        )
+        margin = keyed[first[0]] / keyed[first[-1]] if len(first) > tuning.lexical_first else float("inf")
+        if margin >= tuning.lexical_margin:
+            best = _ahead(first[: tuning.lexical_first], best, weighted[order[0]])
     ranked: list[Recalled] = []
     total = 0
     for n, score in itertools.islice(best, tuning.max_candidates):

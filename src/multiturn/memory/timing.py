@@ -75,9 +75,8 @@ _THE_UNIT_BEFORE = re.compile(r"\bthe (?P<unit>day|week|weekend|month) (?:before
 _DAYWORD = re.compile(r"\b(?P<word>yesterday|earlier today|this morning)\b", re.I)
 """Not "today" or "tonight": "what should I watch tonight?" plans, it recalls nothing of today."""
 _IN_MONTH = re.compile(
-    r"\b(?P<half>(?:the )?(?:first|second) half of |(?:early|late|mid)[- ]?)?"
-    + _MONTH_NAME
-    + r"(?:,?\s+(?P<year>\d{4}))?\b"
+    r"\b(?P<half>(?:the )?(?:first|second) half of |(?:early|late|mid)[- ]?|(?:the )?(?:beginning|start|end) of "
+    r"|(?:the )?(?:first|last) (?:\w+ )?(?:week|weekend)s? of )?" + _MONTH_NAME + r"(?:,?\s+(?P<year>\d{4}))?\b"
 )
 _MONTH_CONTEXT = re.compile(r"\b(?:in|on|of|during|since|until|by|from|early|late|mid|before|after|half of)\s*$", re.I)
 
@@ -100,27 +99,29 @@ def when(text: str, now: int) -> Span | None:
     for read in (_ago, _past, _last, _unit_before, _dayword):
         found = read(text, anchor, anchor_match is not None)
         if found is not None:
-            return _told(*found, anchor)
+            return _told(*found, anchor, now)
     if anchor_match is not None:
         day = _day_start(anchor)
-        before = re.search(r"\bbefore\s*$", text[: anchor_match.start()], re.I)
-        after = re.search(r"\bafter\s*$", text[: anchor_match.start()], re.I)
-        if before:
-            return _told(day - 60 * DAY_MS, day, anchor)
-        if after:
-            return Span(day, day + 90 * DAY_MS)
-        return _told(day, day + DAY_MS - 1, anchor)
+        if re.search(r"\b(?:before|as of|by|until)\s*$", text[: anchor_match.start()], re.I):
+            return _told(day - 60 * DAY_MS, day, anchor, now)  # a state as of the date: told before it
+        if re.search(r"\b(?:after|since)\s*$", text[: anchor_match.start()], re.I):
+            return Span(day, now)
+        return _told(day, day + DAY_MS - 1, anchor, now)
     found = _in_month(text, now)
     if found is not None:
-        return _told(*found, now)
+        return _told(*found, now, now)
     return None
 
 
-def _told(start: int, end: int, now: int) -> Span:
+def _told(start: int, end: int, anchor: int, now: int) -> Span:
     """A period's span of telling: its start to its end plus a few days (a tenth of how long
-    ago the period began, 2 to 14 days), never past ``now``'s day."""
-    slack = min(14 * DAY_MS, max(2 * DAY_MS, (now - start) // 10))
+    before ``anchor`` the period began, 2 to 14 days), never past ``now``'s day."""
+    slack = min(14 * DAY_MS, max(2 * DAY_MS, (anchor - start) // 10))
     return Span(start, max(start, min(end + slack, _day_start(now) + DAY_MS - 1)))
+
+
+_OF_MONTH = re.compile(r"\s+of\s+" + _MONTH_NAME.replace("?P<month>", "?:"))
+"""What follows "the last two weeks" when they are a month's ("... of August 2023")."""
 
 
 def _anchor(text: str, now: int) -> tuple[int, re.Match[str] | None]:
@@ -161,7 +162,7 @@ def _ago(text: str, now: int, anchored: bool) -> tuple[int, int] | None:
 def _past(text: str, now: int, anchored: bool) -> tuple[int, int] | None:
     """ "in the past month", "the last few weeks", "over the past 3 days": up to ``now``."""
     match = _PAST.search(text)
-    if match is None:
+    if match is None or _OF_MONTH.match(text, match.end()):
         return None
     n, unit = _number(match.group("n")), match.group("unit").lower()
     days = n * _UNIT_DAYS[unit] + {"day": 1, "week": 3, "month": 7, "year": 30}[unit]
@@ -172,6 +173,8 @@ def _last(text: str, now: int, anchored: bool) -> tuple[int, int] | None:
     """ "last Saturday", "last weekend", "last month", "this year", "last summer"."""
     for match in _LAST.finditer(text):
         which, what = match.group("which").lower(), match.group("what").lower()
+        if _OF_MONTH.match(text, match.end()):
+            continue  # "the last week of August": the month's end
         today = datetime.fromtimestamp(now / 1000, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         if what in _WEEKDAYS:
             if which == "this":
@@ -252,9 +255,9 @@ def _month(match: re.Match[str], text: str, now: int) -> tuple[int, int] | None:
     start = datetime(year, month, 1, tzinfo=UTC)
     end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC)
     half = (match.group("half") or "").lower()
-    if "first" in half or "early" in half:
+    if any(word in half for word in ("first", "early", "beginning", "start")):
         end = start + timedelta(days=15)
-    elif "second" in half or "late" in half:
+    elif any(word in half for word in ("second", "late", "last", "end")):
         start = start + timedelta(days=15)
     return _ms(start), _ms(end) - 1
 
