@@ -28,10 +28,11 @@ or only recent values:
   by the last item of those rounds and the window's parameters; the next turn resumes from it
   (and its state replaces the one it resumed from);
 - ``histories``: the window's complete rounds assembled (their messages in order, the positions
-  they keep, their tokens), by the same key and where the window starts; the next turn appends
-  its one new complete round. The lists are shared along a chain: a history is a prefix of its
-  lists, appended in place by the turn that goes on from it (another branch copies its prefix),
-  so a whole-history window costs a turn its new round, not the conversation.
+  they keep, their tokens; not their blocks), by the same key and where the window starts; the
+  next turn appends its one new complete round. The message list is shared along a chain: a
+  history is a prefix of it, appended in place by the turn that goes on from it (another branch
+  copies its prefix), so a whole-history window costs a turn its new round, not the
+  conversation.
 
 An item's position in a path is not remembered: ids grow along a path (the store's ids are in
 creation order), so it is found by bisection (checked on the path), and by one scan of the path
