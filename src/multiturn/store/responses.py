@@ -103,11 +103,12 @@ def keeps_responses(store: object) -> TypeGuard[ResponseStore]:
 # -- queries (SQLStore calls these inside its transactions) ------------------------------------
 
 
+_INSERT = responses.insert()
 _FINISH = responses.update().where(responses.c.id == sa.bindparam("b_response"))
 
 
 def insert(conn: Connection, record: ResponseRecord) -> None:
-    conn.execute(responses.insert(), _row(record))
+    conn.execute(_INSERT, _row(record))
 
 
 def finish(conn: Connection, response_id: str, values: dict[str, Any]) -> None:

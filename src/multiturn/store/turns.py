@@ -124,6 +124,8 @@ _OPEN = (
     .where(turns.c.conversation_id == sa.bindparam("b_conversation"))
     .order_by(turns.c.seq)
 )
+_INSERT_TURN = turns.insert()
+_INSERT_ITEMS = items.insert()
 _UPDATE_TURN = turns.update().where(turns.c.id == sa.bindparam("b_turn"))
 _LOCK_CONVERSATION = (
     sa.select(conversations.c.id)
@@ -220,7 +222,7 @@ def enter(
         ahead = next((turn for turn in reversed(open_turns) if turn.seq < seq), None)
         if ahead is not None:
             if row is None:
-                conn.execute(turns.insert(), _row(entry, seq, now))
+                conn.execute(_INSERT_TURN, _row(entry, seq, now))
             return Blocked(ahead.id, ahead.owner)
     parent = _parent(conn, entry, conversation)
     input_ids, answer_id = tuple(ids[: len(entry.inputs)]), ids[len(entry.inputs)]
@@ -232,7 +234,7 @@ def enter(
     written: tuple[ItemRecord, ...] = ()
     if not entry.answers:
         written = tuple(chain(entry.inputs, input_ids, entry.conversation_id, parent, now))
-        conn.execute(items.insert(), [item_row(record) for record in written])
+        conn.execute(_INSERT_ITEMS, [item_row(record) for record in written])
         values.update(head_item_id=written[-1].id, updated_at=now)
         if row is not None:
             conn.execute(turns.delete().where(turns.c.id == entry.id))
@@ -247,7 +249,7 @@ def enter(
             "started_at": now,
         }
         if row is None:
-            conn.execute(turns.insert(), {**_row(entry, seq, now), **started})
+            conn.execute(_INSERT_TURN, {**_row(entry, seq, now), **started})
         else:
             conn.execute(_UPDATE_TURN, {"b_turn": entry.id, **started})
     if values:
@@ -302,7 +304,7 @@ def end(
         if records and records[0].parent_id != row.parent_id:  # an erasure spliced the turn's parent out
             records = [dataclasses.replace(records[0], parent_id=row.parent_id), *records[1:]]
         if records:
-            conn.execute(items.insert(), [item_row(record) for record in records])
+            conn.execute(_INSERT_ITEMS, [item_row(record) for record in records])
         if response is not None and row.response_id is not None:
             responses.finish(conn, row.response_id, {**response, "completed_at": now})
     if row.others:  # a turn may be queued behind this one, in this process or another
