@@ -115,8 +115,9 @@ def rank(
     names: Sequence[str] = (),
     when: Span | None = None,
 ) -> list[Recalled]:
-    """The units worth recalling, best first: fused, spread to neighbours, discounted when they
-    name none of ``names`` (the question's, lower-cased), cost-weighted; at most
+    """The units worth recalling, best first: fused, spread to neighbours, cost-weighted,
+    discounted when written outside ``when`` (the span the question's time expression names) and
+    when they name none of ``names`` (the question's, lower-cased); at most
     ``max_candidates`` and about ``candidate_tokens`` tokens of them. Both rankings are keyed by
     a unit's first item id."""
     fused = fuse(lexical, dense, tuning)
@@ -135,15 +136,6 @@ def rank(
     best: Iterable[tuple[int, float]] = ((n, weighted[n]) for n in order)
     if names and tuning.unnamed < 1.0:
         best = _discount_unnamed(order, weighted, units, names, tuning.unnamed)
-    if tuning.lexical_first > 0 and lexical and order:
-        keyed = [lexical.get(ids[0], 0.0) * (1.0 if timely is None or timely[n] else tuning.out_of_time)
-                 for n, (ids, _) in enumerate(units)]  # fmt: skip
-        first = heapq.nlargest(
-            tuning.lexical_first + 1, (n for n in range(len(units)) if keyed[n] > 0), keyed.__getitem__
-        )
-        margin = keyed[first[0]] / keyed[first[-1]] if len(first) > tuning.lexical_first else float("inf")
-        if margin >= tuning.lexical_margin:
-            best = _ahead(first[: tuning.lexical_first], best, weighted[order[0]])
     ranked: list[Recalled] = []
     total = 0
     for n, score in itertools.islice(best, tuning.max_candidates):
@@ -187,14 +179,6 @@ def _timely(weighted: Sequence[float], units: Sequence[Unit], when: Span) -> lis
     """Per unit, whether it was written in ``when``; ``None`` when no unit with a score was."""
     inside = [weighted[n] > 0 and when.holds(unit[1][0].created_at) for n, unit in enumerate(units)]
     return inside if any(inside) else None
-
-
-def _ahead(first: Sequence[int], best: Iterable[tuple[int, float]], top: float) -> Iterator[tuple[int, float]]:
-    """The units ``first`` ahead of ``best``'s, scored just above ``top`` in their order."""
-    for place, n in enumerate(first):
-        yield n, top * (1.0 + 0.001 * (len(first) - place))
-    chosen = set(first)
-    yield from ((n, score) for n, score in best if n not in chosen)
 
 
 def _spread(scores: list[float], tuning: Tuning) -> list[float]:
