@@ -23,7 +23,7 @@ from multiturn.store.base import HEAD
 from multiturn.types import TextPart
 
 WRITERS = 64
-ENGINES = 3  # up to 15 connections each: 45 at most, well under PostgreSQL's default 100 shared with the suite
+ENGINES = 3  # up to 16 connections each: 48 at most, well under PostgreSQL's default 100 shared with the suite
 
 
 def _chain(items: list[ItemRecord], head: str | None) -> list[ItemRecord]:

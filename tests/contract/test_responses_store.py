@@ -49,6 +49,29 @@ async def test_a_response_is_recorded_by_its_turn_and_scoped_by_tenant(store: SQ
     assert (await store.get_response(turn.response.id)).status == "completed"
 
 
+async def test_a_branch_starts_beside_an_open_turn_and_a_turn_at_the_head_queues_behind_both(store: SQLStore) -> None:
+    """A turn that does not wait (a branch) starts at once and takes the next place in the queue
+    without reading it; a turn at the head then waits for the last turn ahead of it."""
+    conv = await store.create_conversation()
+    base = await stored_turn(store, conv.id, "a", "b")
+    first = entry(store, conv.id, "at the head")
+    started = await store.enter_turn(first)
+    assert isinstance(started, Started)
+    branch = entry(store, conv.id, "beside it", parent_id=base.answer_id, waits=False)
+    beside = await store.enter_turn(branch)
+    assert isinstance(beside, Started) and beside.parent_id == base.answer_id
+    queued = entry(store, conv.id, "after both")
+    assert await store.enter_turn(queued) == Blocked(branch.id, store.owner)
+    seqs = await store._read(lambda conn: dict(conn.execute(sa.select(turns.c.id, turns.c.seq)).all()))
+    assert seqs[first.id] < seqs[branch.id] < seqs[queued.id]
+
+    assert await store.end_turn(branch.id, conv.id, answer(branch, beside, "c2"), response={"status": "completed"})
+    assert await store.enter_turn(queued) == Blocked(first.id, store.owner)  # still behind the first
+    assert await store.end_turn(first.id, conv.id, answer(first, started, "c"), response={"status": "completed"})
+    resumed = await store.enter_turn(queued)
+    assert isinstance(resumed, Started) and resumed.parent_id == started.answer_id  # the head as it is now
+
+
 async def test_deleting_an_item_deletes_its_subtree_and_moves_the_head_back(store: SQLStore) -> None:
     conv = await store.create_conversation()
     a = await store.append(conv.id, HEAD, _item("user", "a"))

@@ -28,6 +28,7 @@ def entry(
     parent_id: str | None = None,
     response: bool = True,
     owner: str | None = None,
+    waits: bool = True,
 ) -> TurnEntry:
     record = None
     if response:
@@ -49,6 +50,7 @@ def entry(
         owner=owner or store.owner,
         inputs=(NewItem(role="user", content=(TextPart(text),), token_count=3),),
         parent_id=parent_id,
+        waits=waits,
         response=record,
         model="m",
     )

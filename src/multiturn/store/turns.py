@@ -138,6 +138,13 @@ _OUTPUT = sa.select(responses_table.c.output_item_id).where(
     responses_table.c.conversation_id == sa.bindparam("b_conversation"),
 )
 _OTHERS = sa.alias(turns, "others")
+_INSERT_TURN_NEXT = turns.insert().values(
+    seq=sa.select(sa.func.coalesce(sa.func.max(_OTHERS.c.seq), 0) + 1)
+    .where(_OTHERS.c.conversation_id == sa.bindparam("b_conversation"))
+    .scalar_subquery()
+)
+"""A turn that does not wait takes the next ``seq`` in its insert (under the conversation's
+lock, as every ``enter``): it needs no read of the open turns."""
 _END_TURN = (
     turns.delete()
     .where(turns.c.id == sa.bindparam("b_turn"))
@@ -205,20 +212,22 @@ def enter(
     conn: Connection,
     entry: TurnEntry,
     conversation: ConversationRecord,
-    open_turns: Sequence[_Open],
+    open_turns: Sequence[_Open] | None,
     ids: Sequence[str],
     now: int,
 ) -> Started | Blocked:
     """Queue the turn, or start it (see the module docstring), giving its inputs and its answer
     ``ids`` (one more than the inputs) if it starts. The caller holds the conversation's lock.
+    ``open_turns`` is None for a turn that does not wait (they were not read: it takes the next
+    ``seq`` in its insert).
 
     Raises:
         NotFound: the explicit parent is not in this conversation, or ``after_response`` is
             not a response of it.
     """
-    row = next((turn for turn in open_turns if turn.id == entry.id), None)
+    row = next((turn for turn in open_turns if turn.id == entry.id), None) if open_turns is not None else None
     seq = row.seq if row is not None else (open_turns[-1].seq + 1 if open_turns else 1)
-    if entry.waits:
+    if entry.waits and open_turns is not None:
         ahead = next((turn for turn in reversed(open_turns) if turn.seq < seq), None)
         if ahead is not None:
             if row is None:
@@ -248,7 +257,11 @@ def enter(
             "response_id": entry.response.id if entry.response is not None else None,
             "started_at": now,
         }
-        if row is None:
+        if row is None and open_turns is None:
+            row_values = {**_row(entry, seq, now), **started, "b_conversation": entry.conversation_id}
+            del row_values["seq"]  # taken in the insert
+            conn.execute(_INSERT_TURN_NEXT, row_values)
+        elif row is None:
             conn.execute(_INSERT_TURN, {**_row(entry, seq, now), **started})
         else:
             conn.execute(_UPDATE_TURN, {"b_turn": entry.id, **started})
@@ -483,7 +496,13 @@ class TurnTables(StoreCore):
         def run(conn: Connection) -> Started | Blocked:
             if entry.answers:  # it writes no item: what it records is lost harmlessly with the server
                 commit_without_flush(conn)
-            conversation, open_turns = locked_with_turns(conn, entry.conversation_id, entry.tenant_id)
+            if entry.waits:
+                conversation, open_turns = locked_with_turns(conn, entry.conversation_id, entry.tenant_id)
+            else:  # a branch: it queues behind nothing, so the open turns need not be read
+                conversation, open_turns = (
+                    conversation_row(conn, entry.conversation_id, entry.tenant_id, lock=True),
+                    None,
+                )
             ids = [self._ids("item") for _ in range(len(entry.inputs) + 1)]
             return enter(conn, entry, conversation, open_turns, ids, now_ms())
 
