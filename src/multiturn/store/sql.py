@@ -316,20 +316,18 @@ class SQLStore(TurnTables, MemoryTables, UploadTables):
 
     async def _read_back(self, leaf_id: str, tenant_id: str, conversation_id: str) -> list[ItemRecord]:
         """Read a path not cached: up to ``_NEAREST`` items back from the leaf, one short read,
-        joined to the nearest cached ancestor; the whole walk (a long read) when none is."""
+        joined to the nearest cached ancestor (only the items below it are decoded); the whole
+        walk (a long read) when none is."""
         params = {"b_leaf": leaf_id, "b_conversation": conversation_id, "b_tenant": tenant_id}
-        rows = lambda conn: [item_record(row) for row in conn.execute(_NEAREST_ITEMS, params).mappings()]  # noqa: E731
-        nearest = await self._read(rows)
-        if not nearest:
+        rows = await self._read(lambda conn: conn.execute(_NEAREST_ITEMS, params).mappings().all())  # leaf first
+        if not rows:
             raise NotFound(f"item {leaf_id!r} not found in conversation {conversation_id!r}")
         path: tuple[ItemRecord, ...] | None = None
-        for n, record in enumerate(nearest):  # leaf first
-            if record.parent_id is None:
-                path = tuple(reversed(nearest[: n + 1]))
-                break
-            above = self._paths.get(record.parent_id)
+        for n, row in enumerate(rows):
+            parent = row["parent_id"]
+            above = () if parent is None else self._paths.get(parent)
             if above is not None:
-                path = (*above, *reversed(nearest[: n + 1]))
+                path = (*above, *(item_record(below) for below in reversed(rows[: n + 1])))
                 break
         if path is None:
             path = tuple(await self._read(lambda conn: _walk(conn, leaf_id), long=True))
