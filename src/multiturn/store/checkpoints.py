@@ -19,6 +19,7 @@ truncate the WAL at once (``SQLiteDatabase.forget``).
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -38,6 +39,8 @@ class Checkpointer:
         self._pending = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+        """The process the thread runs in: a forked child starts its own."""
         self._lock = threading.Lock()
         self.checkpoints = 0
         """Checkpoints run (for tests and ``/healthz``-style counters)."""
@@ -45,9 +48,10 @@ class Checkpointer:
     def wrote(self) -> None:
         """A commit happened: checkpoint within ``every_s``."""
         self._pending = True
-        if self._thread is None:
+        if self._thread is None or self._pid != os.getpid():
             with self._lock:
-                if self._thread is None and not self._stop.is_set():
+                if (self._thread is None or self._pid != os.getpid()) and not self._stop.is_set():
+                    self._pid = os.getpid()
                     self._thread = threading.Thread(target=self._run, name="multiturn-sqlite-checkpoint", daemon=True)
                     self._thread.start()
 
