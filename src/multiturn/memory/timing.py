@@ -72,7 +72,7 @@ _LAST = re.compile(
     re.I,
 )
 _THE_UNIT_BEFORE = re.compile(r"\bthe (?P<unit>day|week|weekend|month) (?:before|prior to)\b", re.I)
-_DAYWORD = re.compile(r"\b(?P<word>yesterday|earlier today|this morning)\b", re.I)
+_DAYWORD = re.compile(r"\b(?P<word>yesterday|last night|earlier today|this morning|the other day)\b", re.I)
 """Not "today" or "tonight": "what should I watch tonight?" plans, it recalls nothing of today."""
 _IN_MONTH = re.compile(
     r"\b(?P<half>(?:the )?(?:first|second) half of |(?:early|late|mid)[- ]?|(?:the )?(?:beginning|start|end) of "
@@ -229,8 +229,10 @@ def _dayword(text: str, now: int, anchored: bool) -> tuple[int, int] | None:
     match = _DAYWORD.search(text)
     if match is None:
         return None
-    day = _day_start(now)
-    back = 1 if match.group("word").lower() == "yesterday" else 0
+    day, word = _day_start(now), match.group("word").lower()
+    if word == "the other day":
+        return day - 6 * DAY_MS, day + DAY_MS - 1
+    back = 1 if word in ("yesterday", "last night") else 0
     return day - back * DAY_MS, day + DAY_MS - 1 - back * DAY_MS
 
 
