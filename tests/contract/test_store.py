@@ -18,6 +18,7 @@ from multiturn.errors import NotFound, StoreError
 from multiturn.ids import new_id, now_ms
 from multiturn.store import NewItem, SQLStore
 from multiturn.store.base import HEAD
+from multiturn.store.core import conversation_row
 from multiturn.store.dialect import commit_without_flush
 from multiturn.store.migrations import MIGRATIONS
 from multiturn.store.schema import conversations, items
@@ -65,6 +66,15 @@ async def test_a_commit_without_flush_is_this_transactions_alone(store: SQLStore
 
     assert await store._write(relaxed_here) == (waits, relaxed)
     assert await store._write(lambda conn: conn.execute(setting).scalar_one()) == waits  # the next one waits again
+
+    conversation = await store.create_conversation()
+
+    def relaxed_by_the_lock(conn: sa.Connection) -> Any:  # a turn's start asks with its lock
+        assert conversation_row(conn, conversation.id, "default", lock=True, flush=False).id == conversation.id
+        return conn.execute(setting).scalar_one()
+
+    assert await store._write(relaxed_by_the_lock) == relaxed
+    assert await store._write(lambda conn: conn.execute(setting).scalar_one()) == waits
 
 
 # -- migrations -------------------------------------------------------------------------------

@@ -86,19 +86,26 @@ _CONVERSATION = sa.select(conversations).where(
     conversations.c.id == sa.bindparam("b_conversation"), conversations.c.tenant_id == sa.bindparam("b_tenant")
 )
 _CONVERSATION_LOCKED = _CONVERSATION.with_for_update(key_share=True)
+_CONVERSATION_LOCKED_NO_FLUSH = _CONVERSATION_LOCKED.add_columns(dialect.NO_FLUSH)
 
 
 def conversation_row(
-    conn: Connection, conversation_id: str, tenant_id: str, *, lock: bool = False
+    conn: Connection, conversation_id: str, tenant_id: str, *, lock: bool = False, flush: bool = True
 ) -> ConversationRecord:
     """The conversation's row; ``lock`` holds it until the transaction ends (PostgreSQL's ``FOR
     NO KEY UPDATE``: writers of the row wait, inserts that only reference it through a foreign
-    key do not; SQLite's ``BEGIN IMMEDIATE`` has already locked the database).
+    key do not; SQLite's ``BEGIN IMMEDIATE`` has already locked the database). ``flush=False``
+    (with ``lock``): the transaction's commit need not wait for the disk
+    (``dialect.commit_without_flush``), asked by the same statement.
 
     Raises:
         NotFound: no such conversation for this tenant.
     """
+    if not flush and not lock:
+        raise ValueError("flush=False goes with lock=True")
     query = _CONVERSATION_LOCKED if lock else _CONVERSATION
+    if not flush and dialect.flushes_at_commit(conn):
+        query = _CONVERSATION_LOCKED_NO_FLUSH
     row = conn.execute(query, {"b_conversation": conversation_id, "b_tenant": tenant_id}).mappings().first()
     if row is None:
         raise NotFound(f"conversation {conversation_id!r} not found")

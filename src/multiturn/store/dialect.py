@@ -388,7 +388,10 @@ def _sqlite_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_WRITE) else "BEGIN")
 
 
-_NO_FLUSH = sa.select(sa.func.set_config("synchronous_commit", "off", True))
+NO_FLUSH = sa.func.set_config("synchronous_commit", "off", True).label("multiturn_no_flush")
+"""A column that makes its transaction's commit not wait for the disk (PostgreSQL): a statement
+the transaction runs anyway can carry it (``core.conversation_row``), saving a round trip."""
+_NO_FLUSH = sa.select(NO_FLUSH)
 
 
 def commit_without_flush(conn: Connection) -> None:
@@ -398,8 +401,13 @@ def commit_without_flush(conn: Connection) -> None:
     this transaction only (the next commit that waits for the disk writes it too; nothing is
     lost when only the gateway dies). SQLite commits that way already (``synchronous=NORMAL``
     in WAL mode)."""
-    if conn.dialect.name == "postgresql":
+    if flushes_at_commit(conn):
         conn.execute(_NO_FLUSH)
+
+
+def flushes_at_commit(conn: Connection) -> bool:
+    """Whether a commit waits for the disk unless told not to (PostgreSQL, as configured)."""
+    return conn.dialect.name == "postgresql"
 
 
 def purge_fulltext(conn: Connection) -> None:

@@ -198,12 +198,14 @@ class _Open:
     seq: int
 
 
-def locked_with_turns(conn: Connection, conversation_id: str, tenant_id: str) -> tuple[ConversationRecord, list[_Open]]:
+def locked_with_turns(
+    conn: Connection, conversation_id: str, tenant_id: str, *, flush: bool = True
+) -> tuple[ConversationRecord, list[_Open]]:
     """The conversation's row, locked, then its open turns in queue order. Two statements, not
     a join: PostgreSQL re-reads a row it waited to lock, but not the rows joined to it, so a
     join would see the turns as they were before the wait (and two turns took one ``seq``).
-    Raises NotFound: no such conversation for this tenant."""
-    conversation = conversation_row(conn, conversation_id, tenant_id, lock=True)
+    ``flush`` as for ``conversation_row``. Raises NotFound: no such conversation for this tenant."""
+    conversation = conversation_row(conn, conversation_id, tenant_id, lock=True, flush=flush)
     rows = conn.execute(_OPEN, {"b_conversation": conversation_id})
     return conversation, [_Open(row.id, row.owner, row.seq) for row in rows]
 
@@ -494,15 +496,12 @@ class TurnTables(StoreCore):
         tenant), or an explicit parent in it, does not exist."""
 
         def run(conn: Connection) -> Started | Blocked:
-            if entry.answers:  # it writes no item: what it records is lost harmlessly with the server
-                commit_without_flush(conn)
+            flush = not entry.answers  # a turn that answers writes no item at its start: lost harmlessly
             if entry.waits:
-                conversation, open_turns = locked_with_turns(conn, entry.conversation_id, entry.tenant_id)
+                conversation, open_turns = locked_with_turns(conn, entry.conversation_id, entry.tenant_id, flush=flush)
             else:  # a branch: it queues behind nothing, so the open turns need not be read
-                conversation, open_turns = (
-                    conversation_row(conn, entry.conversation_id, entry.tenant_id, lock=True),
-                    None,
-                )
+                conversation = conversation_row(conn, entry.conversation_id, entry.tenant_id, lock=True, flush=flush)
+                open_turns = None
             ids = [self._ids("item") for _ in range(len(entry.inputs) + 1)]
             return enter(conn, entry, conversation, open_turns, ids, now_ms())
 
