@@ -124,7 +124,6 @@ _OPEN = (
     .where(turns.c.conversation_id == sa.bindparam("b_conversation"))
     .order_by(turns.c.seq)
 )
-_INSERT_TURN = turns.insert()
 _INSERT_ITEMS = items.insert()
 _UPDATE_TURN = turns.update().where(turns.c.id == sa.bindparam("b_turn"))
 _LOCK_CONVERSATION = (
@@ -143,8 +142,8 @@ _INSERT_TURN_NEXT = turns.insert().values(
     .where(_OTHERS.c.conversation_id == sa.bindparam("b_conversation"))
     .scalar_subquery()
 )
-"""A turn that does not wait takes the next ``seq`` in its insert (under the conversation's
-lock, as every ``enter``): it needs no read of the open turns."""
+"""A new turn takes the next ``seq`` in its insert (under the conversation's lock, as every
+``enter``), so a turn that does not wait needs no read of the open turns."""
 _END_TURN = (
     turns.delete()
     .where(turns.c.id == sa.bindparam("b_turn"))
@@ -214,26 +213,25 @@ def enter(
     conn: Connection,
     entry: TurnEntry,
     conversation: ConversationRecord,
-    open_turns: Sequence[_Open] | None,
+    open_turns: Sequence[_Open],
     ids: Sequence[str],
     now: int,
 ) -> Started | Blocked:
     """Queue the turn, or start it (see the module docstring), giving its inputs and its answer
     ``ids`` (one more than the inputs) if it starts. The caller holds the conversation's lock.
-    ``open_turns`` is None for a turn that does not wait (they were not read: it takes the next
-    ``seq`` in its insert).
+    ``open_turns`` are not read for a turn that does not wait (empty): a new turn's row takes
+    the next ``seq`` in its insert.
 
     Raises:
         NotFound: the explicit parent is not in this conversation, or ``after_response`` is
             not a response of it.
     """
-    row = next((turn for turn in open_turns if turn.id == entry.id), None) if open_turns is not None else None
-    seq = row.seq if row is not None else (open_turns[-1].seq + 1 if open_turns else 1)
-    if entry.waits and open_turns is not None:
-        ahead = next((turn for turn in reversed(open_turns) if turn.seq < seq), None)
+    row = next((turn for turn in open_turns if turn.id == entry.id), None)
+    if entry.waits:
+        ahead = next((turn for turn in reversed(open_turns) if row is None or turn.seq < row.seq), None)
         if ahead is not None:
             if row is None:
-                conn.execute(_INSERT_TURN, _row(entry, seq, now))
+                conn.execute(_INSERT_TURN_NEXT, _row(entry, now))
             return Blocked(ahead.id, ahead.owner)
     parent = _parent(conn, entry, conversation)
     input_ids, answer_id = tuple(ids[: len(entry.inputs)]), ids[len(entry.inputs)]
@@ -259,12 +257,8 @@ def enter(
             "response_id": entry.response.id if entry.response is not None else None,
             "started_at": now,
         }
-        if row is None and open_turns is None:
-            row_values = {**_row(entry, seq, now), **started, "b_conversation": entry.conversation_id}
-            del row_values["seq"]  # taken in the insert
-            conn.execute(_INSERT_TURN_NEXT, row_values)
-        elif row is None:
-            conn.execute(_INSERT_TURN, {**_row(entry, seq, now), **started})
+        if row is None:
+            conn.execute(_INSERT_TURN_NEXT, {**_row(entry, now), **started})
         else:
             conn.execute(_UPDATE_TURN, {"b_turn": entry.id, **started})
     if values:
@@ -435,13 +429,13 @@ def decode_inputs(data: Sequence[dict[str, Any]]) -> list[NewItem]:
     ]
 
 
-def _row(entry: TurnEntry, seq: int, now: int) -> dict[str, Any]:
-    """A queued turn's row (``enter`` adds what a started one has)."""
+def _row(entry: TurnEntry, now: int) -> dict[str, Any]:
+    """A queued turn's row for ``_INSERT_TURN_NEXT`` (``enter`` adds what a started one has)."""
     return {
         "id": entry.id,
         "tenant_id": entry.tenant_id,
         "conversation_id": entry.conversation_id,
-        "seq": seq,
+        "b_conversation": entry.conversation_id,
         "status": "queued",
         "waits": entry.waits,
         "owner": entry.owner,
@@ -501,7 +495,7 @@ class TurnTables(StoreCore):
                 conversation, open_turns = locked_with_turns(conn, entry.conversation_id, entry.tenant_id, flush=flush)
             else:  # a branch: it queues behind nothing, so the open turns need not be read
                 conversation = conversation_row(conn, entry.conversation_id, entry.tenant_id, lock=True, flush=flush)
-                open_turns = None
+                open_turns = []
             ids = [self._ids("item") for _ in range(len(entry.inputs) + 1)]
             return enter(conn, entry, conversation, open_turns, ids, now_ms())
 
