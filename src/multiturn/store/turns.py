@@ -13,9 +13,10 @@ deleted in the transaction that stores the turn's outcome, so an open turn is ex
   Responses object (if any) is inserted ``in_progress``. The turn's input items are already in
   the row with their ids; they are written to ``items`` only when the turn ends, together with
   the answer, so a turn refused after planning (over the budget) leaves nothing behind.
-  The start's commit does not wait for the disk (``dialect.commit_without_flush``; so do
-  drafts): if the database server dies before the end, the turn was never answered, and the
-  end's commit, which does wait, makes the start durable with it. One flush a turn, not two.
+  The start's commit does not wait for the disk (asked by the statement that locks the
+  conversation, ``conversation_row(flush=False)``; drafts by ``dialect.commit_without_flush``):
+  if the database server dies before the end, the turn was never answered, and the end's
+  commit, which does wait, makes the start durable with it. One flush a turn, not two.
 - **End** (``end``): the input items and the answer are inserted under the parent, the head
   moves to the answer, the Responses object is finished, the row is deleted, and (PostgreSQL)
   ``NOTIFY`` tells the other processes. When the row is gone (its conversation or response was
