@@ -72,6 +72,61 @@ async def test_a_branch_starts_beside_an_open_turn_and_a_turn_at_the_head_queues
     assert isinstance(resumed, Started) and resumed.parent_id == started.answer_id  # the head as it is now
 
 
+async def test_a_chains_turn_starts_in_one_statement_and_keeps_its_place_in_the_queue(store: SQLStore) -> None:
+    """A turn at a known parent with a Responses object (every turn of a ``previous_response_id``
+    chain): PostgreSQL starts it with one statement and ends it with one, each run alone
+    (``turn_trips.py``); its place in the queue, its items and its response are as on SQLite."""
+    conv = await store.create_conversation()
+    base = await stored_turn(store, conv.id, "a", "b")
+    first = entry(store, conv.id, "at the head")
+    started = await store.enter_turn(first)
+    assert isinstance(started, Started)
+    chained = entry(store, conv.id, "beside it", parent_id=base.answer_id, parent_known=True, waits=False)
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", count)
+    try:
+        beside = await store.enter_turn(chained)
+        starting = len(statements)
+        assert isinstance(beside, Started) and beside.parent_id == base.answer_id
+        outcome = {"status": "completed", "output_item_id": beside.answer_id, "usage": Usage(5, 2, 3), "error": None}
+        assert await store.end_turn(chained.id, conv.id, answer(chained, beside, "c2"), response=outcome)
+        ending = len(statements) - starting
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", count)
+    if store.dialect == "postgresql":
+        assert (starting, ending) == (1, 1), statements
+    queued = entry(store, conv.id, "after both")
+    assert await store.enter_turn(queued) == Blocked(first.id, store.owner)  # the chain's turn has ended
+    seqs = await store._read(lambda conn: dict(conn.execute(sa.select(turns.c.id, turns.c.seq)).all()))
+    assert seqs[first.id] < seqs[queued.id]
+    assert [item.parent_id for item in await store.path(conv.id, beside.answer_id)][-2:] == [
+        base.answer_id,
+        beside.input_ids[0],
+    ]
+    done = await store.get_response(str(chained.response.id if chained.response else ""))
+    assert (done.status, done.input_item_ids, done.output_item_id) == ("completed", beside.input_ids, beside.answer_id)
+    assert done.usage == Usage(5, 2, 3) and done.error is None and done.completed_at is not None
+
+
+@pytest.mark.parametrize("db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+async def test_a_start_run_again_after_it_committed_is_started(store: SQLStore) -> None:
+    """A one-statement start runs again when its connection was found dead, although it may have
+    committed before the connection died: then its keys are taken, and it has started."""
+    conv = await store.create_conversation()
+    base = await stored_turn(store, conv.id, "a", "b")
+    chained = entry(store, conv.id, "c", parent_id=base.answer_id, parent_known=True, waits=False)
+    once = await store.enter_turn(chained)
+    again = await store.enter_turn(chained)
+    assert isinstance(once, Started) and isinstance(again, Started) and again.parent_id == once.parent_id
+    assert await _count(store, turns, conv.id) == 1
+    assert await store.end_turn(chained.id, conv.id, answer(chained, once, "d"), response={"status": "completed"})
+    assert await _count(store, turns, conv.id) == 0
+
+
 async def test_deleting_an_item_deletes_its_subtree_and_moves_the_head_back(store: SQLStore) -> None:
     conv = await store.create_conversation()
     a = await store.append(conv.id, HEAD, _item("user", "a"))

@@ -29,6 +29,7 @@ def entry(
     response: bool = True,
     owner: str | None = None,
     waits: bool = True,
+    parent_known: bool = False,
 ) -> TurnEntry:
     record = None
     if response:
@@ -50,6 +51,7 @@ def entry(
         owner=owner or store.owner,
         inputs=(NewItem(role="user", content=(TextPart(text),), token_count=3),),
         parent_id=parent_id,
+        parent_known=parent_known,
         waits=waits,
         response=record,
         model="m",

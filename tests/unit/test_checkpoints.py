@@ -58,3 +58,36 @@ async def test_commits_never_checkpoint_and_the_wal_is_recycled_all_the_same(tmp
     finally:
         await store.close()
     assert not wal.exists() or wal.stat().st_size == 0  # the last connection to close checkpoints the rest
+
+
+async def test_an_erasure_truncates_the_wal_while_the_thread_checkpoints(tmp_path: Path) -> None:
+    """A truncation that finds a checkpoint running gives up at once: the thread pauses for
+    it (``Checkpointer.paused``), so erasures between commits always leave an empty WAL."""
+    db = tmp_path / "store.db"
+    store = SQLStore(Settings(db=str(db)).database_url)
+    checkpointer: Checkpointer = store._db._checkpointer  # type: ignore[attr-defined]
+    try:
+        await store.migrate()
+        checkpointer._every_s = 0.001  # checkpointing all the time
+        for _ in range(30):
+            conversation = await store.create_conversation()
+            await _append(store, conversation.id, 20)
+            await store.delete_conversation(conversation.id)
+            assert (tmp_path / "store.db-wal").stat().st_size == 0
+        checkpointer._every_s = CHECKPOINT_EVERY_S
+        assert checkpointer.checkpoints > 0
+        with checkpointer.paused():
+            before = checkpointer.checkpoints
+            await _append(store, (await store.create_conversation()).id, 4)
+            await asyncio.sleep(3 * CHECKPOINT_EVERY_S)
+            assert checkpointer.checkpoints == before  # none while paused
+        await _checkpointed_after(checkpointer, before)
+    finally:
+        await store.close()
+
+
+async def _checkpointed_after(checkpointer: Checkpointer, count: int) -> None:
+    deadline = time.monotonic() + 10 * CHECKPOINT_EVERY_S + 5
+    while checkpointer.checkpoints == count:
+        assert time.monotonic() < deadline, "no checkpoint ran after the pause"
+        await asyncio.sleep(0.05)

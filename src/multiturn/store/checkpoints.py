@@ -13,7 +13,9 @@ on its own connection, every ``CHECKPOINT_EVERY_S`` while there were commits: PA
 no reader still needs and waits for no one, and SQLite's calls release the GIL, so the copy and
 the sync run beside the loop. A checkpoint that cannot finish leaves the rest to the next one.
 The last connection to close checkpoints what is left, as SQLite always does. Erasures still
-truncate the WAL at once (``SQLiteDatabase.forget``).
+truncate the WAL at once (``SQLiteDatabase.forget``), never while this thread checkpoints
+(``paused``): a checkpoint that finds another running gives up at once ("busy"), and a
+truncation that gave up would leave the erased words in the WAL.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import logging
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -42,6 +46,8 @@ class Checkpointer:
         self._pid = os.getpid()
         """The process the thread runs in: a forked child starts its own."""
         self._lock = threading.Lock()
+        self._running = threading.Lock()
+        """Held while a checkpoint runs (``paused``)."""
         self.checkpoints = 0
         """Checkpoints run (for tests and ``/healthz``-style counters)."""
 
@@ -63,6 +69,12 @@ class Checkpointer:
         if thread is not None:
             thread.join()
 
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No checkpoint from this thread until the block ends (it waits for one running)."""
+        with self._running:
+            yield
+
     def _run(self) -> None:
         try:
             conn = sqlite3.connect(self._path, isolation_level=None)
@@ -73,7 +85,8 @@ class Checkpointer:
             while not self._stop.wait(self._every_s):
                 if self._pending:
                     self._pending = False
-                    self._checkpoint(conn)
+                    with self._running:
+                        self._checkpoint(conn)
         finally:
             conn.close()
 

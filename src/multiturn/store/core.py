@@ -52,9 +52,10 @@ class StoreCore:
         """Run a read transaction (``long``: it may read more than a few rows)."""
         return await self._db.read(fn, long=long)
 
-    async def _write(self, fn: Callable[[Connection], _T], *, long: bool = False) -> _T:
-        """Run a write transaction (``long``: it may write or read more than a few rows)."""
-        return await self._db.write(fn, long=long)
+    async def _write(self, fn: Callable[[Connection], _T], *, long: bool = False, alone: bool = False) -> _T:
+        """Run a write transaction (``long``: it may write or read more than a few rows;
+        ``alone``: it is one statement, see ``Database.write``)."""
+        return await self._db.write(fn, long=long, alone=alone)
 
     async def _erase(self, fn: Callable[[Connection], _T]) -> _T:
         """Run a transaction that erases (``erasure.py``), then forget: the cached paths go

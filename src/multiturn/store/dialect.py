@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -52,6 +53,9 @@ log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_READERS = 2
+TRUNCATE_TRIES = 8
+"""Tries to truncate the WAL after an erasure (~2.5 s in all): another process's checkpoint
+makes one give up at once."""
 MIGRATION_LOCK_KEY = 0x6D74_0001
 POSTGRES_POOL = 16
 """Connections a process keeps to PostgreSQL, and the most it opens: a transaction that finds
@@ -81,9 +85,13 @@ class Database(Protocol):
         than a few indexed reads (a whole tree, a search)."""
         ...
 
-    async def write(self, fn: Callable[[Connection], _T], *, long: bool = False) -> _T:
+    async def write(self, fn: Callable[[Connection], _T], *, long: bool = False, alone: bool = False) -> _T:
         """Run ``fn`` in a write transaction: committed when it returns, rolled back when it
-        raises. ``long``: it may take more than a few indexed writes."""
+        raises. ``long``: it may take more than a few indexed writes. ``alone``: ``fn`` runs
+        one statement, which PostgreSQL runs as its own transaction (no ``BEGIN`` and
+        ``COMMIT`` round trips). Run again on a fresh connection when its connection was found
+        dead, like any transaction, although it may have committed before the connection
+        died: it must fail then (a duplicate key), and its caller know what that means."""
         ...
 
     async def forget(self) -> None:
@@ -175,7 +183,7 @@ class SQLiteDatabase:
                 pass
         return await asyncio.get_running_loop().run_in_executor(self._reads, self._run, self._engine, fn)
 
-    async def write(self, fn: Callable[[Connection], _T], *, long: bool = False) -> _T:
+    async def write(self, fn: Callable[[Connection], _T], *, long: bool = False, alone: bool = False) -> _T:
         try:
             if not long:
                 try:
@@ -242,13 +250,20 @@ class SQLiteDatabase:
             log.warning("the WAL of %s could not be truncated after a deletion (readers were busy)", describe(self.url))
 
     def _checkpoint(self) -> bool:
+        """Truncate the WAL; ``True`` if it could not be (readers, or another process's
+        checkpoint, still busy after ``TRUNCATE_TRIES``)."""
+        paused = self._checkpointer.paused() if self._checkpointer is not None else contextlib.nullcontext()
         try:
-            with self._engine.connect() as conn:
+            with paused, self._engine.connect() as conn:
                 bare = conn.execution_options(isolation_level="AUTOCOMMIT", **{_NO_BEGIN: True})
-                busy, _, _ = bare.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+                for attempt in range(TRUNCATE_TRIES):
+                    busy, _, _ = bare.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+                    if not busy:
+                        return False
+                    time.sleep(0.01 * 2**attempt)
         except sa_exc.DBAPIError as exc:
             raise StoreError(f"database error on {describe(self.url)}: {reason(exc)}") from exc
-        return bool(busy)
+        return True
 
     async def dispose(self) -> None:
         loop = asyncio.get_running_loop()
@@ -294,8 +309,8 @@ class PostgresDatabase:
     async def read(self, fn: Callable[[Connection], _T], *, long: bool = False) -> _T:
         return await self._run(fn, lambda: self._engine.connect() if long else self._statement.connect())
 
-    async def write(self, fn: Callable[[Connection], _T], *, long: bool = False) -> _T:
-        return await self._run(fn, self._engine.begin)
+    async def write(self, fn: Callable[[Connection], _T], *, long: bool = False, alone: bool = False) -> _T:
+        return await self._run(fn, self._statement.connect if alone else self._engine.begin)
 
     async def _run(self, fn: Callable[[Connection], _T], open_: Callable[[], Any]) -> _T:
         for attempt in (1, 2):

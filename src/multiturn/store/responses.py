@@ -108,14 +108,17 @@ _FINISH = responses.update().where(responses.c.id == sa.bindparam("b_response"))
 
 
 def insert(conn: Connection, record: ResponseRecord) -> None:
-    conn.execute(_INSERT, _row(record))
+    conn.execute(_INSERT, row(record))
 
 
 def finish(conn: Connection, response_id: str, values: dict[str, Any]) -> None:
+    conn.execute(_FINISH, {"b_response": response_id, **encoded(values)})
+
+
+def encoded(values: dict[str, Any]) -> dict[str, Any]:
+    """A response's new values as its columns hold them."""
     usage = values.get("usage")
-    if isinstance(usage, Usage):
-        values = {**values, "usage": codec.encode_usage(usage)}
-    conn.execute(_FINISH, {"b_response": response_id, **values})
+    return {**values, "usage": codec.encode_usage(usage)} if isinstance(usage, Usage) else values
 
 
 _SELECT = sa.select(responses).where(
@@ -185,7 +188,8 @@ def page_query(tenant_id: str, after: str | None, limit: int, descending: bool) 
     return query.order_by(order).limit(limit)
 
 
-def _row(record: ResponseRecord) -> dict[str, Any]:
+def row(record: ResponseRecord) -> dict[str, Any]:
+    """The record as its row's values."""
     row = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
     row["input_item_ids"] = list(record.input_item_ids)
     row["usage"] = codec.encode_usage(record.usage) if record.usage else None

@@ -1,0 +1,83 @@
+"""A turn's one-statement end on PostgreSQL (``store/turn_trips.py``), where it waited for its
+conversation's lock: what another transaction did meanwhile is seen, as in a transaction whose
+statements follow the lock. Another connection holds the lock, as another process would."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from multiturn.store import SQLStore
+from multiturn.store.liveness import CHANNEL
+from multiturn.store.schema import items
+from multiturn.store.turns import Started
+from support.turns import answer, entry, stored_turn
+
+pytestmark = pytest.mark.parametrize("db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+
+LOCK = "SELECT id FROM conversations WHERE id = %s FOR NO KEY UPDATE"
+
+
+async def _waiting_for_a_lock(conn: psycopg.AsyncConnection) -> None:
+    for _ in range(200):
+        row = await (
+            await conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+        ).fetchone()
+        if row and row[0]:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the end never waited for the conversation's lock")
+
+
+async def test_a_turn_queued_while_the_end_awaited_the_lock_hears_of_the_end(store: SQLStore, db_url: str) -> None:
+    conv = await store.create_conversation()
+    base = await stored_turn(store, conv.id, "a", "b")
+    chained = entry(store, conv.id, "c", parent_id=base.answer_id, parent_known=True, waits=False)
+    started = await store.enter_turn(chained)
+    assert isinstance(started, Started)
+    async with (
+        await psycopg.AsyncConnection.connect(db_url, autocommit=True) as listener,
+        await psycopg.AsyncConnection.connect(db_url) as other,
+        await psycopg.AsyncConnection.connect(db_url, autocommit=True) as watcher,
+    ):
+        await listener.execute(f"LISTEN {CHANNEL}")
+        await other.execute(LOCK, (conv.id,))  # another process's turn arrives: it locks the conversation
+        ending = asyncio.create_task(store.end_turn(chained.id, conv.id, answer(chained, started, "d")))
+        await _waiting_for_a_lock(watcher)
+        await other.execute(  # ... sees the chain's turn open and queues behind it
+            "INSERT INTO turns (id, tenant_id, conversation_id, seq, status, waits, owner, inputs, created_at) "
+            "VALUES ('turn_w', 'default', %s, nextval('turns_seq'), 'queued', true, 'elsewhere', '[]', 0)",
+            (conv.id,),
+        )
+        await other.commit()
+        assert await ending
+        heard = await asyncio.wait_for(anext(listener.notifies()), 5)
+        assert heard.payload == chained.id
+
+
+async def test_an_end_whose_turn_was_deleted_while_it_awaited_the_lock_writes_nothing(
+    store: SQLStore, db_url: str
+) -> None:
+    conv = await store.create_conversation()
+    base = await stored_turn(store, conv.id, "a", "b")
+    chained = entry(store, conv.id, "c", parent_id=base.answer_id, parent_known=True, waits=False)
+    started = await store.enter_turn(chained)
+    assert isinstance(started, Started) and chained.response is not None
+    async with (
+        await psycopg.AsyncConnection.connect(db_url) as other,
+        await psycopg.AsyncConnection.connect(db_url, autocommit=True) as watcher,
+    ):
+        await other.execute(LOCK, (conv.id,))  # its response is being deleted, which deletes the turn's row
+        ending = asyncio.create_task(store.end_turn(chained.id, conv.id, answer(chained, started, "d")))
+        await _waiting_for_a_lock(watcher)
+        await other.execute("DELETE FROM turns WHERE id = %s", (chained.id,))
+        await other.commit()
+        assert await ending is False
+    assert (await store.get_conversation(conv.id)).head_item_id == base.answer_id
+    stored = await store._read(
+        lambda conn: conn.execute(sa.select(items.c.id).where(items.c.conversation_id == conv.id)).all()
+    )
+    assert len(list(stored)) == 2  # the first turn's two items only
