@@ -1,6 +1,7 @@
-"""A turn's one-statement end on PostgreSQL (``store/turn_trips.py``), where it waited for its
-conversation's lock: what another transaction did meanwhile is seen, as in a transaction whose
-statements follow the lock. Another connection holds the lock, as another process would."""
+"""A turn's one-statement start and end on PostgreSQL (``store/turn_trips.py``), where it waited
+for its conversation's lock: what another transaction did meanwhile is seen, as in a
+transaction whose statements follow the lock. Another connection holds the lock, as another
+process would."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 from multiturn.store import SQLStore
 from multiturn.store.liveness import CHANNEL
 from multiturn.store.schema import items
-from multiturn.store.turns import Started
+from multiturn.store.turns import Blocked, Started
 from support.turns import answer, entry, stored_turn
 
 pytestmark = pytest.mark.parametrize("db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
@@ -81,3 +82,50 @@ async def test_an_end_whose_turn_was_deleted_while_it_awaited_the_lock_writes_no
         lambda conn: conn.execute(sa.select(items.c.id).where(items.c.conversation_id == conv.id)).all()
     )
     assert len(list(stored)) == 2  # the first turn's two items only
+
+
+async def test_a_turn_at_the_head_that_awaited_the_lock_queues_behind_the_turn_that_held_it(
+    store: SQLStore, db_url: str
+) -> None:
+    conv = await store.create_conversation()
+    await stored_turn(store, conv.id, "a", "b")
+    async with (
+        await psycopg.AsyncConnection.connect(db_url) as other,
+        await psycopg.AsyncConnection.connect(db_url, autocommit=True) as watcher,
+    ):
+        await other.execute(LOCK, (conv.id,))  # another process's turn arrives first
+        arriving = asyncio.create_task(store.enter_turn(entry(store, conv.id, "c")))
+        await _waiting_for_a_lock(watcher)
+        await other.execute(
+            "INSERT INTO turns (id, tenant_id, conversation_id, seq, status, waits, owner, inputs, created_at) "
+            "VALUES ('turn_first', 'default', %s, nextval('turns_seq'), 'generating', true, 'elsewhere', '[]', 0)",
+            (conv.id,),
+        )
+        await other.commit()
+        assert await arriving == Blocked("turn_first", "elsewhere")
+
+
+async def test_a_turn_at_the_head_starts_or_queues_in_one_statement_and_a_rerun_start_is_started(
+    store: SQLStore,
+) -> None:
+    conv = await store.create_conversation()
+    base = await stored_turn(store, conv.id, "a", "b")
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    first, second = entry(store, conv.id, "c"), entry(store, conv.id, "e")
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", count)
+    try:
+        started = await store.enter_turn(first)
+        assert isinstance(started, Started) and started.parent_id == base.answer_id
+        assert await store.enter_turn(second) == Blocked(first.id, store.owner)
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", count)
+    assert len(statements) == 2, statements
+    again = await store.enter_turn(first)  # as after a connection lost after its commit
+    assert isinstance(again, Started) and (again.parent_id, again.started_at) == (started.parent_id, started.started_at)
+    assert await store.end_turn(first.id, conv.id, answer(first, started, "d"))
+    resumed = await store.enter_turn(second)
+    assert isinstance(resumed, Started) and resumed.parent_id == started.answer_id

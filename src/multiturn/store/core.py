@@ -32,6 +32,8 @@ class StoreCore:
         self._paths = PathCache(references=cache_items)
         self._erasures: OrderedDict[str, int] = OrderedDict()
         """The ``erasures`` count last seen of conversations that have had erasures."""
+        self._queued: set[str] = set()
+        """Turns this process has queued and not yet started or withdrawn (``turns.py``)."""
         self.liveness = self._db.liveness()
 
     async def close(self) -> None:

@@ -257,13 +257,17 @@ def m007_uploads(conn: Connection) -> None:
     md.create_all(conn)
 
 
-def m008_turns_seq(conn: Connection) -> None:
+def m008_turn_trips(conn: Connection) -> None:
     """PostgreSQL (``turn_trips.py``): the sequence a turn's ``seq`` is taken from, past every
-    open turn's, and ``turns_besides``, whether a conversation has an open turn besides one,
-    read with a snapshot of its own (``VOLATILE``). SQLite goes on taking its conversation's
-    largest ``seq`` plus one."""
+    open turn's; ``turns_besides``, whether a conversation has an open turn besides one, and
+    ``turns_ahead``, its last open turn: each read with a snapshot of its own (``VOLATILE``).
+    SQLite goes on taking its conversation's largest ``seq`` plus one."""
     if conn.dialect.name != "postgresql":
         return
+    conn.execute(sa.schema.CreateSequence(sa.Sequence("turns_seq")))
+    seq = sa.table("turns", sa.column("seq")).c.seq
+    next_seq = sa.select(sa.func.coalesce(sa.func.max(seq), 0) + 1).scalar_subquery()
+    conn.execute(sa.select(sa.func.setval("turns_seq", next_seq, False)))
     conn.execute(
         sa.text(
             "CREATE FUNCTION turns_besides(conversation VARCHAR, turn VARCHAR) RETURNS BOOLEAN "
@@ -271,11 +275,11 @@ def m008_turns_seq(conn: Connection) -> None:
             "(SELECT 1 FROM turns WHERE conversation_id = conversation AND id <> turn); END $$"
         )
     )
-    conn.execute(sa.schema.CreateSequence(sa.Sequence("turns_seq")))
-    seq = sa.table("turns", sa.column("seq")).c.seq
     conn.execute(
-        sa.select(
-            sa.func.setval("turns_seq", sa.select(sa.func.coalesce(sa.func.max(seq), 0) + 1).scalar_subquery(), False)
+        sa.text(
+            "CREATE FUNCTION turns_ahead(conversation VARCHAR) RETURNS TABLE (id VARCHAR, owner VARCHAR) "
+            "LANGUAGE plpgsql VOLATILE AS $$ BEGIN RETURN QUERY SELECT t.id::VARCHAR, t.owner::VARCHAR "
+            "FROM turns AS t WHERE t.conversation_id = conversation ORDER BY t.seq DESC LIMIT 1; END $$"
         )
     )
 
@@ -288,5 +292,5 @@ MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("005_turns", m005_turns),
     ("006_erasures", m006_erasures),
     ("007_uploads", m007_uploads),
-    ("008_turns_seq", m008_turns_seq),
+    ("008_turn_trips", m008_turn_trips),
 )

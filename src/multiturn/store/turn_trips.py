@@ -3,17 +3,22 @@
 On PostgreSQL every statement is a round trip to the server, and so are the ``BEGIN`` and the
 ``COMMIT`` around a transaction's statements: ~0.2-0.3 ms each on one machine, most of it CPU
 in the gateway (SQLAlchemy and psycopg) and the server. A Responses turn took 12 (a read, five
-to start, six to end); now 3. Here:
+to start, six to end), a stateful chat turn 11; now 3 each. Here:
 
-- **Start** (a turn that does not wait, with a Responses object and its parent known: every
-  turn of a ``previous_response_id`` chain): one statement, run alone (its own transaction, no
-  ``BEGIN``/``COMMIT``): it locks the conversation's row, turns its commit's flush off, inserts
-  the Responses object and the turn's row, and returns the conversation. The turn's ``seq`` is
-  the next value of a sequence (``turns_seq``), not the largest of its conversation plus one:
-  the sequence is read after the lock (the inserts select from the locked row), whereas a
-  subquery in the same statement would read the turns as they were before the lock was
-  granted. The order it gives is the order in which turns took their conversation's lock, as
-  before, across processes too.
+- **Start**: one statement, run alone (its own transaction, no ``BEGIN``/``COMMIT``): it
+  locks the conversation's row, turns its commit's flush off and inserts the turn's row and
+  its Responses object, and returns the conversation as locked. For a turn that does not wait
+  (its parent known: every turn of a ``previous_response_id`` chain) that is all; a turn at
+  the head that waits asks ``turns_ahead``, a ``VOLATILE`` function called on the locked row
+  (so after the lock, with a snapshot of its own), for the last open turn: if there is one,
+  the turn's row is inserted ``queued`` and no Responses object, else it starts at the head as
+  locked. The turn's ``seq`` is the next value of a sequence (``turns_seq``), not the largest
+  of its conversation plus one: the sequence is read after the lock (the inserts select from
+  the locked row), whereas a subquery in the same statement would read the turns as they were
+  before the lock was granted. The order it gives is the order in which turns took their
+  conversation's lock, as before, across processes too. Left to ``turns.py``'s transaction: a
+  queued turn entering again, an append of items, a parent to check or to find from a
+  response, a title to give.
 - **End**: one statement, run alone, instead of a transaction of four: it locks the
   conversation's row (always before a turn's row, as every transaction that deletes a
   conversation or a response), deletes the turn's row (none if it was deleted while the lock
@@ -44,7 +49,7 @@ from .schema import conversations, items, turns
 from .schema import responses as responses_table
 
 SEQUENCE = sa.Sequence("turns_seq")
-"""The order of turns' arrivals on PostgreSQL (``migrations.m008_turns_seq``)."""
+"""The order of turns' arrivals on PostgreSQL (``migrations.m008_turn_trips``)."""
 
 RESPONSE_END = ("status", "output_item_id", "usage", "error", "completed_at")
 """The Responses object's columns a turn's end writes (``end`` takes another set elsewhere)."""
@@ -62,32 +67,86 @@ _LOCKED = (
 )
 _RESPONSE_COLUMNS = tuple(column.name for column in responses_table.c)
 _TURN_COLUMNS = tuple(column.name for column in turns.c if column.name != "seq")
-_INSERT_RESPONSE = (
-    responses_table.insert()
-    .from_select(_RESPONSE_COLUMNS, sa.select(*_typed("r_", responses_table, _RESPONSE_COLUMNS)).select_from(_LOCKED))
-    .returning(responses_table.c.id)
-    .cte("response")
-)
-_INSERT_TURN = (
-    turns.insert()
-    .from_select(
-        (*_TURN_COLUMNS, "seq"),
-        sa.select(*_typed("t_", turns, _TURN_COLUMNS), SEQUENCE.next_value()).select_from(_LOCKED),
+_QUEUED_COLUMNS = ("status", "inputs", "answer_item_id", "response_id", "started_at")
+"""The columns whose value differs between a queued turn and a started one (and ``parent_id``:
+none queued, the head as locked started)."""
+AHEAD = "turns_ahead"
+"""A function (``migrations.m008_turn_trips``) giving a conversation's last open turn (id and
+owner), read with a snapshot of its own (``VOLATILE``): called on the locked row, after the
+lock, so it sees every turn that arrived before, as a statement after the lock would."""
+_AHEAD_FN = getattr(sa.func, AHEAD)(_LOCKED.c.id).table_valued("id", "owner", name="ahead_fn").lateral()
+_AHEAD = sa.select(_AHEAD_FN.c.id, _AHEAD_FN.c.owner).select_from(_LOCKED.join(_AHEAD_FN, sa.true())).cte("ahead")
+_SOMEONE_AHEAD = sa.exists(sa.select(_AHEAD.c.id))
+
+
+def _turn_value(name: str, waits: bool) -> sa.ColumnElement[Any]:
+    started: sa.ColumnElement[Any] = sa.bindparam(f"t_{name}", type_=turns.c[name].type)
+    if not waits:
+        return started
+    if name == "parent_id":
+        return sa.case((_SOMEONE_AHEAD, sa.null()), else_=_LOCKED.c.head_item_id)
+    if name in _QUEUED_COLUMNS:
+        return sa.case((_SOMEONE_AHEAD, sa.bindparam(f"q_{name}", type_=turns.c[name].type)), else_=started)
+    return started
+
+
+def _start(waits: bool, response: bool) -> sa.Select[Any]:
+    turn = (
+        turns.insert()
+        .from_select(
+            (*_TURN_COLUMNS, "seq"),
+            sa.select(*(_turn_value(name, waits) for name in _TURN_COLUMNS), SEQUENCE.next_value()).select_from(
+                _LOCKED
+            ),
+        )
+        .returning(turns.c.id)
+        .cte("turn")
     )
-    .returning(turns.c.id)
-    .cte("turn")
-)
-START = sa.select(*(_LOCKED.c[column.name] for column in conversations.c)).add_cte(_INSERT_RESPONSE, _INSERT_TURN)
-"""Lock the conversation, insert the Responses object and the started turn: the conversation's
-row, or no row (no such conversation for this tenant: nothing inserted)."""
+    columns: list[Any] = [_LOCKED.c[column.name] for column in conversations.c]
+    if waits:
+        columns += [
+            sa.select(_AHEAD.c.id).scalar_subquery().label("ahead_id"),
+            sa.select(_AHEAD.c.owner).scalar_subquery().label("ahead_owner"),
+        ]
+    statement = sa.select(*columns).add_cte(turn)
+    if response:
+        values = sa.select(*_typed("r_", responses_table, _RESPONSE_COLUMNS)).select_from(_LOCKED)
+        if waits:
+            values = values.where(~_SOMEONE_AHEAD)
+        inserted = (
+            responses_table.insert()
+            .from_select(_RESPONSE_COLUMNS, values)
+            .returning(responses_table.c.id)
+            .cte("response")
+        )
+        statement = statement.add_cte(inserted)
+    return statement
+
+
+START = {(waits, response): _start(waits, response) for waits in (False, True) for response in (False, True)}
+"""By (the turn waits, it has a Responses object): lock the conversation, then (if nothing is
+ahead of a turn that waits) insert the Responses object and the started turn, or (something is
+ahead) the queued turn. One row: the conversation as locked, and for a turn that waits the turn
+ahead (``ahead_id``, ``ahead_owner``, null if none); no row: no such conversation for this
+tenant, nothing inserted."""
 
 
 def start_params(
-    conversation_id: str, tenant_id: str, response: dict[str, Any], turn: dict[str, Any]
+    conversation_id: str,
+    tenant_id: str,
+    turn: dict[str, Any],
+    *,
+    queued: dict[str, Any] | None = None,
+    response: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """``turn``: the started turn's row (``parent_id`` unused for a turn that waits: the head);
+    ``queued``: the values of ``_QUEUED_COLUMNS`` if it waits and must queue."""
     params = {"b_conversation": conversation_id, "b_tenant": tenant_id}
-    params.update((f"r_{name}", response[name]) for name in _RESPONSE_COLUMNS)
     params.update((f"t_{name}", turn[name]) for name in _TURN_COLUMNS)
+    if queued is not None:
+        params.update((f"q_{name}", queued[name]) for name in _QUEUED_COLUMNS)
+    if response is not None:
+        params.update((f"r_{name}", response[name]) for name in _RESPONSE_COLUMNS)
     return params
 
 
@@ -144,7 +203,7 @@ _FINISH_RESPONSE = (
     .cte("finished")
 )
 BESIDES = "turns_besides"
-"""A function (``migrations.m008_turns_seq``) telling whether another turn of a conversation is
+"""A function (``migrations.m008_turn_trips``) telling whether another turn of a conversation is
 open. Being ``VOLATILE``, it reads with a snapshot of its own, taken when it is called: after
 the lock, so it sees a turn queued while this statement waited for it, which the statement's
 own snapshot (taken before) would not."""

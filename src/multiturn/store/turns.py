@@ -278,40 +278,55 @@ def enter(
     return Started(now_conversation, parent, now, input_ids, answer_id, written)
 
 
-def _starts_in_one(entry: TurnEntry) -> bool:
-    """Whether ``enter`` would only lock, insert the Responses object and start the turn:
-    PostgreSQL does that in one statement (``turn_trips.py``)."""
-    return (
-        entry.answers
-        and not entry.waits
-        and entry.response is not None
-        and entry.after_response is None
-        and entry.parent_id is not None
-        and entry.parent_known
-        and entry.title is None
-    )
+def _starts_in_one(entry: TurnEntry, queued: set[str]) -> bool:
+    """Whether ``enter`` would only lock, read the turn ahead (a turn that waits) and insert:
+    PostgreSQL does that in one statement (``turn_trips.py``). Not for a turn already queued
+    (``queued``: its row exists), an append of items, an explicit parent not known to exist, a
+    response to find, or a title to give."""
+    if not entry.answers or entry.title is not None or entry.after_response is not None or entry.id in queued:
+        return False
+    if entry.waits:
+        return entry.parent_id is None
+    return entry.parent_id is not None and entry.parent_known
 
 
-def _start_in_one(conn: Connection, entry: TurnEntry, ids: Sequence[str], now: int) -> Started:
+def _start_in_one(conn: Connection, entry: TurnEntry, ids: Sequence[str], now: int) -> Started | Blocked:
     """``enter`` for a turn of which ``_starts_in_one``, as one statement run alone. Raises
     NotFound: no such conversation for this tenant."""
-    assert entry.response is not None and entry.parent_id is not None
     input_ids, answer_id = tuple(ids[: len(entry.inputs)]), ids[len(entry.inputs)]
-    response = responses.row(replace(entry.response, input_item_ids=input_ids))
+    queued = _row(entry, now)
     turn = {
-        **_row(entry, now),
+        **queued,
         "status": "generating",
         "parent_id": entry.parent_id,
         "inputs": encode_inputs(entry.inputs, input_ids),
         "answer_item_id": answer_id,
-        "response_id": entry.response.id,
+        "response_id": entry.response.id if entry.response is not None else None,
         "started_at": now,
     }
-    params = turn_trips.start_params(entry.conversation_id, entry.tenant_id, response, turn)
-    row = conn.execute(turn_trips.START, params).mappings().first()
+    response = responses.row(replace(entry.response, input_item_ids=input_ids)) if entry.response else None
+    params = turn_trips.start_params(
+        entry.conversation_id, entry.tenant_id, turn, queued=queued if entry.waits else None, response=response
+    )
+    row = conn.execute(turn_trips.START[(entry.waits, response is not None)], params).mappings().first()
     if row is None:
         raise NotFound(f"conversation {entry.conversation_id!r} not found")
-    return Started(conversation_record(row), entry.parent_id, now, input_ids, answer_id)
+    if entry.waits and row["ahead_id"] is not None:
+        return Blocked(row["ahead_id"], row["ahead_owner"])
+    conversation = conversation_record(row)
+    parent = conversation.head_item_id if entry.waits else entry.parent_id
+    return Started(conversation, parent, now, input_ids, answer_id)
+
+
+def _started_before(conn: Connection, entry: TurnEntry, ids: Sequence[str]) -> Started | None:
+    """The start of a turn whose one-statement start committed although its caller got an
+    error (its connection died after the commit); ``None`` if it was queued."""
+    row = conn.execute(sa.select(turns).where(turns.c.id == entry.id)).mappings().first()
+    if row is None or row["status"] != "generating":
+        return None
+    conversation = conversation_row(conn, entry.conversation_id, entry.tenant_id)
+    input_ids, answer_id = tuple(ids[: len(entry.inputs)]), ids[len(entry.inputs)]
+    return Started(conversation, row["parent_id"], row["started_at"], input_ids, answer_id)
 
 
 def _parent(conn: Connection, entry: TurnEntry, conversation: ConversationRecord) -> str | None:
@@ -563,18 +578,24 @@ class TurnTables(StoreCore):
         """Queue or start a turn (module docstring). Raises NotFound: the conversation (of this
         tenant), or an explicit parent in it, does not exist."""
 
-        if self._db.dialect == "postgresql" and _starts_in_one(entry):
+        if self._db.dialect == "postgresql" and _starts_in_one(entry, self._queued):
             ids = [self._ids("item") for _ in range(len(entry.inputs) + 1)]
             now = now_ms()
+            outcome: Started | Blocked | None
             try:
-                return await self._write(lambda conn: _start_in_one(conn, entry, ids, now), alone=True)
+                outcome = await self._write(lambda conn: _start_in_one(conn, entry, ids, now), alone=True)
             except StoreError as exc:
                 if not isinstance(exc.__cause__, sa_exc.IntegrityError):
                     raise
-            # it ran twice: the first time committed, then its connection died before the answer
-            conversation = await self._read(lambda conn: conversation_row(conn, entry.conversation_id, entry.tenant_id))
-            input_ids, answer_id = tuple(ids[: len(entry.inputs)]), ids[len(entry.inputs)]
-            return Started(conversation, entry.parent_id, now, input_ids, answer_id)
+                # it ran twice: the first run committed, then its connection died before the answer
+                outcome = await self._read(lambda conn: _started_before(conn, entry, ids))
+                # None: it was queued; enter below as a queued turn does
+            if isinstance(outcome, Blocked):
+                self._queued.add(entry.id)  # its row exists: it enters again below
+            if outcome is not None:
+                return outcome
+        else:
+            self._queued.discard(entry.id)
 
         def run(conn: Connection) -> Started | Blocked:
             flush = not entry.answers  # a turn that answers writes no item at its start: lost harmlessly
@@ -631,6 +652,7 @@ class TurnTables(StoreCore):
         return True
 
     async def leave_turn(self, turn_id: str, conversation_id: str) -> None:
+        self._queued.discard(turn_id)
         await self._write(lambda conn: leave(conn, turn_id, conversation_id))
 
     async def save_draft(self, turn_id: str, text: str) -> None:
