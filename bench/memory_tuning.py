@@ -71,6 +71,8 @@ class Case:
     """The question's names (``Query.names``)."""
     when: Any = None
     """The span its time expression names (``timing.when`` at the question's date)."""
+    back: bool = False
+    """Whether it asks after an earlier exchange (``Query.back``)."""
 
 
 async def gather(data: Path, shares: list[float], budgets: list[int], limit: int | None = None) -> list[Case]:
@@ -114,9 +116,9 @@ async def gather(data: Path, shares: list[float], budgets: list[int], limit: int
                 else:
                     evidence = [{ids[k]} for k in question.evidence]
                 category, names = question.category, query.names
-                cases.append(
-                    Case(found, lexical, vectors, query_vector, evidence, windows, costs, category, names, span)
-                )
+                case = Case(found, lexical, vectors, query_vector, evidence, windows, costs, category, names, span)
+                case.back = query.back
+                cases.append(case)
         await store.close()
     return cases
 
@@ -153,7 +155,8 @@ def evaluate(cases: list[Case], tuning: Tuning, share: float, budget: int, *, ti
         chosen = set(kept)
         used = 0
         span = case.when if timed else None
-        ranked = rank(case.units, case.lexical, case_dense(case, tuning, spaces), tuning, names=case.names, when=span)
+        found = case_dense(case, tuning, spaces)
+        ranked = rank(case.units, case.lexical, found, tuning, names=case.names, when=span, back=case.back)
         for entry in sorted(ranked, key=_score):
             first = entry.item_ids[0]
             if first in kept:
@@ -185,7 +188,8 @@ def main() -> None:
     # v2: the window's kept items are item ids (v1 compared ids with the report's position runs: an empty window)
     # v3: vectors and query vectors instead of cosines, categories, names, session evidence as alternatives
     # v4: items at the data's dates, the question's time span and its timeless full-text scores
-    cache = Path(f"/tmp/memory_tuning_v4_{args.data.stem}_{args.conversations}_{'-'.join(map(str, budgets))}.pickle")
+    # v6: whether the question asks after an earlier exchange (v5 was a measured variant's)
+    cache = Path(f"/tmp/memory_tuning_v6_{args.data.stem}_{args.conversations}_{'-'.join(map(str, budgets))}.pickle")
     if cache.exists():
         cases = pickle.loads(cache.read_bytes())
     else:
@@ -210,6 +214,7 @@ def main() -> None:
         *((f"default, unnamed x{u}", replace(base, unnamed=u)) for u in (1.0, 0.5, 0.8)),
         ("before (raw cosines, no names)", replace(base, common_directions=None, unnamed=1.0)),
         *((f"default, out of time x{f}", replace(base, out_of_time=f)) for f in (1.0, 0.7, 0.3)),
+        *((f"default, back first {k}", replace(base, back_first=k)) for k in (0, 2)),
         ("default", base),
     ]
     rows = []

@@ -8,6 +8,10 @@ content words or more names its own subject even when it holds a pronoun ("How m
 friend's party did I order her gift?": the pronoun's antecedent is in the input). Counting pronouns
 in long inputs too sent LongMemEval's last haystack turn with 11 of its 120 development questions,
 and cost 1.7 points of recall there (0.958 against 0.975, simulated; ``bench/results/memory_baseline.md``).
+
+An input may also say that it asks after an earlier exchange of this conversation ("you recommended",
+"you told me", "in our previous chat"): ``asks_back``. Such a question repeats that exchange's words,
+so the ranking hands its best full-text match over first (``ranking.rank``'s ``back``).
 """
 
 from __future__ import annotations
@@ -61,6 +65,23 @@ def names(text: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+_BACK = re.compile(
+    r"\byou(?:'ve| had| have| once| just| already| previously| earlier)? (?:recommended|suggested|mentioned|told"
+    r"|said|provided|gave|wrote|listed|shared|explained|described|offered|proposed|came up with|created)\b"
+    r"|\bdid you (?:recommend|suggest|mention|tell|say|provide|give|write|list|share|explain|describe|offer|propose)\b"
+    r"|\b(?:our (?:earlier|last|past) |previous )(?:conversation|chat|discussion)s?\b"
+    r"|\bremind me (?:of|what|which|who|where|when|how|about)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_back(text: str) -> bool:
+    """Whether ``text`` asks after an earlier exchange of the conversation: what the assistant said
+    ("the restaurant you recommended", "what did you suggest?", "remind me what..."), or "our
+    previous conversation / chat". A request ("Can you recommend a film?") does not."""
+    return _BACK.search(text) is not None
+
+
 _SELF_CONTAINED = 4
 """Content words from which an input is taken to name its own subject."""
 
@@ -95,6 +116,11 @@ class Query:
     def names(self) -> list[str]:
         """The names the input holds (``names``; the previous turn's are not its subject)."""
         return names(self.text)
+
+    @property
+    def back(self) -> bool:
+        """Whether the input asks after an earlier exchange (``asks_back``)."""
+        return asks_back(self.text)
 
 
 def build_query(newest: Sequence[ItemRecord], history: Sequence[ItemRecord]) -> Query:

@@ -21,6 +21,14 @@
    first item's ``created_at``.
 6. Cost: the score handed to the planner is divided by ``cost ** length_exponent``; the planner
    keeps the best-scored units that fit, so the exponent trades matches for tokens.
+7. Asked back: a question that says it asks after an earlier exchange ("the hike you
+   recommended", "our previous chat": ``query.asks_back``) repeats that exchange's words, so its
+   ``back_first`` best full-text matches are handed over ahead of everything else. The answer it
+   asks after is often long and said among near-duplicates (a plan revised five times, a run of
+   short questions on one topic): the neighbours' share and the length's cost rank those first,
+   and at 1k tokens the answer no longer fits behind them (LongMemEval's single-session-assistant
+   at 1k, 0.800 -> 0.900; handed over first for every question, the best full-text match cost
+   the questions whose facts are short user turns, ``bench/results/memory_baseline.md``).
 
 The defaults were measured on both development sets at 4k tokens (``bench/memory_tuning.py``;
 ``bench/results/memory_baseline.md``): weighted fusion beat RRF and either signal alone on
@@ -70,11 +78,10 @@ class Tuning:
     out_of_time: float = 0.5
     """The share of its score a unit keeps when it was written outside the span the question's
     time expression names (``timing.when``)."""
-    lexical_first: int = 0
-    lexical_margin: float = 1.0
-    """... only when the last of them scores this many times the next full-text match."""
-    """How many of the best full-text matches (after the time discount) are handed over first,
-    whatever the fusion thinks of them."""
+    back_first: int = 1
+    """When the question asks after an earlier exchange (``query.asks_back``: "the restaurant you
+    recommended", "our previous chat"), how many of its best full-text matches (after the time
+    discount) are handed over first, whatever the fusion, the neighbours and the length make of them."""
     common_directions: int | None = 3
     """Dense scores are cosines once the conversation's mean and this many top principal
     directions are removed from its vectors and the query (``dense.py``); ``None``: raw cosines."""
@@ -114,12 +121,14 @@ def rank(
     *,
     names: Sequence[str] = (),
     when: Span | None = None,
+    back: bool = False,
 ) -> list[Recalled]:
     """The units worth recalling, best first: fused, spread to neighbours, cost-weighted,
     discounted when written outside ``when`` (the span the question's time expression names) and
-    when they name none of ``names`` (the question's, lower-cased); at most
-    ``max_candidates`` and about ``candidate_tokens`` tokens of them. Both rankings are keyed by
-    a unit's first item id."""
+    when they name none of ``names`` (the question's, lower-cased); when the question asks
+    ``back`` (after an earlier exchange), its ``back_first`` best full-text matches ahead of all;
+    at most ``max_candidates`` and about ``candidate_tokens`` tokens of them. Both rankings are
+    keyed by a unit's first item id."""
     fused = fuse(lexical, dense, tuning)
     if not fused:
         return []
@@ -136,6 +145,11 @@ def rank(
     best: Iterable[tuple[int, float]] = ((n, weighted[n]) for n in order)
     if names and tuning.unnamed < 1.0:
         best = _discount_unnamed(order, weighted, units, names, tuning.unnamed)
+    if back and tuning.back_first > 0 and lexical and order:
+        keyed = [lexical.get(ids[0], 0.0) * (1.0 if timely is None or timely[n] else tuning.out_of_time)
+                 for n, (ids, _) in enumerate(units)]  # fmt: skip
+        first = heapq.nlargest(tuning.back_first, (n for n in range(len(units)) if keyed[n] > 0), keyed.__getitem__)
+        best = _ahead(first, best, weighted[order[0]])
     ranked: list[Recalled] = []
     total = 0
     for n, score in itertools.islice(best, tuning.max_candidates):
@@ -173,6 +187,15 @@ def _discount_unnamed(
     while waiting:
         score, m = heapq.heappop(waiting)
         yield m, -score
+
+
+def _ahead(first: Sequence[int], best: Iterable[tuple[int, float]], top: float) -> Iterator[tuple[int, float]]:
+    """The units ``first`` ahead of ``best``'s (whose best scores ``top``), scored just above
+    ``top`` in their order, then the rest of ``best``."""
+    for place, n in enumerate(first):
+        yield n, top * (1.0 + 0.001 * (len(first) - place))
+    chosen = set(first)
+    yield from ((n, score) for n, score in best if n not in chosen)
 
 
 def _timely(weighted: Sequence[float], units: Sequence[Unit], when: Span) -> list[bool] | None:

@@ -227,7 +227,7 @@ class IndexRecall:
         lexical, dense = await asyncio.gather(
             self._lexical(conversation_id, query, tenant_id), self._dense(conversation_id, query, history, tenant_id)
         )
-        return rank(candidates, lexical, dense, self.tuning, names=query.names, when=span)
+        return rank(candidates, lexical, dense, self.tuning, names=query.names, when=span, back=query.back)
 
     def _when(self, path: Sequence[ItemRecord], query: Query) -> Span | None:
         """The span the question's time expression names, read at the question's time (its
@@ -255,7 +255,7 @@ class IndexRecall:
                     space = dense_space.fit(matrix, self.tuning.common_directions)
                     sims = dense_space.similarities(space, matrix, q)
                 dense = {unit[0][0]: float(s) for unit, s in zip(candidates, sims, strict=True)}
-        return rank(candidates, lexical, dense, self.tuning, names=query.names, when=span)
+        return rank(candidates, lexical, dense, self.tuning, names=query.names, when=span, back=query.back)
 
     async def _lexical(self, conversation_id: str, query: Query, tenant_id: str) -> dict[str, float]:
         words = query.lexical

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from multiturn.memory.lexical import BM25, stem
-from multiturn.memory.query import build_query, content_words, leans_on_context, names
+from multiturn.memory.query import asks_back, build_query, content_words, leans_on_context, names
 from multiturn.memory.ranking import Tuning, fuse, rank, units
 from multiturn.records import ItemRecord
 from multiturn.types import TextPart, ToolCall
@@ -129,6 +129,33 @@ def test_units_naming_none_of_the_questions_names_keep_a_share_of_their_score() 
     assert [r.score for r in off] == [1.0, 1.0]
     partial = rank(units(path), scores, {}, plain, names=["gin"])  # whole words only
     assert [r.score for r in partial] == [0.7, 0.7]
+
+
+def test_a_question_asking_back_is_one_that_says_so_not_a_request() -> None:
+    assert asks_back("What was the Italian restaurant in Rome you recommended?")
+    assert asks_back("I remember you told me to dilute tea tree oil. What ratio?")
+    assert asks_back("I'm checking our previous chat about the rotation sheet.")
+    assert asks_back("What did you suggest for the garden?")
+    assert asks_back("Can you remind me what the phone number was?")
+    assert not asks_back("Can you recommend a show for tonight?")
+    assert not asks_back("Remind me to call Dana tomorrow.")
+    assert not asks_back("What did Gina say about my last conversation with Jon?")
+    assert build_query([_item(1, "user", "What hike did you recommend?")], [_item(0)]).back
+
+
+def test_a_question_asking_back_gets_its_best_full_text_match_first() -> None:
+    """A run of short turns about the same thing outranks the long answer that matches the words
+    best (the neighbours' share, the length's cost); asked back, that answer comes first."""
+    path = [_item(n, "user" if n % 2 == 0 else "assistant", f"tea tree oil {n}") for n in range(6)]
+    path[5] = replace(path[5], token_count=800)
+    found = units([*path, _item(6, "user", "unrelated"), _item(7, "assistant", "unrelated")])
+    lexical = {"i000": 0.8, "i001": 0.8, "i002": 0.8, "i003": 0.8, "i004": 0.8, "i005": 1.0, "i006": 0.1}
+    plain = rank(found, lexical, {}, Tuning())
+    assert plain[0].item_ids != ("i005",)
+    back = rank(found, lexical, {}, Tuning(), back=True)
+    assert back[0].item_ids == ("i005",) and back[0].score > back[1].score
+    assert [r.item_ids for r in back[1:]] == [r.item_ids for r in plain if r.item_ids != ("i005",)]
+    assert rank(found, lexical, {}, Tuning(back_first=0), back=True) == plain
 
 
 def test_bm25_prefers_rarer_words_more_matches_and_shorter_documents() -> None:

@@ -225,3 +225,25 @@ async def test_a_question_naming_a_past_period_prefers_the_turns_written_in_it(s
     assert (await later.recall(conv, question, tenant_id=TENANT))[0].item_ids == (path[0].id,)  # nothing then
     live = [*question[:-1], replace(question[-1], created_at=asked_at)]  # a written input: its own time
     assert (await later.recall(conv, live, tenant_id=TENANT))[0].item_ids == (path[2].id,)
+
+
+async def test_a_question_asking_back_gets_the_answer_that_matches_it_best_first(store: SQLStore) -> None:
+    """Short questions about tea tree oil, each answered, and one long answer that holds what is
+    asked: the neighbours' share and the length's cost rank the short run first; a question that
+    says it asks after what the assistant said gets the long answer first."""
+    filler = " ".join(f"Point {n}: patch test a small area of skin first and wait a day." for n in range(40))
+    rounds = [
+        ("Can I put tea tree oil on my face?", "Tea tree oil can irritate the face."),
+        ("Does tea tree oil treat acne?", f"Dilute tea tree oil with a carrier oil, one part to ten. {filler}"),
+        ("Can tea tree oil treat dandruff?", "Tea tree oil helps with dandruff."),
+        ("Can tea tree oil repel insects?", "Tea tree oil repels some insects."),
+        ("Is tea tree oil safe for pets?", "Tea tree oil is toxic to cats."),
+    ]
+    recall = IndexRecall(store, None)
+    conv, path = await _replay(store, recall, rounds)
+    plain = await recall.recall(conv, _ask(path, "How do I dilute tea tree oil with a carrier oil?"), tenant_id=TENANT)
+    assert plain[0].item_ids != (path[3].id,)
+    question = _ask(path, "You told me to dilute tea tree oil with a carrier oil: in what ratio?")
+    back = await recall.recall(conv, question, tenant_id=TENANT)
+    assert back[0].item_ids == (path[3].id,)
+    assert (await recall.recall_unstored(question))[0].item_ids == (path[3].id,)
