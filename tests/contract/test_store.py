@@ -17,6 +17,7 @@ from multiturn import Settings, ids
 from multiturn.errors import NotFound, StoreError
 from multiturn.ids import new_id, now_ms
 from multiturn.store import NewItem, SQLStore
+from multiturn.store import sql as store_sql
 from multiturn.store.base import HEAD
 from multiturn.store.core import conversation_row
 from multiturn.store.dialect import commit_without_flush
@@ -555,6 +556,25 @@ async def test_cached_paths_follow_growth_and_deletion_in_any_process(db_url: st
     finally:
         await one.close()
         await two.close()
+
+
+async def test_a_read_back_stops_below_the_path_cached_last(store: SQLStore) -> None:
+    """Another process served the last few turns: the read back fetches those items only, down
+    from the leaf to the one whose parent ends the conversation's path cached here."""
+    conversation = await store.create_conversation()
+    ids = []
+    for n in range(12):
+        ids.append((await store.append(conversation.id, HEAD, NewItem(role="user", content=(TextPart(f"{n}"),)))).id)
+
+    params = {"b_leaf": ids[-1], "b_conversation": conversation.id, "b_tenant": "default"}
+
+    async def read(stop: str | None) -> list[str]:
+        query = store_sql._NEAREST_ITEMS
+        return await store._read(lambda conn: [row.id for row in conn.execute(query, {**params, "b_stop": stop})])
+
+    assert await read(ids[8]) == ids[:8:-1]  # the three items below ids[8], leaf first
+    assert await read(None) == ids[::-1]  # none cached: as far as it goes (12 of at most 16)
+    assert await read(ids[-2]) == ids[-1:]  # one item new
 
 
 async def test_a_path_another_store_extended_is_read_back_to_what_this_one_holds(db_url: str) -> None:

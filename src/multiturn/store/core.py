@@ -171,6 +171,8 @@ class PathCache:
         self._prefixes: OrderedDict[str, tuple[str, int]] = OrderedDict()
         """A leaf whose path was replaced by its extension: (the extension's leaf, the length of
         the leaf's own path); the extension may itself have been replaced since."""
+        self._latest: OrderedDict[str, str] = OrderedDict()
+        """The leaf of the path cached last, by conversation: where a read back can stop."""
 
     def __len__(self) -> int:
         return len(self._paths)
@@ -183,7 +185,13 @@ class PathCache:
     def clear(self) -> None:
         self._paths.clear()
         self._prefixes.clear()
+        self._latest.clear()
         self._held = 0
+
+    def latest(self, conversation_id: str) -> str | None:
+        """The leaf of the conversation's path cached last, if it is still cached."""
+        leaf = self._latest.get(conversation_id)
+        return leaf if leaf is not None and leaf in self._paths else None
 
     def get(self, leaf_id: str) -> tuple[ItemRecord, ...] | None:
         path = self._paths.get(leaf_id)
@@ -213,6 +221,11 @@ class PathCache:
             self._held -= len(old)
         self._paths[leaf_id] = path
         self._held += len(path)
+        if path:
+            self._latest[path[-1].conversation_id] = leaf_id
+            self._latest.move_to_end(path[-1].conversation_id)
+            while len(self._latest) > self._size * 4:
+                self._latest.popitem(last=False)
         while len(self._paths) > 1 and (len(self._paths) > self._size or self._held > self._references):
             _, evicted = self._paths.popitem(last=False)
             self._held -= len(evicted)

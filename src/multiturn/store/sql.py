@@ -315,10 +315,16 @@ class SQLStore(TurnTables, MemoryTables, UploadTables):
         return await self._read_back(leaf_id, conversation.tenant_id, conversation.id)
 
     async def _read_back(self, leaf_id: str, tenant_id: str, conversation_id: str) -> list[ItemRecord]:
-        """Read a path not cached: up to ``_NEAREST`` items back from the leaf, one short read,
-        joined to the nearest cached ancestor (only the items below it are decoded); the whole
-        walk (a long read) when none is."""
-        params = {"b_leaf": leaf_id, "b_conversation": conversation_id, "b_tenant": tenant_id}
+        """Read a path not cached: up to ``_NEAREST`` items back from the leaf, one short read
+        that stops below the conversation's path cached last (usually the turn this process
+        served last: another process served the few since), joined to the nearest cached
+        ancestor; the whole walk (a long read) when none is."""
+        params = {
+            "b_leaf": leaf_id,
+            "b_conversation": conversation_id,
+            "b_tenant": tenant_id,
+            "b_stop": self._paths.latest(conversation_id),
+        }
         rows = await self._read(lambda conn: conn.execute(_NEAREST_ITEMS, params).mappings().all())  # leaf first
         if not rows:
             raise NotFound(f"item {leaf_id!r} not found in conversation {conversation_id!r}")
@@ -433,7 +439,7 @@ class SQLStore(TurnTables, MemoryTables, UploadTables):
 
 def _nearest_items() -> sa.Select[Any]:
     """The leaf (of the conversation, of the tenant) and up to ``_NEAREST - 1`` of its
-    ancestors, leaf first."""
+    ancestors, leaf first, none above ``b_stop`` (an item whose path is cached; null: none)."""
     walk = (
         sa.select(items.c.id, items.c.parent_id, sa.literal(0).label("depth"))
         .join(conversations, conversations.c.id == items.c.conversation_id)
@@ -447,7 +453,7 @@ def _nearest_items() -> sa.Select[Any]:
     walk = walk.union_all(
         sa.select(items.c.id, items.c.parent_id, (walk.c.depth + 1).label("depth"))
         .join(walk, items.c.id == walk.c.parent_id)
-        .where(walk.c.depth < _NEAREST - 1)
+        .where(walk.c.depth < _NEAREST - 1, walk.c.parent_id.is_distinct_from(sa.bindparam("b_stop")))
     )
     return sa.select(items).join(walk, items.c.id == walk.c.id).order_by(walk.c.depth)
 
