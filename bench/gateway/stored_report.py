@@ -142,7 +142,8 @@ def _procs(results: dict[str, Any], summary: list[list[str]]) -> list[str]:
                 f(r["pg_cpu_ms"]),
                 f(r["cores_busy"]),
                 errors_cell(r),
-                f"{locks['samples_with_waiters']} / {locks['samples']}",
+                f"{locks['samples_with_waiters']} / {locks['samples']}"
+                + (f" ({_events(locks['wait_events'])})" if locks.get("wait_events") else ""),
                 str(locks["max_waiters"]),
                 f"{locks.get('cluster_samples_with_waiters', '?')} / {locks.get('cluster_max_waiters', '?')}",
                 f"{r['chains'] - lost} / {r['chains']} ({r['chain_turns']} turns)",
@@ -352,3 +353,8 @@ def markdown(raw: dict[str, Any]) -> str:
         *table(["target", "where", "measured", "verdict"], summary),
     ]
     return "\n".join(head + sections)
+
+
+def _events(events: dict[str, int]) -> str:
+    """What the waiters waited for (``LockSampler.events``), most first."""
+    return ", ".join(f"{name} {n}" for name, n in sorted(events.items(), key=lambda kv: -kv[1]))

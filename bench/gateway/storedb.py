@@ -22,6 +22,10 @@ from urllib.parse import unquote
 
 LOCK_WAITERS = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
 OURS = " AND application_name = %s"
+WAIT_EVENTS = (
+    "SELECT wait_event, count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+    "AND application_name = %s GROUP BY wait_event"
+)
 
 
 def is_postgres(db: str) -> bool:
@@ -104,6 +108,10 @@ class LockSampler:
         self.samples: list[int] = []  # the run's own sessions (all sessions without an application_name)
         self.cluster: list[int] = []
         self.failures: list[str] = []
+        self.events: dict[str, int] = {}
+        """What the run's own sessions waited for, by ``wait_event`` (``relation``: a row or
+        table lock; ``extend``: a table's file growing; ``advisory``, ``transactionid``...), summed
+        over the samples that saw a waiter."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lock-sampler", daemon=True)
 
@@ -123,6 +131,9 @@ class LockSampler:
                     if self.app:
                         row = conn.execute(LOCK_WAITERS + OURS, (self.app,)).fetchone()
                     self.samples.append(int(row[0]) if row else 0)
+                    if self.app and row and row[0]:
+                        for event, n in conn.execute(WAIT_EVENTS, (self.app,)).fetchall():
+                            self.events[str(event)] = self.events.get(str(event), 0) + int(n)
                 except psycopg.Error as exc:  # recorded: a sampler that cannot sample says so
                     self.failures.append(str(exc)[:200])
                 self._stop.wait(max(0.0, self.interval - (time.perf_counter() - started)))
@@ -139,5 +150,6 @@ class LockSampler:
             "samples": len(self.samples),
             "samples_with_waiters": len(waited),
             "max_waiters": max(self.samples, default=0),
+            "wait_events": dict(self.events),
             "failures": self.failures[:3],
         }

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
+from multiturn import Settings
 from multiturn.store import SQLStore
 from multiturn.store.liveness import CHANNEL
 from multiturn.store.schema import items
@@ -129,3 +130,53 @@ async def test_a_turn_at_the_head_starts_or_queues_in_one_statement_and_a_rerun_
     assert await store.end_turn(first.id, conv.id, answer(first, started, "d"))
     resumed = await store.enter_turn(second)
     assert isinstance(resumed, Started) and resumed.parent_id == started.answer_id
+
+
+async def test_a_turn_continuing_what_another_process_served_gets_the_missing_items_with_its_start(
+    store: SQLStore, db_url: str
+) -> None:
+    """The items between this process's cached path and the turn's parent come back with the
+    start: the path is then read with no statement of its own, and is the path a fresh read gives."""
+    other = SQLStore(Settings(db=db_url).database_url)
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    try:
+        conv = await store.create_conversation()
+        here = await stored_turn(store, conv.id, "a", "b")
+        elsewhere = await stored_turn(other, conv.id, "c", "d", parent_id=here.answer_id)
+        for waits in (False, True):
+            if waits:  # at the head, which another process moved
+                elsewhere = await stored_turn(other, conv.id, "e", "f", parent_id=elsewhere.answer_id)
+            chained = entry(
+                store,
+                conv.id,
+                "g",
+                parent_id=None if waits else elsewhere.answer_id,
+                parent_known=not waits,
+                waits=waits,
+            )
+            statements.clear()
+            sa.event.listen(sa.engine.Engine, "before_cursor_execute", count)
+            try:
+                started = await store.enter_turn(chained)
+                assert isinstance(started, Started) and started.parent_id == elsewhere.answer_id
+                path = await store.known_path(started.parent_id, started.conversation)
+            finally:
+                sa.event.remove(sa.engine.Engine, "before_cursor_execute", count)
+            assert len(statements) == 1, statements
+            fresh = SQLStore(Settings(db=db_url).database_url)
+            try:
+                assert [i.id for i in path] == [i.id for i in await fresh.path(conv.id, elsewhere.answer_id)]
+                assert path == await fresh.path(conv.id, elsewhere.answer_id)
+            finally:
+                await fresh.close()
+            ended = await store.end_turn(
+                chained.id, conv.id, answer(chained, started, "h"), parent_id=started.parent_id
+            )
+            assert ended
+            elsewhere = await stored_turn(other, conv.id, "i", "j", parent_id=started.answer_id)
+    finally:
+        await other.close()

@@ -66,3 +66,18 @@ def test_an_extended_path_replaces_its_parents_and_serves_it_as_a_prefix() -> No
     for n in range(300):  # the longer path is evicted: its prefixes are no longer served
         cache.put(f"leaf_{n}", (_item(100 + n, None),))
     assert cache.get(chain[5].id) is None and cache.get(chain[2].id) is None
+
+
+def test_records_not_under_the_parent_given_are_not_cached_and_the_latest_leaf_is_remembered() -> None:
+    """``extend`` trusts only records whose first is under the parent it is given: a caller
+    that gave none (the root) for records that have a parent must not cache them as a whole path."""
+    cache = PathCache()
+    first = _item(0, None)
+    cache.put(first.id, (first,))
+    second = _item(1, first)
+    cache.extend(None, [second])
+    assert cache.get(second.id) is None
+    assert cache.latest("c") == first.id
+    cache.extend(first.id, [second])
+    assert cache.get(second.id) == (first, second) and cache.latest("c") == second.id
+    assert cache.latest("another") is None

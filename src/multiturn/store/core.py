@@ -8,8 +8,8 @@ Transactions are short: a few indexed reads and writes, never a model call or a 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -58,6 +58,16 @@ class StoreCore:
         """Run a write transaction (``long``: it may write or read more than a few rows;
         ``alone``: it is one statement, see ``Database.write``)."""
         return await self._db.write(fn, long=long, alone=alone)
+
+    def _below_cached(self, rows: Sequence[Mapping[Any, Any]]) -> tuple[ItemRecord, ...] | None:
+        """The path to the first of ``rows`` (items, each the child of the next) through the
+        nearest of them whose parent's path is cached (or that has no parent); ``None`` if none."""
+        for n, row in enumerate(rows):
+            parent = row["parent_id"]
+            above = () if parent is None else self._paths.get(parent)
+            if above is not None:
+                return (*above, *(item_record(below) for below in reversed(rows[: n + 1])))
+        return None
 
     async def _erase(self, fn: Callable[[Connection], _T]) -> _T:
         """Run a transaction that erases (``erasure.py``), then forget: the cached paths go
@@ -237,7 +247,7 @@ class PathCache:
         when the parent's path is known, in place of the parent's: the next turn continues from
         the new leaf, and a read of the old one finds the new path's prefix (``get``); otherwise
         do nothing (the next read walks)."""
-        if not records:
+        if not records or records[0].parent_id != parent_id:  # not what the records say: cache nothing
             return
         base = () if parent_id is None else self._paths.pop(parent_id, None)
         if base is not None:

@@ -328,13 +328,7 @@ class SQLStore(TurnTables, MemoryTables, UploadTables):
         rows = await self._read(lambda conn: conn.execute(_NEAREST_ITEMS, params).mappings().all())  # leaf first
         if not rows:
             raise NotFound(f"item {leaf_id!r} not found in conversation {conversation_id!r}")
-        path: tuple[ItemRecord, ...] | None = None
-        for n, row in enumerate(rows):
-            parent = row["parent_id"]
-            above = () if parent is None else self._paths.get(parent)
-            if above is not None:
-                path = (*above, *(item_record(below) for below in reversed(rows[: n + 1])))
-                break
+        path = self._below_cached(rows)
         if path is None:
             path = tuple(await self._read(lambda conn: _walk(conn, leaf_id), long=True))
             if not path:

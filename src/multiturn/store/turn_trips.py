@@ -16,7 +16,9 @@ to start, six to end), a stateful chat turn 11; now 3 each. Here:
   of its conversation plus one: the sequence is read after the lock (the inserts select from
   the locked row), whereas a subquery in the same statement would read the turns as they were
   before the lock was granted. The order it gives is the order in which turns took their
-  conversation's lock, as before, across processes too. Left to ``turns.py``'s transaction: a
+  conversation's lock, as before, across processes too. When this process has not cached the
+  parent's path (another process served the last turns of a chain), the same statement returns
+  the items it lacks (``_nearest``): the turn needs no read of its own. Left to ``turns.py``'s transaction: a
   queued turn entering again, an append of items, a parent to check or to find from a
   response, a title to give.
 - **End**: one statement, run alone, instead of a transaction of four: it locks the
@@ -90,7 +92,36 @@ def _turn_value(name: str, waits: bool) -> sa.ColumnElement[Any]:
     return started
 
 
-def _start(waits: bool, response: bool) -> sa.Select[Any]:
+NEAREST = 16
+"""Items a start fetches at most, up from the turn's parent (``_nearest``)."""
+
+
+def _nearest(waits: bool) -> sa.Label[Any]:
+    """The parent (a turn that waits: the head as locked) and up to ``NEAREST - 1`` of its
+    ancestors, none at or above ``b_stop`` (where the caller's cached path ends; null: none), as
+    a JSON array of rows, parent first: a turn continuing a chain another process served
+    gets the items it lacks in its start's round trip. Read with the statement's snapshot: a
+    head committed while the lock was awaited is not found, and the caller reads the path then."""
+    leaf = _LOCKED.c.head_item_id if waits else sa.bindparam("b_parent", type_=sa.String)
+    stop = sa.bindparam("b_stop", type_=sa.String)
+    walk = (
+        sa.select(*items.c, sa.literal(0).label("depth"))
+        .select_from(_LOCKED.join(items, items.c.id == leaf))
+        .where(items.c.conversation_id == _LOCKED.c.id, items.c.id.is_distinct_from(stop))
+        .cte("nearest", recursive=True)
+    )
+    walk = walk.union_all(
+        sa.select(*items.c, (walk.c.depth + 1).label("depth"))
+        .join(walk, items.c.id == walk.c.parent_id)
+        .where(walk.c.depth < NEAREST - 1, walk.c.parent_id.is_distinct_from(stop))
+    )
+    rows = sa.func.json_agg(
+        postgresql.aggregate_order_by(sa.func.row_to_json(sa.literal_column(walk.name)), walk.c.depth)
+    )
+    return sa.select(rows).select_from(walk).scalar_subquery().label("nearest")
+
+
+def _start(waits: bool, response: bool, fetch: bool) -> sa.Select[Any]:
     turn = (
         turns.insert()
         .from_select(
@@ -108,6 +139,8 @@ def _start(waits: bool, response: bool) -> sa.Select[Any]:
             sa.select(_AHEAD.c.id).scalar_subquery().label("ahead_id"),
             sa.select(_AHEAD.c.owner).scalar_subquery().label("ahead_owner"),
         ]
+    if fetch:
+        columns.append(_nearest(waits))
     statement = sa.select(*columns).add_cte(turn)
     if response:
         values = sa.select(*_typed("r_", responses_table, _RESPONSE_COLUMNS)).select_from(_LOCKED)
@@ -123,12 +156,18 @@ def _start(waits: bool, response: bool) -> sa.Select[Any]:
     return statement
 
 
-START = {(waits, response): _start(waits, response) for waits in (False, True) for response in (False, True)}
-"""By (the turn waits, it has a Responses object): lock the conversation, then (if nothing is
-ahead of a turn that waits) insert the Responses object and the started turn, or (something is
-ahead) the queued turn. One row: the conversation as locked, and for a turn that waits the turn
-ahead (``ahead_id``, ``ahead_owner``, null if none); no row: no such conversation for this
-tenant, nothing inserted."""
+START = {
+    (waits, response, fetch): _start(waits, response, fetch)
+    for waits in (False, True)
+    for response in (False, True)
+    for fetch in (False, True)
+}
+"""By (the turn waits, it has a Responses object, it fetches the items its cached path lacks):
+lock the conversation, then (if nothing is ahead of a turn that waits) insert the Responses
+object and the started turn, or (something is ahead) the queued turn. One row: the
+conversation as locked, for a turn that waits the turn ahead (``ahead_id``, ``ahead_owner``,
+null if none), and if it fetches, ``nearest`` (``_nearest``); no row: no such conversation for
+this tenant, nothing inserted."""
 
 
 def start_params(

@@ -290,9 +290,12 @@ def _starts_in_one(entry: TurnEntry, queued: set[str]) -> bool:
     return entry.parent_id is not None and entry.parent_known
 
 
-def _start_in_one(conn: Connection, entry: TurnEntry, ids: Sequence[str], now: int) -> Started | Blocked:
-    """``enter`` for a turn of which ``_starts_in_one``, as one statement run alone. Raises
-    NotFound: no such conversation for this tenant."""
+def _start_in_one(
+    conn: Connection, entry: TurnEntry, ids: Sequence[str], now: int, fetch: bool, stop: str | None
+) -> tuple[Started | Blocked, list[dict[str, Any]]]:
+    """``enter`` for a turn of which ``_starts_in_one``, as one statement run alone, and (if
+    ``fetch``) the rows of its parent and the ancestors below ``stop`` (``turn_trips._nearest``).
+    Raises NotFound: no such conversation for this tenant."""
     input_ids, answer_id = tuple(ids[: len(entry.inputs)]), ids[len(entry.inputs)]
     queued = _row(entry, now)
     turn = {
@@ -308,14 +311,15 @@ def _start_in_one(conn: Connection, entry: TurnEntry, ids: Sequence[str], now: i
     params = turn_trips.start_params(
         entry.conversation_id, entry.tenant_id, turn, queued=queued if entry.waits else None, response=response
     )
-    row = conn.execute(turn_trips.START[(entry.waits, response is not None)], params).mappings().first()
+    params.update(b_parent=entry.parent_id, b_stop=stop)
+    row = conn.execute(turn_trips.START[(entry.waits, response is not None, fetch)], params).mappings().first()
     if row is None:
         raise NotFound(f"conversation {entry.conversation_id!r} not found")
     if entry.waits and row["ahead_id"] is not None:
-        return Blocked(row["ahead_id"], row["ahead_owner"])
+        return Blocked(row["ahead_id"], row["ahead_owner"]), []
     conversation = conversation_record(row)
     parent = conversation.head_item_id if entry.waits else entry.parent_id
-    return Started(conversation, parent, now, input_ids, answer_id)
+    return Started(conversation, parent, now, input_ids, answer_id), (row["nearest"] or []) if fetch else []
 
 
 def _started_before(conn: Connection, entry: TurnEntry, ids: Sequence[str]) -> Started | None:
@@ -582,8 +586,17 @@ class TurnTables(StoreCore):
             ids = [self._ids("item") for _ in range(len(entry.inputs) + 1)]
             now = now_ms()
             outcome: Started | Blocked | None
+            # the parent's path, if not cached here (another process served the last turns), comes with the start
+            fetch = entry.waits or self._paths.get(entry.parent_id or "") is None
+            stop = self._paths.latest(entry.conversation_id)
             try:
-                outcome = await self._write(lambda conn: _start_in_one(conn, entry, ids, now), alone=True)
+                outcome, nearest = await self._write(
+                    lambda conn: _start_in_one(conn, entry, ids, now, fetch, stop), alone=True
+                )
+                if isinstance(outcome, Started) and nearest:
+                    path = self._below_cached(nearest)
+                    if path is not None and path[-1].id == outcome.parent_id:
+                        self._paths.put(path[-1].id, path)
             except StoreError as exc:
                 if not isinstance(exc.__cause__, sa_exc.IntegrityError):
                     raise
