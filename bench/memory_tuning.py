@@ -13,7 +13,7 @@ and over the questions with three evidence turns or more; a session-level questi
 session when any of its turns is in. ``multiturn bench memory`` confirms the chosen configuration
 end to end (the simulation matched it within 0.002 on both development sets).
 
-    .venv/bin/python bench/memory_tuning.py [--data FILE] [--budget 4000] [--json OUT]
+    .venv/bin/python bench/memory_tuning.py [--data FILE] [--budget 4000] [--json OUT] [--expansion]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import json
 import pickle
+import re
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -32,11 +33,12 @@ from multiturn.bench import memory as harness
 from multiturn.bench.memory_data import load
 from multiturn.context.plan import plan_context, preset
 from multiturn.context.retrieval import recalled_block, render_items
-from multiturn.embeddings import load_embedder
+from multiturn.embeddings import WordLlamaEmbedder, load_embedder
 from multiturn.engine import Engine
 from multiturn.memory import dense
-from multiturn.memory.query import build_query
-from multiturn.memory.ranking import Tuning, rank, units
+from multiturn.memory.lexical import BM25, stem
+from multiturn.memory.query import STOPWORDS, build_query
+from multiturn.memory.ranking import Tuning, rank, unit_text, units
 from multiturn.memory.recall import IndexRecall
 from multiturn.memory.timing import when
 from multiturn.records import ItemRecord
@@ -73,6 +75,8 @@ class Case:
     """The span its time expression names (``timing.when`` at the question's date)."""
     back: bool = False
     """Whether it asks after an earlier exchange (``Query.back``)."""
+    query: str = ""
+    """Its full-text query (``Query.lexical``)."""
 
 
 async def gather(data: Path, shares: list[float], budgets: list[int], limit: int | None = None) -> list[Case]:
@@ -118,6 +122,7 @@ async def gather(data: Path, shares: list[float], budgets: list[int], limit: int
                 category, names = question.category, query.names
                 case = Case(found, lexical, vectors, query_vector, evidence, windows, costs, category, names, span)
                 case.back = query.back
+                case.query = query.lexical
                 cases.append(case)
         await store.close()
     return cases
@@ -146,7 +151,93 @@ def case_dense(case: Case, tuning: Tuning, spaces: dict[tuple[int, int | None], 
     return {item_id: float(s) for item_id, s in zip(case.vectors.ids, sims, strict=True)}
 
 
-def evaluate(cases: list[Case], tuning: Tuning, share: float, budget: int, *, timed: bool = True) -> dict[str, float]:
+_WORDS = re.compile(r"[^\W\d_]{3,}")
+
+
+class Expansion:
+    """Query expansion through the embedder's word vectors, restricted to the conversation's
+    vocabulary (measured and not kept, ``bench/results/memory_baseline.md``, 2026-12-07 13:15).
+
+    Each content word of the question (names aside) brings its ``per_word`` most similar words of
+    the conversation (its units' words of 3+ letters, stopwords aside; cosine of WordLlama word
+    vectors >= ``threshold``; not a question word's stem; with ``spelling``, not sharing its first
+    four letters or containing it either). Each unit's expansion score, sum(cosine x BM25 of the
+    word over the units: ``lexical.BM25``), times ``weight`` is added to its full-text score; a
+    unit matched only by expansion starts at the lowest full-text score of the question's own
+    matches, so the min-max normalization of the fusion stays where it was."""
+
+    def __init__(
+        self, cases: list[Case], per_word: int, threshold: float, weight: float, *, spelling: bool = False
+    ) -> None:
+        import numpy as np
+
+        self.per_word, self.threshold, self.weight, self.spelling = per_word, threshold, weight, spelling
+        self._conversations: dict[int, tuple[list[str], Any, BM25]] = {}
+        texts_of: dict[int, list[str]] = {}
+        for case in cases:
+            texts_of.setdefault(id(case.units), [unit_text(unit) for unit in case.units])
+        vocabularies = {
+            key: sorted({w for t in texts for w in _WORDS.findall(t.lower()) if w not in STOPWORDS})
+            for key, texts in texts_of.items()
+        }
+        every = sorted(set().union(*vocabularies.values(), *(case.query.split() for case in cases)))
+        embedder = WordLlamaEmbedder()
+        self._vector = dict(zip(every, asyncio.run(embedder.embed(every)), strict=True))
+        for key, words in vocabularies.items():
+            matrix = np.vstack([self._vector[w] for w in words])
+            self._conversations[key] = (words, matrix, BM25(texts_of[key]))
+
+    def words(self, case: Case) -> dict[str, float]:
+        """The expansion words of ``case``'s question and their cosines."""
+        import numpy as np
+
+        vocabulary, matrix, _ = self._conversations[id(case.units)]
+        asked = case.query.split()
+        stems = {stem(w) for w in asked}
+        out: dict[str, float] = {}
+        for word in asked:
+            if len(word) < 3 or not word.isalpha() or word in case.names or word not in self._vector:
+                continue
+            sims = matrix @ self._vector[word]
+            taken = 0
+            for n in np.argsort(-sims)[: self.per_word + 8]:
+                if sims[n] < self.threshold or taken >= self.per_word:
+                    break
+                other = vocabulary[n]
+                if stem(other) in stems or other in case.names:
+                    continue
+                if self.spelling and any(other[:4] == w[:4] or other in w or w in other for w in asked):
+                    continue
+                out[other] = max(out.get(other, 0.0), float(sims[n]))
+                taken += 1
+        return out
+
+    def lexical(self, case: Case) -> dict[str, float]:
+        """``case``'s full-text scores with the expansion's added."""
+        _, _, bm25 = self._conversations[id(case.units)]
+        extra: dict[str, float] = {}
+        for word, cosine in self.words(case).items():
+            for n, score in bm25.scores(word).items():
+                key = case.units[n][0][0]
+                extra[key] = extra.get(key, 0.0) + cosine * score
+        if not extra:
+            return case.lexical
+        low = min(case.lexical.values(), default=0.0)
+        out = dict(case.lexical)
+        for key, score in extra.items():
+            out[key] = out.get(key, low) + self.weight * score
+        return out
+
+
+def evaluate(
+    cases: list[Case],
+    tuning: Tuning,
+    share: float,
+    budget: int,
+    *,
+    timed: bool = True,
+    expansion: Expansion | None = None,
+) -> dict[str, float]:
     """Mean recall overall (``all``), over questions with 3+ evidence turns (``3+``), and per category."""
     spaces: dict[tuple[int, int | None], dense.Space] = {}
     groups: dict[str, list[float]] = {}
@@ -156,7 +247,8 @@ def evaluate(cases: list[Case], tuning: Tuning, share: float, budget: int, *, ti
         used = 0
         span = case.when if timed else None
         found = case_dense(case, tuning, spaces)
-        ranked = rank(case.units, case.lexical, found, tuning, names=case.names, when=span, back=case.back)
+        lexical = expansion.lexical(case) if expansion is not None else case.lexical
+        ranked = rank(case.units, lexical, found, tuning, names=case.names, when=span, back=case.back)
         for entry in sorted(ranked, key=_score):
             first = entry.item_ids[0]
             if first in kept:
@@ -181,6 +273,7 @@ def main() -> None:
     parser.add_argument("--budget", type=int, action="append")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--conversations", type=int, help="only the first N conversations (LongMemEval: questions)")
+    parser.add_argument("--expansion", action="store_true", help="also the query expansion cases (WordLlama)")
     args = parser.parse_args()
     budgets = args.budget or [4000]
     shares = [0.6, 0.4, 0.25, 0.1]
@@ -189,7 +282,8 @@ def main() -> None:
     # v3: vectors and query vectors instead of cosines, categories, names, session evidence as alternatives
     # v4: items at the data's dates, the question's time span and its timeless full-text scores
     # v6: whether the question asks after an earlier exchange (v5 was a measured variant's)
-    cache = Path(f"/tmp/memory_tuning_v6_{args.data.stem}_{args.conversations}_{'-'.join(map(str, budgets))}.pickle")
+    # v7: the question's full-text query
+    cache = Path(f"/tmp/memory_tuning_v7_{args.data.stem}_{args.conversations}_{'-'.join(map(str, budgets))}.pickle")
     if cache.exists():
         cases = pickle.loads(cache.read_bytes())
     else:
@@ -217,11 +311,17 @@ def main() -> None:
         *((f"default, back first {k}", replace(base, back_first=k)) for k in (0, 2)),
         ("default", base),
     ]
+    expansions: dict[str, Expansion] = {}
+    if args.expansion:
+        for per_word, threshold, weight, spelling in ((1, 0.4, 0.1, False), (2, 0.4, 0.5, False), (2, 0.4, 0.5, True)):
+            name = f"default + expansion {per_word}/{threshold}/x{weight}{' spelling' if spelling else ''}"
+            expansions[name] = Expansion(cases, per_word, threshold, weight, spelling=spelling)
+            configs.append((name, base))
     rows = []
     for name, tuning in configs:
         for budget in budgets:
             for share in shares:
-                values = evaluate(cases, tuning, share, budget)
+                values = evaluate(cases, tuning, share, budget, expansion=expansions.get(name))
                 rows.append({"config": name, "budget": budget, "recent_share": share, **values})
                 ordered = sorted(values.items(), key=lambda kv: (kv[0] != "all", kv[0]))
                 shown = "  ".join(f"{k} {v:.3f}" for k, v in ordered)
