@@ -28,8 +28,9 @@ deleted in the transaction that stores the turn's outcome, so an open turn is ex
   so a chain continues from it.
 
 Every transaction here is short: a few indexed reads and writes, never a model call. On
-PostgreSQL a chain's turn starts in one statement and every turn's end after the lock is one
-statement (``turn_trips.py``): fewer round trips, the same rows.
+PostgreSQL a turn's start (unless it enters again after queueing, appends items, or must check
+or find its parent) and every end that stores items are one statement each, lock included
+(``turn_trips.py``): fewer round trips, the same rows.
 """
 
 from __future__ import annotations
