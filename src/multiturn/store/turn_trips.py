@@ -18,9 +18,9 @@ to start, six to end), a stateful chat turn 11; now 3 each. Here:
   before the lock was granted. The order it gives is the order in which turns took their
   conversation's lock, as before, across processes too. When this process has not cached the
   parent's path (another process served the last turns of a chain), the same statement returns
-  the items it lacks (``_nearest``): the turn needs no read of its own. Left to ``turns.py``'s transaction: a
-  queued turn entering again, an append of items, a parent to check or to find from a
-  response, a title to give.
+  the items it lacks (``_nearest``): the turn needs no read of its own. Left to ``turns.py``'s
+  transaction: a queued turn entering again, an append of items, a parent to check or to find
+  from a response, a title to give.
 - **End**: one statement, run alone, instead of a transaction of four: it locks the
   conversation's row (always before a turn's row, as every transaction that deletes a
   conversation or a response), deletes the turn's row (none if it was deleted while the lock
