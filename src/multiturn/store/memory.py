@@ -129,7 +129,7 @@ class MemoryTables(StoreCore):
                 ],
             )
 
-        await self._write(run, long=True)
+        await self._write(run, long=len(entries) > _SHORT_INDEX)
 
     async def search_entries(
         self, conversation_id: str, query: str, *, limit: int = 50, tenant_id: str = DEFAULT_TENANT
@@ -203,3 +203,6 @@ def _summary_by_prefix(conn: Connection, prefix_hash: str, tenant_id: str) -> Su
 
 
 _WORD = re.compile(r"[^\W_]+")
+_SHORT_INDEX = 8
+"""Entries indexed in a short transaction (on SQLite: on the event loop, like a turn's); more
+(a replay, a fork, a whole path) go to the store's writer thread. An answered round is one or two."""
