@@ -91,6 +91,11 @@ class StoreCore:
         return True
 
 
+NEAREST = 16
+"""Items a read fetches at most, up from a leaf whose path is not cached, looking for an
+ancestor whose path is (another process wrote the last few turns): ``sql._nearest_items`` and a
+start's (``turn_trips._nearest``)."""
+
 _ERASURES_KEPT = 4096
 """Conversations whose ``erasures`` count is remembered (one forgotten costs a cache clear)."""
 

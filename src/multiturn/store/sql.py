@@ -27,7 +27,7 @@ from ..ids import now_ms
 from ..records import ConversationRecord, ItemRecord, NewItem
 from . import api_keys, dialect, erasure, responses, transfer
 from .base import DEFAULT_TENANT, HEAD, ApiKeyRecord, Parent
-from .core import conversation_row, item_row_of, require_item
+from .core import NEAREST, conversation_row, item_row_of, require_item
 from .memory import MemoryTables
 from .migrations import MIGRATIONS
 from .rows import conversation_record, item_record, item_row
@@ -37,9 +37,6 @@ from .uploads import UploadTables
 
 log = logging.getLogger(__name__)
 
-_NEAREST = 16
-"""A path read first fetches this many items up from the leaf, in one query, looking for an
-ancestor whose path is cached (another process wrote the last few turns)."""
 _UPDATABLE = frozenset({"title", "model", "system_prompt", "metadata", "head_item_id"})
 
 
@@ -315,7 +312,7 @@ class SQLStore(TurnTables, MemoryTables, UploadTables):
         return await self._read_back(leaf_id, conversation.tenant_id, conversation.id)
 
     async def _read_back(self, leaf_id: str, tenant_id: str, conversation_id: str) -> list[ItemRecord]:
-        """Read a path not cached: up to ``_NEAREST`` items back from the leaf, one short read
+        """Read a path not cached: up to ``NEAREST`` items back from the leaf, one short read
         that stops below the conversation's path cached last (usually the turn this process
         served last: another process served the few since), joined to the nearest cached
         ancestor; the whole walk (a long read) when none is."""
@@ -432,7 +429,7 @@ class SQLStore(TurnTables, MemoryTables, UploadTables):
 
 
 def _nearest_items() -> sa.Select[Any]:
-    """The leaf (of the conversation, of the tenant) and up to ``_NEAREST - 1`` of its
+    """The leaf (of the conversation, of the tenant) and up to ``NEAREST - 1`` of its
     ancestors, leaf first, none above ``b_stop`` (an item whose path is cached; null: none)."""
     walk = (
         sa.select(items.c.id, items.c.parent_id, sa.literal(0).label("depth"))
@@ -447,7 +444,7 @@ def _nearest_items() -> sa.Select[Any]:
     walk = walk.union_all(
         sa.select(items.c.id, items.c.parent_id, (walk.c.depth + 1).label("depth"))
         .join(walk, items.c.id == walk.c.parent_id)
-        .where(walk.c.depth < _NEAREST - 1, walk.c.parent_id.is_distinct_from(sa.bindparam("b_stop")))
+        .where(walk.c.depth < NEAREST - 1, walk.c.parent_id.is_distinct_from(sa.bindparam("b_stop")))
     )
     return sa.select(items).join(walk, items.c.id == walk.c.id).order_by(walk.c.depth)
 

@@ -45,6 +45,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from .core import NEAREST
 from .dialect import NO_FLUSH
 from .liveness import CHANNEL
 from .schema import conversations, items, turns
@@ -90,10 +91,6 @@ def _turn_value(name: str, waits: bool) -> sa.ColumnElement[Any]:
     if name in _QUEUED_COLUMNS:
         return sa.case((_SOMEONE_AHEAD, sa.bindparam(f"q_{name}", type_=turns.c[name].type)), else_=started)
     return started
-
-
-NEAREST = 16
-"""Items a start fetches at most, up from the turn's parent (``_nearest``)."""
 
 
 def _nearest(waits: bool) -> sa.Label[Any]:

@@ -221,6 +221,25 @@ def locked_with_turns(
     return conversation, [_Open(row.id, row.owner, row.seq) for row in rows]
 
 
+def _split(entry: TurnEntry, ids: Sequence[str]) -> tuple[tuple[str, ...], str]:
+    """``ids`` (one more than the inputs) as the inputs' ids and the answer's id."""
+    return tuple(ids[: len(entry.inputs)]), ids[len(entry.inputs)]
+
+
+def _started(
+    entry: TurnEntry, parent: str | None, input_ids: Sequence[str], answer_id: str, now: int
+) -> dict[str, Any]:
+    """What a started turn's row holds beyond a queued one's (``_row``)."""
+    return {
+        "status": "generating",
+        "parent_id": parent,
+        "inputs": encode_inputs(entry.inputs, input_ids),
+        "answer_item_id": answer_id,
+        "response_id": entry.response.id if entry.response is not None else None,
+        "started_at": now,
+    }
+
+
 def enter(
     conn: Connection,
     entry: TurnEntry,
@@ -246,7 +265,7 @@ def enter(
                 conn.execute(_insert_turn(conn), _row(entry, now))
             return Blocked(ahead.id, ahead.owner)
     parent = _parent(conn, entry, conversation)
-    input_ids, answer_id = tuple(ids[: len(entry.inputs)]), ids[len(entry.inputs)]
+    input_ids, answer_id = _split(entry, ids)
     if entry.response is not None:
         responses.insert(conn, replace(entry.response, input_item_ids=input_ids))
     values: dict[str, Any] = {}
@@ -261,14 +280,7 @@ def enter(
             conn.execute(turns.delete().where(turns.c.id == entry.id))
             notify(conn, entry.id)
     else:
-        started = {
-            "status": "generating",
-            "parent_id": parent,
-            "inputs": encode_inputs(entry.inputs, input_ids),
-            "answer_item_id": answer_id,
-            "response_id": entry.response.id if entry.response is not None else None,
-            "started_at": now,
-        }
+        started = _started(entry, parent, input_ids, answer_id, now)
         if row is None:
             conn.execute(_insert_turn(conn), {**_row(entry, now), **started})
         else:
@@ -297,17 +309,9 @@ def _start_in_one(
     """``enter`` for a turn of which ``_starts_in_one``, as one statement run alone, and (if
     ``fetch``) the rows of its parent and the ancestors below ``stop`` (``turn_trips._nearest``).
     Raises NotFound: no such conversation for this tenant."""
-    input_ids, answer_id = tuple(ids[: len(entry.inputs)]), ids[len(entry.inputs)]
+    input_ids, answer_id = _split(entry, ids)
     queued = _row(entry, now)
-    turn = {
-        **queued,
-        "status": "generating",
-        "parent_id": entry.parent_id,
-        "inputs": encode_inputs(entry.inputs, input_ids),
-        "answer_item_id": answer_id,
-        "response_id": entry.response.id if entry.response is not None else None,
-        "started_at": now,
-    }
+    turn = {**queued, **_started(entry, entry.parent_id, input_ids, answer_id, now)}
     response = responses.row(replace(entry.response, input_item_ids=input_ids)) if entry.response else None
     params = turn_trips.start_params(
         entry.conversation_id, entry.tenant_id, turn, queued=queued if entry.waits else None, response=response
@@ -330,8 +334,7 @@ def _started_before(conn: Connection, entry: TurnEntry, ids: Sequence[str]) -> S
     if row is None or row["status"] != "generating":
         return None
     conversation = conversation_row(conn, entry.conversation_id, entry.tenant_id)
-    input_ids, answer_id = tuple(ids[: len(entry.inputs)]), ids[len(entry.inputs)]
-    return Started(conversation, row["parent_id"], row["started_at"], input_ids, answer_id)
+    return Started(conversation, row["parent_id"], row["started_at"], *_split(entry, ids))
 
 
 def _parent(conn: Connection, entry: TurnEntry, conversation: ConversationRecord) -> str | None:
