@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from support.fake_upstream import FakeUpstream
+
 from .conftest import Cli, one_error_line
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -71,6 +73,22 @@ def test_longmemeval_turn_and_session_level_evidence(cli: Cli) -> None:
     # q-1: a has_answer turn of the first session (early); q-2: any turn of the last session
     assert cells[("window", 300)]["recall"] == 0.5
     assert cells[("retrieval", 300)]["recall"] == 1.0
+
+
+def test_an_upstream_embedder_is_called_and_closed(cli: Cli) -> None:
+    """``--embedder`` naming an upstream alias: the bench embeds through it and closes its HTTP
+    session at the end (stderr holds the progress lines and nothing else: no "Unclosed client
+    session" warning)."""
+    with FakeUpstream(embeddings=True) as fake:
+        models = {"emb": {"backend": "upstream", "base_url": fake.base_url, "model": "hashed-words"}}
+        args = ["--budgets", "300", "--policies", "retrieval", "--embedder", "emb", "--json"]
+        result = cli.run("bench", "memory", "--data", str(LOCOMO), *args, env={"MULTITURN_MODELS": json.dumps(models)})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["embedder"] == "upstream:hashed-words"
+    assert _cells(result.stdout)[("retrieval", 300)]["recall"] == 1.0
+    assert [r for r in fake.requests if r.path == "/v1/embeddings"], "the embedder was never called"
+    noise = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("questions:")]
+    assert noise == [], result.stderr
 
 
 def test_the_table_prints_without_json(cli: Cli) -> None:

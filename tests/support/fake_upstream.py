@@ -43,6 +43,9 @@ Faults, chosen by the model name (or ``FakeUpstream.fault``, which overrides it)
 ``delay-S``                 the answer, streamed or not, S seconds late (or the client leaves)
 ==========================  ==============================================================
 
+With ``embeddings=True`` it also answers ``POST /v1/embeddings`` (each text's words hashed into
+32 dimensions: an upstream embedder alias that works); without, that path is a 404.
+
 ``requests`` records every request (method, path, headers, JSON body, client address: equal
 addresses mean a reused keep-alive connection, and ``received_at``: ``time.monotonic()`` when its
 body was read); ``disconnects`` the indexes (into ``requests``) of requests the client left
@@ -58,6 +61,7 @@ import socket
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -99,8 +103,10 @@ class FakeUpstream:
         api_key: str | None = None,
         models: tuple[str, ...] = ("qwen-plus", "qwen3-vl-plus"),
         keep_alive: int = 5,
+        embeddings: bool = False,
     ) -> None:
         self.api_key = api_key
+        self.embeddings = embeddings  # answer POST /v1/embeddings (else it is a 404, as no route)
         self.keep_alive = keep_alive  # seconds an idle connection stays open (uvicorn's default: 5)
         self.models = models
         self.fault: str | None = None
@@ -186,6 +192,8 @@ class FakeUpstream:
             await _json(send, 200, {"object": "list", "data": data})
         elif scope["method"] == "POST" and path == "/v1/chat/completions":
             await self._chat(body, index, receive, send)
+        elif scope["method"] == "POST" and path == "/v1/embeddings" and self.embeddings:
+            await _json(send, 200, _embeddings(body))
         else:
             await _json(send, 404, _error(f"no route {path}", "not_found", "invalid_request_error"))
 
@@ -383,6 +391,25 @@ def _completion(body: dict[str, Any], answer: _Answer) -> dict[str, Any]:
         "system_fingerprint": None,
         "choices": [choice],
         "usage": answer.usage,
+    }
+
+
+def _embeddings(body: Any) -> dict[str, Any]:
+    """An OpenAI embeddings answer: each text's words hashed into 32 dimensions (texts that share
+    words are near), not normalized (the client normalizes)."""
+    texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+    data = []
+    for index, text in enumerate(texts):
+        vector = [0.0] * 32
+        for word in re.findall(r"\w+", text.lower()):
+            vector[zlib.crc32(word.encode()) % 32] += 1.0
+        data.append({"object": "embedding", "index": index, "embedding": vector})
+    n = sum(len(text.split()) for text in texts)
+    return {
+        "object": "list",
+        "data": data,
+        "model": body.get("model"),
+        "usage": {"prompt_tokens": n, "total_tokens": n},
     }
 
 

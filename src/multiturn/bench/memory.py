@@ -205,6 +205,7 @@ async def _run(options: Options, conversations: list[Conversation], tmp: Path, p
     model = options.answer_model or settings.model
     store = SQLStore(settings.database_url)
     registry = BackendRegistry(settings)
+    recall: IndexRecall | None = None
     try:
         await store.migrate()
         embedder = load_embedder(settings)
@@ -256,6 +257,8 @@ async def _run(options: Options, conversations: list[Conversation], tmp: Path, p
             answer_model=options.answer_model,
         )
     finally:
+        if recall is not None:
+            await recall.aclose()  # an upstream embedder's HTTP session
         await registry.aclose()
         await store.close()
 
