@@ -19,7 +19,7 @@ from multiturn.ids import new_id, now_ms
 from multiturn.store import NewItem, SQLStore
 from multiturn.store import sql as store_sql
 from multiturn.store.base import HEAD
-from multiturn.store.core import conversation_row
+from multiturn.store.core import NEAREST, conversation_row
 from multiturn.store.dialect import commit_without_flush
 from multiturn.store.migrations import MIGRATIONS
 from multiturn.store.schema import conversations, items
@@ -569,12 +569,36 @@ async def test_a_read_back_stops_below_the_path_cached_last(store: SQLStore) -> 
     params = {"b_leaf": ids[-1], "b_conversation": conversation.id, "b_tenant": "default"}
 
     async def read(stop: str | None) -> list[str]:
-        query = store_sql._NEAREST_ITEMS
-        return await store._read(lambda conn: [row.id for row in conn.execute(query, {**params, "b_stop": stop})])
+        query, bound = store_sql._ITEMS_BACK, {**params, "b_stop": stop, "b_depth": NEAREST - 1}
+        return await store._read(lambda conn: [row.id for row in conn.execute(query, bound)])
 
     assert await read(ids[8]) == ids[:8:-1]  # the three items below ids[8], leaf first
     assert await read(None) == ids[::-1]  # none cached: as far as it goes (12 of at most 16)
     assert await read(ids[-2]) == ids[-1:]  # one item new
+
+
+async def test_a_path_far_ahead_of_the_cached_one_is_read_back_to_it_not_from_the_root(db_url: str) -> None:
+    """Other processes served more turns than one short read reaches (``NEAREST`` items): the
+    read back goes on to the path this store holds, which it keeps (the same records), instead
+    of walking the conversation from its root."""
+    url = Settings(db=db_url).database_url
+    writer, reader = SQLStore(url), SQLStore(url)
+    try:
+        await writer.migrate()
+        conversation = await writer.create_conversation()
+        for n in range(30):
+            await writer.append(conversation.id, HEAD, NewItem(role="user", content=(TextPart(f"{n}"),)))
+        held = await reader.path(conversation.id, (await writer.get_conversation(conversation.id)).head_item_id)
+        for n in range(3 * NEAREST):
+            await writer.append(conversation.id, HEAD, NewItem(role="user", content=(TextPart(f"more {n}"),)))
+        leaf = (await writer.get_conversation(conversation.id)).head_item_id
+        seen = await reader.known_path(leaf, await reader.get_conversation(conversation.id))
+        assert [i.id for i in seen] == [i.id for i in await writer.path(conversation.id, leaf)]
+        assert len(seen) == 30 + 3 * NEAREST
+        assert all(a is b for a, b in zip(seen, held, strict=False))  # the held records, not read again
+    finally:
+        await writer.close()
+        await reader.close()
 
 
 async def test_a_path_another_store_extended_is_read_back_to_what_this_one_holds(db_url: str) -> None:

@@ -315,17 +315,24 @@ class SQLStore(TurnTables, MemoryTables, UploadTables):
         """Read a path not cached: up to ``NEAREST`` items back from the leaf, one short read
         that stops below the conversation's path cached last (usually the turn this process
         served last: another process served the few since), joined to the nearest cached
-        ancestor; the whole walk (a long read) when none is."""
+        ancestor. When that path is further back (other processes served more turns since), a
+        second read goes on to it: what is read follows the turns this process missed, not the
+        conversation's length. The whole walk (a long read) only when no ancestor is cached."""
         params = {
             "b_leaf": leaf_id,
             "b_conversation": conversation_id,
             "b_tenant": tenant_id,
             "b_stop": self._paths.latest(conversation_id),
         }
-        rows = await self._read(lambda conn: conn.execute(_NEAREST_ITEMS, params).mappings().all())  # leaf first
+        near = {**params, "b_depth": NEAREST - 1}
+        rows = await self._read(lambda conn: conn.execute(_ITEMS_BACK, near).mappings().all())  # leaf first
         if not rows:
             raise NotFound(f"item {leaf_id!r} not found in conversation {conversation_id!r}")
         path = self._below_cached(rows)
+        if path is None and params["b_stop"] is not None:  # further back than NEAREST: on to it
+            far = {**params, "b_depth": _UNBOUNDED}
+            rows = await self._read(lambda conn: conn.execute(_ITEMS_BACK, far).mappings().all(), long=True)
+            path = self._below_cached(rows) if rows else None
         if path is None:
             path = tuple(await self._read(lambda conn: _walk(conn, leaf_id), long=True))
             if not path:
@@ -428,9 +435,9 @@ class SQLStore(TurnTables, MemoryTables, UploadTables):
         return await self._read(lambda conn: [conversation_record(row) for row in conn.execute(query).mappings()])
 
 
-def _nearest_items() -> sa.Select[Any]:
-    """The leaf (of the conversation, of the tenant) and up to ``NEAREST - 1`` of its
-    ancestors, leaf first, none above ``b_stop`` (an item whose path is cached; null: none)."""
+def _items_back() -> sa.Select[Any]:
+    """The leaf (of the conversation, of the tenant) and up to ``b_depth`` of its ancestors,
+    leaf first, none at or above ``b_stop`` (an item whose path is cached; null: none)."""
     walk = (
         sa.select(items.c.id, items.c.parent_id, sa.literal(0).label("depth"))
         .join(conversations, conversations.c.id == items.c.conversation_id)
@@ -444,12 +451,17 @@ def _nearest_items() -> sa.Select[Any]:
     walk = walk.union_all(
         sa.select(items.c.id, items.c.parent_id, (walk.c.depth + 1).label("depth"))
         .join(walk, items.c.id == walk.c.parent_id)
-        .where(walk.c.depth < NEAREST - 1, walk.c.parent_id.is_distinct_from(sa.bindparam("b_stop")))
+        .where(
+            walk.c.depth < sa.bindparam("b_depth", type_=sa.Integer),
+            walk.c.parent_id.is_distinct_from(sa.bindparam("b_stop")),
+        )
     )
     return sa.select(items).join(walk, items.c.id == walk.c.id).order_by(walk.c.depth)
 
 
-_NEAREST_ITEMS = _nearest_items()
+_ITEMS_BACK = _items_back()
+_UNBOUNDED = 2**31 - 1
+"""``b_depth`` for a read back that goes on until ``b_stop`` (or the root)."""
 
 
 def _walk(conn: Connection, leaf_id: str) -> list[ItemRecord]:
