@@ -58,7 +58,7 @@ from gateway.chain import chain
 from gateway.fleet import Fleet
 from gateway.harness import log
 from gateway.kinds import STORED
-from gateway.mix import SOAK_MIX
+from gateway.mix import ROUTES, SOAK_MIX
 from gateway.scenarios import procs, side, soak
 from gateway.servers import ROOT, request
 from gateway.storedb import postgres_version
@@ -90,6 +90,12 @@ def parse_args() -> argparse.Namespace:
         help="cut a run short when a gateway's VmRSS passes this many MiB (0: no cap) [default 4096]",
     )
     p.add_argument("--pin", action="store_true", help="servers on CPU 0 (taskset), the load generator on CPU 1")
+    p.add_argument(
+        "--route",
+        choices=ROUTES,
+        default="rotate",
+        help="how a request picks its gateway with several (gateway/mix.py ROUTES) [default rotate]",
+    )
     p.add_argument(
         "--pg-dsn", default=os.environ.get("MULTITURN_TEST_PG_DSN") or "postgresql://mt:mt@127.0.0.1:5432/mt"
     )
@@ -188,6 +194,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "soak_n": args.soak_n,
         "conc": args.conc,
         "pin": args.pin,
+        "route": args.route,
         "machine": facts(args),
         "code": code,
         "soak_mix": list(SOAK_MIX),

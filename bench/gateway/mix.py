@@ -2,9 +2,10 @@
 
 ``run_mix`` is the load of every stored-turns scenario and the importable soak: request ``i``
 (counted from 0 in each phase) is of kind ``kinds[i % len(kinds)]``; each worker keeps its own
-chain and conversation (``kinds.Chain``) and sends its successive requests to successive gateways
-(worker ``w``'s ``t``-th request goes to ``base_urls[(w + t) % P]``), so with several gateways a
-chain's consecutive turns are served by different processes. A warm-up phase (not recorded) runs
+chain and conversation (``kinds.Chain``) and by default sends its successive requests to
+successive gateways (worker ``w``'s ``t``-th request goes to ``base_urls[(w + t) % P]``), so with
+several gateways a chain's consecutive turns are served by different processes (``route``:
+``ROUTES``). A warm-up phase (not recorded) runs
 first; then the gateways' CPU (``pids``) is read, the measured phase runs, and the CPU is read
 again. VmRSS of ``pids`` is read at the start of the measured phase, when ``checkpoints`` measured
 requests have completed, and at its end. With ``verify`` every worker's chain and conversation is
@@ -163,6 +164,21 @@ def _failure(exc: BaseException) -> tuple[str, str]:
     return type(exc).__name__, f"{type(exc).__name__}: {exc}"[:400]
 
 
+ROUTES = ("rotate", "sticky", "each")
+"""How a request picks its gateway: ``rotate`` (a worker's successive requests go to successive
+gateways: a chain's turns are served by different processes), ``sticky`` (a worker keeps one
+gateway: a load balancer's affinity by conversation), ``each`` (request ``i`` of the phase goes to
+gateway ``i % P``: a round-robin balancer that knows nothing of conversations)."""
+
+
+def _gateway(route: str, worker: int, sent: int, request: int, gateways: int) -> int:
+    if route == "sticky":
+        return worker % gateways
+    if route == "each":
+        return request % gateways
+    return (worker + sent) % gateways
+
+
 async def run_mix(
     base_urls: Sequence[str],
     count: int,
@@ -176,6 +192,7 @@ async def run_mix(
     checkpoints: Sequence[int] = (),
     verify: bool = False,
     measure_postgres: bool = False,
+    route: str = "rotate",
     request_timeout: float = 60.0,
     deadline_s: float | None = None,
     header_limit: int = HEADER_LIMIT,
@@ -191,6 +208,8 @@ async def run_mix(
     unknown = set(kinds) - set(KINDS)
     if unknown:
         raise ValueError(f"unknown kinds: {sorted(unknown)}")
+    if route not in ROUTES:
+        raise ValueError(f"unknown route {route!r}: one of {', '.join(ROUTES)}")
     urls = [u.rstrip("/") for u in base_urls]
     pids = pids or {}
     deadline = time.perf_counter() + deadline_s if deadline_s else None
@@ -236,7 +255,7 @@ async def run_mix(
                         stopped.append(f"deadline reached after {done[0]} {name} requests")
                         return
                     kind = kinds[i % len(kinds)]
-                    url = urls[(w + sent[w]) % len(urls)]
+                    url = urls[_gateway(route, w, sent[w], i, len(urls))]
                     sent[w] += 1
                     try:
                         outcome = await send(kind, session, url, chains[w], key)
@@ -347,6 +366,7 @@ def _parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--checkpoints", default="", help="comma-separated request counts at which VmRSS is read")
     p.add_argument("--verify", action="store_true")
     p.add_argument("--postgres-cpu", action="store_true", help="also read the CPU of every postgres process")
+    p.add_argument("--route", choices=ROUTES, default="rotate", help="how a request picks its gateway [rotate]")
     p.add_argument("--deadline", type=float, default=None, help="seconds for warm-up + measured phase")
     p.add_argument("--timeout", type=float, default=60.0, help="per request")
     p.add_argument("--label", default="", help="prefix of the progress lines on stderr")
@@ -375,6 +395,7 @@ def main(argv: list[str] | None = None) -> None:
             checkpoints=[int(c) for c in args.checkpoints.split(",") if c],
             verify=args.verify,
             measure_postgres=args.postgres_cpu,
+            route=args.route,
             request_timeout=args.timeout,
             rss_cap_kb=args.rss_cap_mb * 1024,
             deadline_s=args.deadline,

@@ -345,7 +345,8 @@ def markdown(raw: dict[str, Any]) -> str:
         "process (`python -m gateway.mix`: closed loop, aiohttp + uvloop, every answer validated).",
         f"- **Sizes:** side c=1 {_size(sizes['side_c1'])}, c={meta['conc']} {_size(sizes['side_c32'])}; chain "
         f"{sizes['chain'][0]} turns per window (after {sizes['chain'][1]} warm-up turns on another chain); "
-        f"procs {_size(sizes['procs'])}; soak {meta['soak_n']:,} requests (no warm-up).",
+        f"procs {_size(sizes['procs'])}; soak {meta['soak_n']:,} requests (no warm-up); with several gateways a "
+        f"request picks its gateway by `--route {meta.get('route', 'rotate')}` (`gateway/mix.py` `ROUTES`).",
         f"- **Upstream requests served:** {meta.get('upstream_stats')}",
         "",
         "## Targets",
