@@ -62,7 +62,7 @@ def load(
     if checkpoints:
         cmd += ["--checkpoints", ",".join(map(str, checkpoints))]
     cmd += ["--reset-after-warmup"] * reset + ["--verify"] * verify + ["--postgres-cpu"] * postgres
-    cmd += ["--route", getattr(args, "route", "rotate")]
+    cmd += ["--route", args.route]
     done = subprocess.run(cmd, cwd=BENCH, stdout=subprocess.PIPE, text=True, timeout=RUN_DEADLINE + 120)
     if done.returncode != 0:
         raise RuntimeError(f"load generator failed ({label}), exit {done.returncode}")

@@ -329,10 +329,10 @@ class SQLStore(TurnTables, MemoryTables, UploadTables):
         if not rows:
             raise NotFound(f"item {leaf_id!r} not found in conversation {conversation_id!r}")
         path = self._below_cached(rows)
-        if path is None and params["b_stop"] is not None:  # further back than NEAREST: on to it
-            far = {**params, "b_depth": _UNBOUNDED}
-            rows = await self._read(lambda conn: conn.execute(_ITEMS_BACK, far).mappings().all(), long=True)
-            path = self._below_cached(rows) if rows else None
+        if path is None and params["b_stop"] is not None:  # further back than NEAREST: on from there to it
+            far = {**params, "b_leaf": rows[-1]["parent_id"], "b_depth": _UNBOUNDED}
+            rows = [*rows, *await self._read(lambda conn: conn.execute(_ITEMS_BACK, far).mappings().all(), long=True)]
+            path = self._below_cached(rows)
         if path is None:
             path = tuple(await self._read(lambda conn: _walk(conn, leaf_id), long=True))
             if not path:
