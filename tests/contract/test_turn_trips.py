@@ -180,3 +180,24 @@ async def test_a_turn_continuing_what_another_process_served_gets_the_missing_it
             elsewhere = await stored_turn(other, conv.id, "i", "j", parent_id=started.answer_id)
     finally:
         await other.close()
+
+
+@pytest.mark.parametrize("long", [False, True])
+async def test_a_read_runs_outside_a_transaction_so_nothing_rolls_back_what_the_connection_prepared(
+    store: SQLStore, long: bool
+) -> None:
+    """A read transaction ends with ``ROLLBACK`` when its connection goes back to the pool, and
+    psycopg forgets every statement it prepared on a connection that rolls back: a process that
+    read a path back from the database (a turn another gateway served) had its turns'
+    statements planned afresh. Reads run outside a transaction: nothing to roll back."""
+    conv = await store.create_conversation()
+    await stored_turn(store, conv.id, "a", "b")
+
+    def read(conn: sa.Connection) -> tuple[psycopg.pq.TransactionStatus, int, psycopg.pq.TransactionStatus]:
+        driver = conn.connection.driver_connection
+        assert isinstance(driver, psycopg.AsyncConnection)
+        found = conn.execute(sa.select(sa.func.count()).select_from(items)).scalar_one()
+        return driver.info.transaction_status, found, driver.info.transaction_status
+
+    before, found, after = await store._read(read, long=long)
+    assert (before, after) == (psycopg.pq.TransactionStatus.IDLE,) * 2 and found == 2

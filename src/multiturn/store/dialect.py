@@ -304,10 +304,19 @@ class PostgresDatabase:
         except ModuleNotFoundError as exc:
             raise MissingDependency(exc.name or str(exc), "postgres") from exc
         self._statement = self._engine.execution_options(isolation_level="AUTOCOMMIT")
-        """Short reads are one statement each: no BEGIN and ROLLBACK round trips around them."""
+        """Reads, and writes of one statement: each statement its own transaction, with no
+        ``BEGIN`` and ``COMMIT`` or ``ROLLBACK`` round trips around it."""
 
     async def read(self, fn: Callable[[Connection], _T], *, long: bool = False) -> _T:
-        return await self._run(fn, lambda: self._engine.connect() if long else self._statement.connect())
+        """Every read, long or short, without a transaction around it. Under READ COMMITTED
+        (the server's default, and ours) a transaction would give a read of several statements
+        nothing: each statement reads its own snapshot either way. It would cost two round trips,
+        and ending it cost more: a read transaction ends with ``ROLLBACK`` when its connection
+        goes back to the pool, and psycopg drops every statement it has prepared on a connection
+        when it sees a ``ROLLBACK`` there. Measured with 4 gateways taking turns round-robin
+        (``bench/results/stored_turns.md`` 5.2): the long reads' rollbacks had the turn's three
+        statements planned again on 2 of 3 turns, and PostgreSQL spent twice the CPU a turn."""
+        return await self._run(fn, self._statement.connect)
 
     async def write(self, fn: Callable[[Connection], _T], *, long: bool = False, alone: bool = False) -> _T:
         return await self._run(fn, self._statement.connect if alone else self._engine.begin)
