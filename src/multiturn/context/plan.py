@@ -18,7 +18,8 @@ in named steps, each a function of its own:
 5. **media** (``media.fit_media``): when the window does not fit, older rounds' media become
    placeholders, oldest first, before any text goes;
 6. **recall** (``plan_recall``): recalled rounds (chronological) fill what the window leaves,
-   at least the memory share, quoted after the summary;
+   at least the memory share, quoted after the summary; the summary yields its room to the best
+   recalled round when that round fits only without it (``yield_summary``);
 7. **report** (``build_report``): each item's fate, tokens by part, the budget.
 
 Summary and recalled rounds are appended to the last leading system message, in that order (the
@@ -52,7 +53,7 @@ from .cache import PlanCache, Positions
 from .media import fit_media, media_boundary
 from .policy import POLICY_NAMES, PRESETS, Policy, PolicyName, preset
 from .recent import Recent, Window, strain, window_budget
-from .retrieval import Recalled, quote, select_recalled
+from .retrieval import Recalled, best_round, quote, select_recalled
 from .summary import Summary, with_summary
 
 __all__ = [
@@ -154,8 +155,8 @@ def plan_recall(
     policy: Policy,
     recalled: Sequence[Recalled],
     head: Sequence[Message],
-    window: Window,
     *,
+    window: Window,
     room: int,
     pinned: Sequence[ItemRecord],
     positions: Positions,
@@ -168,10 +169,43 @@ def plan_recall(
     sends or drops, and pinned items, are never recalled."""
     if not (policy.uses_recall and recalled and window.newest):
         return list(head), [], 0
-    excluded = {item.id for item in pinned} | {item.id for item in window.items}
+    excluded = _sent(pinned, window)
     before = sum(count(m) for m in head)
     extended, chosen = select_recalled(recalled, positions, excluded, room, count, quote, list(head))
     return extended, chosen, sum(count(m) for m in extended) - before
+
+
+def _sent(pinned: Sequence[ItemRecord], window: Window) -> set[str]:
+    return {item.id for item in pinned} | {item.id for item in window.items}
+
+
+def best_recalled(
+    recalled: Sequence[Recalled], positions: Positions, pinned: Sequence[ItemRecord], window: Window
+) -> Recalled | None:
+    """The round recall would take first (``retrieval.best_round``), None when the window does
+    not send the new input (nothing is recalled then)."""
+    return best_round(recalled, positions, _sent(pinned, window)) if window.newest else None
+
+
+def yield_summary(
+    system_prompt: str | None,
+    pinned: Sequence[ItemRecord],
+    count: Callable[[Message], int],
+    recall: Callable[..., tuple[list[Message], list[Recalled], int]],
+    room: int,
+    best: Recalled,
+) -> tuple[Head, tuple[list[Message], list[Recalled], int]] | None:
+    """When the best recalled round (``best``) did not fit beside the summary: the head without
+    the summary and the recall in the ``room`` so freed, if that recall takes ``best``; else
+    None (the summary stays). ``recall`` is ``plan_recall`` with this request's arguments bound.
+
+    Why: the summary is the same whatever the question, and ``best`` is this question's best
+    evidence. At a small budget a summary of a few hundred tokens is a large share, and the round
+    it crowds out is what the answer needs. The window stays as planned, so only the head and
+    the recall change; what the summary covered is then reported dropped, or recalled."""
+    bare = plan_head(system_prompt, pinned, None, count)
+    planned = recall(bare.messages, room=room)
+    return (bare, planned) if best in planned[1] else None
 
 
 def build_report(
@@ -285,17 +319,23 @@ def plan_context(
         newest_round=recent.newest_round,
     )
 
-    messages, chosen, recalled_tokens = plan_recall(
+    recall = partial(
+        plan_recall,
         policy,
         recalled,
-        head.messages,
-        window,
-        room=available - head.summary_tokens - window.tokens,
+        window=window,
         pinned=pinned,
         positions=positions,
         count=count,
         quote=partial(quote, path=path, positions=positions, tokens=tokenizer.count, cache=memo),
     )
+    room = available - window.tokens
+    messages, chosen, recalled_tokens = recall(head.messages, room=room - head.summary_tokens)
+    best = best_recalled(recalled, positions, pinned, window) if used and policy.uses_recall else None
+    if best is not None and best not in chosen:
+        yielded = yield_summary(system_prompt, pinned, count, recall, room, best)
+        if yielded is not None:
+            (head, (messages, chosen, recalled_tokens)), through = yielded, -1
     by_part = {
         "system": head.tokens,
         "summary": head.summary_tokens,

@@ -96,6 +96,21 @@ def quote(
     return text, cost
 
 
+def _ranked(recalled: Sequence[Recalled], positions: Positions) -> list[Recalled]:
+    """Best score first; of equal scores the earlier round."""
+    return sorted(recalled, key=lambda r: (-r.score, min((positions.get(i, 0) for i in r.item_ids), default=0)))
+
+
+def _eligible(ids: set[str], positions: Positions, excluded: set[str]) -> bool:
+    return bool(ids) and all(i in positions for i in ids) and not ids & excluded
+
+
+def best_round(recalled: Sequence[Recalled], positions: Positions, excluded: set[str]) -> Recalled | None:
+    """The round ``select_recalled`` considers first: the best-scored one on the path that
+    shares no item with ``excluded`` (None: there is none)."""
+    return next((r for r in _ranked(recalled, positions) if _eligible(set(r.item_ids), positions, excluded)), None)
+
+
 def select_recalled(
     recalled: Sequence[Recalled],
     positions: Positions,
@@ -114,9 +129,9 @@ def select_recalled(
     chosen: list[tuple[Recalled, str]] = []
     taken: set[str] = set()
     used = sum(count(m) for m in with_recalled(head, ())) - base
-    for entry in sorted(recalled, key=lambda r: (-r.score, min((positions.get(i, 0) for i in r.item_ids), default=0))):
+    for entry in _ranked(recalled, positions):
         ids = set(entry.item_ids)
-        if not ids or not all(i in positions for i in ids) or ids & (excluded | taken):
+        if not _eligible(ids, positions, excluded | taken):
             continue
         text, cost = quote(entry)
         if not text.strip() or used + cost > room:

@@ -341,6 +341,49 @@ def test_recalled_text_given_by_the_retriever_is_used_verbatim() -> None:
     assert composed[0].text.startswith(f"{SYSTEM}\n\n{summary_block('Earlier: trips.')}\n\n{RECALLED_HEADER}")
 
 
+def test_the_summary_yields_to_the_best_recalled_round_only_when_that_round_fits_in_its_place() -> None:
+    builder = PathBuilder()
+    for i in range(12):
+        builder.round(f"question {i} " * 10, f"answer {i} " * 10)
+    builder.add("user", "what did you say about question 2?")
+    items = builder.items
+    summary = Summary("The user asked numbered questions and got numbered answers. " * 3, through_item_id="i9")
+    best, other = Recalled(("i4", "i5"), 2.5), Recalled(("i6", "i7"), 0.9)
+    # At 300 tokens the window (a tenth) holds no round: what a plan sends is the head, the
+    # summary or not, the recalled rounds and the new input.
+    parts = _plan(items, replace(PRESETS["auto"], budget=300), summary=summary)[1].tokens_by_part
+    summary_tokens, bare = parts["summary"], parts["system"] + parts["input"] + parts["template"]
+    best_tokens = _plan(items, replace(PRESETS["auto"], budget=300), recalled=[best])[1].tokens_by_part["recalled"]
+    assert parts["history"] == 0 and summary_tokens > 50 and best_tokens > 50
+
+    def plan(budget: int, recalled: Sequence[Recalled] = (best, other)) -> tuple[list[Message], ContextReport]:
+        return _plan(items, replace(PRESETS["auto"], budget=budget), summary=summary, recalled=recalled)
+
+    # Room for both: the summary stays and the best round is quoted after it.
+    _, both = plan(bare + summary_tokens + best_tokens + 5)
+    assert both.summarized == ((0, 9),) and both.recalled == ((4, 5),)
+    # The best round fits only in the summary's place: it takes it, and the report says so
+    # (+ 1: the planner's estimate sums the quoted blocks, a token over the joined quotation).
+    for budget in (bare + best_tokens + 1, bare + summary_tokens + best_tokens - 5):
+        messages, report = plan(budget)
+        recalled = fated(report, items, "recalled")
+        assert recalled[:2] == ("i4", "i5") and report.summarized == () and report.tokens_by_part["summary"] == 0
+        assert summary.text not in messages[0].text and "question 2" in messages[0].text
+        assert fated(report, items, "dropped") == tuple(f"i{n}" for n in range(24) if f"i{n}" not in recalled)
+        assert report.tokens <= budget
+    # Too big to fit even without the summary: the summary stays, nothing is recalled.
+    _, neither = plan(bare + best_tokens - 5)
+    assert neither.summarized == ((0, 9),) and neither.recalled == ()
+    # Only the best round counts: another one that would fit in the summary's place does not
+    # take it (a smaller, lesser round).
+    small = Recalled(("i8",), 0.5, text="user: question 8")
+    _, lesser = plan(bare + summary_tokens + 5, (best, small))
+    assert lesser.summarized == ((0, 9),)
+    # A policy that does not recall never yields its summary.
+    summary_only = replace(PRESETS["summary"], budget=bare + best_tokens + 1)
+    assert _plan(items, summary_only, summary=summary, recalled=[best])[1].summarized == ((0, 9),)
+
+
 def test_old_images_become_placeholders_in_steps() -> None:
     policy = replace(PRESETS["window"], keep_images_rounds=2)
     builder = PathBuilder()

@@ -319,12 +319,12 @@ def test_plan_recall_needs_a_recalling_policy_and_skips_what_the_window_sends() 
         return quote(entry, path, positions, TOKENIZER.count, cache)
 
     args = {"room": 1000, "pinned": (), "positions": positions, "count": _count, "quote": quoted}
-    messages, chosen, tokens = plan_recall(policy, recalled, head, window, **args)  # type: ignore[arg-type]
+    messages, chosen, tokens = plan_recall(policy, recalled, head, window=window, **args)  # type: ignore[arg-type]
     assert [e.item_ids for e in chosen] == [("i0", "i1")]
     assert tokens == _count(messages[0]) - _count(head[0]) > 0
-    assert plan_recall(PRESETS["window"], recalled, head, window, **args) == (list(head), [], 0)  # type: ignore[arg-type]
+    assert plan_recall(PRESETS["window"], recalled, head, window=window, **args) == (list(head), [], 0)  # type: ignore[arg-type]
     empty = Window(window.cut, window.history, ())
-    assert plan_recall(policy, recalled, head, empty, **args) == (list(head), [], 0)  # type: ignore[arg-type]
+    assert plan_recall(policy, recalled, head, window=empty, **args) == (list(head), [], 0)  # type: ignore[arg-type]
 
 
 # -- report --------------------------------------------------------------------------------------
