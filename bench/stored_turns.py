@@ -26,7 +26,7 @@ the machine's cores (the report says so). ``--pin`` puts the servers on CPU 0 an
 generator on CPU 1 (PostgreSQL stays unpinned).
 
     .venv/bin/python bench/stored_turns.py [--quick] [--scenarios side,chain,procs,soak]
-        [--db sqlite,postgres] [--soak-n 10000] [--pin]
+        [--db sqlite,postgres] [--soak-n 10000] [--pin] [--route rotate|sticky|each] [--analyze-after-warmup]
         [--json bench/results/stored_turns.json] [--report bench/results/stored_turns.md]
     .venv/bin/python bench/stored_turns.py --from-json bench/results/stored_turns.json --report FILE
 
@@ -95,6 +95,11 @@ def parse_args() -> argparse.Namespace:
         choices=ROUTES,
         default="rotate",
         help="how a request picks its gateway with several (gateway/mix.py ROUTES) [default rotate]",
+    )
+    p.add_argument(
+        "--analyze-after-warmup",
+        action="store_true",
+        help="procs: ANALYZE the schema after the warm-up (the statistics of a database autovacuum has seen grow)",
     )
     p.add_argument(
         "--pg-dsn", default=os.environ.get("MULTITURN_TEST_PG_DSN") or "postgresql://mt:mt@127.0.0.1:5432/mt"
@@ -195,6 +200,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "conc": args.conc,
         "pin": args.pin,
         "route": args.route,
+        "analyze_after_warmup": args.analyze_after_warmup,
         "machine": facts(args),
         "code": code,
         "soak_mix": list(SOAK_MIX),

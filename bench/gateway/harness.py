@@ -53,8 +53,10 @@ def load(
     checkpoints: tuple[int, ...] = (),
     verify: bool = False,
     postgres: bool = False,
+    analyze: str | None = None,
 ) -> dict[str, Any]:
-    """Run ``python -m gateway.mix`` against the fleet's gateways; its JSON result."""
+    """Run ``python -m gateway.mix`` against the fleet's gateways; its JSON result. ``analyze``:
+    a PostgreSQL DSN whose schema is analyzed after the warm-up."""
     cmd = generator(args, "gateway.mix")
     cmd += ["--urls", ",".join(fleet.urls), "--kinds", ",".join(kinds), "--conc", str(conc)]
     cmd += ["--n", str(n), "--warmup", str(warmup), "--label", label, "--deadline", str(RUN_DEADLINE)]
@@ -62,7 +64,7 @@ def load(
     if checkpoints:
         cmd += ["--checkpoints", ",".join(map(str, checkpoints))]
     cmd += ["--reset-after-warmup"] * reset + ["--verify"] * verify + ["--postgres-cpu"] * postgres
-    cmd += ["--route", args.route]
+    cmd += ["--route", args.route] + (["--analyze", analyze] if analyze else [])
     done = subprocess.run(cmd, cwd=BENCH, stdout=subprocess.PIPE, text=True, timeout=RUN_DEADLINE + 120)
     if done.returncode != 0:
         raise RuntimeError(f"load generator failed ({label}), exit {done.returncode}")

@@ -157,6 +157,19 @@ def postgres_cpu() -> float:
     return total
 
 
+def analyze_schema(dsn: str) -> None:
+    """``ANALYZE`` every table of the DSN's schema (its ``search_path``): the statistics a
+    database has once autovacuum has seen its tables grow, which a fresh schema lacks for about
+    a minute (until then PostgreSQL plans with a 10-page guess, and keeps a prepared statement's
+    generic plan made with it: ``bench/results/stored_turns.md`` 5.4)."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        tables = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()").fetchall()
+        for (table,) in tables:
+            conn.execute(f'ANALYZE "{table}"')
+
+
 def _failure(exc: BaseException) -> tuple[str, str]:
     """(a status key, a one-line message) of a failed request."""
     if isinstance(exc, Invalid):
@@ -187,6 +200,7 @@ async def run_mix(
     kinds: Sequence[str] = SOAK_MIX,
     warmup: int = 0,
     reset_after_warmup: bool = False,
+    analyze: str | None = None,
     key: str | None = None,
     pids: dict[str, int] | None = None,
     checkpoints: Sequence[int] = (),
@@ -202,6 +216,7 @@ async def run_mix(
     """Run ``warmup`` then ``count`` requests of the rotating ``kinds`` at concurrency ``conc``
     against the gateways at ``base_urls`` (``http://host:port``, no path); see the module
     docstring. ``reset_after_warmup`` starts new chains and conversations for the measured phase.
+    ``analyze`` (a PostgreSQL DSN) has the tables of its schema analyzed after the warm-up.
     ``rss_cap_kb`` (if set) stops the run when a gateway's VmRSS (any of ``pids`` but ``U``) passes
     it (``stopped`` says so). ``progress(phase, done, total)`` is called about every 2 s. Never
     raises for a failed request: failures are in ``errors`` / ``warmup_errors`` / ``statuses``."""
@@ -291,6 +306,8 @@ async def run_mix(
         if reset_after_warmup:
             chains[:] = [Chain() for _ in range(conc)]
             await prepare()
+        if analyze:
+            await asyncio.to_thread(analyze_schema, analyze)
         rss_start = {k: vm_rss(p) for k, p in pids.items()}
         cpu0 = {k: proc_cpu(p) for k, p in pids.items()}
         pg0 = postgres_cpu() if measure_postgres else None
@@ -361,6 +378,7 @@ def _parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--n", type=int, required=True)
     p.add_argument("--warmup", type=int, default=0)
     p.add_argument("--reset-after-warmup", action="store_true")
+    p.add_argument("--analyze", default=None, help="a PostgreSQL DSN whose schema's tables are analyzed after warm-up")
     p.add_argument("--key", default=None)
     p.add_argument("--pids", default="", help="NAME=PID,... whose CPU and VmRSS are read")
     p.add_argument("--checkpoints", default="", help="comma-separated request counts at which VmRSS is read")
@@ -390,6 +408,7 @@ def main(argv: list[str] | None = None) -> None:
             kinds=[k for k in args.kinds.split(",") if k],
             warmup=args.warmup,
             reset_after_warmup=args.reset_after_warmup,
+            analyze=args.analyze,
             key=args.key,
             pids={name: int(pid) for name, pid in (p.split("=") for p in args.pids.split(",") if p)},
             checkpoints=[int(c) for c in args.checkpoints.split(",") if c],

@@ -66,6 +66,7 @@ def procs(args: argparse.Namespace, fleet: Fleet, workdir: Path) -> dict[str, An
                     warmup,
                     verify=True,
                     postgres=True,
+                    analyze=dsn if args.analyze_after_warmup else None,
                 )
             finally:
                 locks = sampler.stop()

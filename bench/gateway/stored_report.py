@@ -346,7 +346,13 @@ def markdown(raw: dict[str, Any]) -> str:
         f"- **Sizes:** side c=1 {_size(sizes['side_c1'])}, c={meta['conc']} {_size(sizes['side_c32'])}; chain "
         f"{sizes['chain'][0]} turns per window (after {sizes['chain'][1]} warm-up turns on another chain); "
         f"procs {_size(sizes['procs'])}; soak {meta['soak_n']:,} requests (no warm-up); with several gateways a "
-        f"request picks its gateway by `--route {meta.get('route', 'rotate')}` (`gateway/mix.py` `ROUTES`).",
+        f"request picks its gateway by `--route {meta.get('route', 'rotate')}` (`gateway/mix.py` `ROUTES`)"
+        + (
+            "; procs analyzes its schema after the warm-up (`--analyze-after-warmup`)."
+            if meta.get("analyze_after_warmup")
+            else "; no `ANALYZE` after the warm-up: procs plans with a fresh schema's statistics "
+            "(`bench/results/stored_turns.md` 5.4)."
+        ),
         f"- **Upstream requests served:** {meta.get('upstream_stats')}",
         "",
         "## Targets",
