@@ -12,8 +12,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
+from support.pg import pg_schema
 from support.serve import start_serve
 
 from .conftest import query
@@ -21,7 +23,7 @@ from .conftest import query
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
-from gateway.mix import run_mix  # noqa: E402
+from gateway.mix import analyze_schema, run_mix  # noqa: E402
 from gateway.storedb import response_statuses  # noqa: E402
 
 
@@ -62,3 +64,18 @@ async def test_a_short_soak_ends_with_no_error_and_nothing_open(instant: str, da
     assert query(database, "SELECT id FROM turns") == []
     statuses = response_statuses(database)
     assert statuses.get("in_progress", 0) == 0 and statuses.get("completed", 0) >= 400, statuses
+
+
+@pytest.mark.postgres
+def test_the_bench_analyzes_its_schema_between_warm_up_and_measure() -> None:
+    """``bench/stored_turns.py --analyze-after-warmup``: every table of the DSN's schema gets
+    its statistics."""
+    with pg_schema() as dsn, psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE a (x int)")
+        conn.execute("CREATE TABLE b (y text)")
+        conn.execute("INSERT INTO a SELECT generate_series(1, 500)")
+        count = "SELECT reltuples FROM pg_class WHERE relname = %s AND relnamespace = current_schema()::regnamespace"
+        assert conn.execute(count, ("a",)).fetchone() == (-1,)  # never analyzed
+        analyze_schema(dsn)
+        assert conn.execute(count, ("a",)).fetchone() == (500,)
+        assert conn.execute(count, ("b",)).fetchone() == (0,)
