@@ -10,11 +10,14 @@ import asyncio
 import psycopg
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from multiturn import Settings
 from multiturn.store import SQLStore
+from multiturn.store.core import NEAREST
 from multiturn.store.liveness import CHANNEL
 from multiturn.store.schema import items
+from multiturn.store.turn_trips import _LOCKED, _nearest
 from multiturn.store.turns import Blocked, Started
 from support.turns import answer, entry, stored_turn
 
@@ -201,3 +204,43 @@ async def test_a_read_runs_outside_a_transaction_so_nothing_rolls_back_what_the_
 
     before, found, after = await store._read(read, long=long)
     assert (before, after) == (psycopg.pq.TransactionStatus.IDLE,) * 2 and found == 2
+
+
+async def test_the_read_back_walk_stays_index_lookups_under_a_plan_made_while_items_was_empty(
+    store: SQLStore, db_url: str
+) -> None:
+    """A prepared statement keeps the generic plan PostgreSQL made with the statistics of its
+    first executions: on a fresh database, before any ANALYZE, a 10-page guess at ``items``.
+    With a join in the walk's recursive step that plan hashed the step against a scan of
+    ``items``, kept as the table grew (a chain served round-robin by several gateways grew by a
+    millisecond a turn over 2,000 turns). The step is a keyed lookup whatever the plan."""
+    conv = await store.create_conversation()
+    query = sa.select(_LOCKED.c.id, _nearest(False)).compile(dialect=postgresql.asyncpg.dialect())
+    values = {
+        **query.params,
+        "b_conversation": conv.id,
+        "b_tenant": "default",
+        "b_parent": "item_3000",
+        "b_stop": None,
+    }
+    names = query.positiontup or ()
+    args = [values[name] for name in names]
+    types = ", ".join(query.binds[name].type.compile(dialect=postgresql.dialect()) for name in names)
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        await conn.execute(f"PREPARE walk ({types}) AS {query}")
+        execute = psycopg.sql.SQL("EXECUTE walk({})").format(psycopg.sql.SQL(", ").join(map(psycopg.sql.Literal, args)))
+        await conn.execute(execute)  # the plan, made while items is empty and never analyzed
+        await conn.execute(
+            "INSERT INTO items (id, conversation_id, parent_id, role, content, status, created_at) "
+            "SELECT 'item_' || g, %s, CASE WHEN g > 1 THEN 'item_' || (g - 1) END, 'user', '[]', 'completed', g "
+            "FROM generate_series(1, 3000) AS g",
+            (conv.id,),
+        )
+        explain = psycopg.sql.SQL("EXPLAIN {}").format(execute)
+        plan = "\n".join(row[0] for row in await (await conn.execute(explain)).fetchall())
+        found = await (await conn.execute(execute)).fetchone()
+    assert "Seq Scan on items" not in plan, plan
+    assert found is not None and [row["id"] for row in found[1]] == [
+        f"item_{n}" for n in range(3000, 3000 - NEAREST, -1)
+    ]

@@ -107,9 +107,14 @@ def _nearest(waits: bool) -> sa.Label[Any]:
         .where(items.c.conversation_id == _LOCKED.c.id, items.c.id.is_distinct_from(stop))
         .cte("nearest", recursive=True)
     )
+    # Each step is the parent looked up by its key in a LATERAL subquery that LIMIT keeps from
+    # being flattened into a join: a join lets the plan hash the step against a scan of
+    # ``items``, which the generic plan of a prepared statement made on a fresh database (before
+    # its first ANALYZE: a 10-page guess) does, and keeps while the table grows.
+    parent = sa.select(items).where(items.c.id == walk.c.parent_id).limit(sa.literal_column("1")).lateral("parent")
     walk = walk.union_all(
-        sa.select(*items.c, (walk.c.depth + 1).label("depth"))
-        .join(walk, items.c.id == walk.c.parent_id)
+        sa.select(*parent.c, (walk.c.depth + 1).label("depth"))
+        .select_from(walk.join(parent, sa.true()))
         .where(walk.c.depth < NEAREST - 1, walk.c.parent_id.is_distinct_from(stop))
     )
     rows = sa.func.json_agg(
