@@ -315,7 +315,8 @@ class PostgresDatabase:
         goes back to the pool, and psycopg drops every statement it has prepared on a connection
         when it sees a ``ROLLBACK`` there. Measured with 4 gateways taking turns round-robin
         (``bench/results/stored_turns.md`` 5.2): the long reads' rollbacks had the turn's three
-        statements planned again on 2 of 3 turns, and PostgreSQL spent twice the CPU a turn."""
+        statements planned again on 2 of 3 turns, and PostgreSQL spent ~1.4x the CPU a turn it
+        spends without them."""
         return await self._run(fn, self._statement.connect)
 
     async def write(self, fn: Callable[[Connection], _T], *, long: bool = False, alone: bool = False) -> _T:
