@@ -569,8 +569,8 @@ async def test_a_read_back_stops_below_the_path_cached_last(store: SQLStore) -> 
     params = {"b_leaf": ids[-1], "b_conversation": conversation.id, "b_tenant": "default"}
 
     async def read(stop: str | None) -> list[str]:
-        query, bound = store_sql._ITEMS_BACK, {**params, "b_stop": stop, "b_depth": NEAREST - 1}
-        return await store._read(lambda conn: [row.id for row in conn.execute(query, bound)])
+        bound = {**params, "b_stop": stop, "b_depth": NEAREST - 1}
+        return await store._read(lambda conn: [row["id"] for row in store_sql._items_back_rows(conn, bound)])
 
     assert await read(ids[8]) == ids[:8:-1]  # the three items below ids[8], leaf first
     assert await read(None) == ids[::-1]  # none cached: as far as it goes (12 of at most 16)

@@ -6,6 +6,7 @@ process would."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import psycopg
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy.dialects import postgresql
 
 from multiturn import Settings
 from multiturn.store import SQLStore
+from multiturn.store import sql as store_sql
 from multiturn.store.core import NEAREST
 from multiturn.store.liveness import CHANNEL
 from multiturn.store.schema import items
@@ -206,30 +208,40 @@ async def test_a_read_runs_outside_a_transaction_so_nothing_rolls_back_what_the_
     assert (before, after) == (psycopg.pq.TransactionStatus.IDLE,) * 2 and found == 2
 
 
-async def test_the_read_back_walk_stays_index_lookups_under_a_plan_made_while_items_was_empty(
-    store: SQLStore, db_url: str
+def _walks(conversation_id: str) -> dict[str, tuple[sa.Select[Any], dict[str, Any]]]:
+    """Every walk up a path on PostgreSQL, with its arguments for a walk from ``item_3000``."""
+    chain = {"b_leaf": "item_3000", "b_conversation": conversation_id, "b_tenant": "default", "b_stop": None}
+    return {
+        "start": (
+            sa.select(_LOCKED.c.id, _nearest(False)),
+            {"b_conversation": conversation_id, "b_tenant": "default", "b_parent": "item_3000", "b_stop": None},
+        ),
+        "read back": (store_sql._ITEMS_BACK["postgresql"], {**chain, "b_depth": NEAREST - 1}),
+        "whole path": (store_sql._WALK["postgresql"], {"b_leaf": "item_3000"}),
+    }
+
+
+@pytest.mark.parametrize("walk", ["start", "read back", "whole path"])
+async def test_a_walk_up_a_path_stays_lookups_by_key_under_a_plan_made_while_items_was_empty(
+    store: SQLStore, db_url: str, walk: str
 ) -> None:
     """A prepared statement keeps the generic plan PostgreSQL made with the statistics of its
     first executions: on a fresh database, before any ANALYZE, a 10-page guess at ``items``.
     With a join in the walk's recursive step that plan hashed the step against a scan of
     ``items``, kept as the table grew (a chain served round-robin by several gateways grew by a
-    millisecond a turn over 2,000 turns). The step is a keyed lookup whatever the plan."""
+    millisecond a turn over 2,000 turns). Every walk's step is a lookup by key whatever the
+    plan (``store/walks.py``), and no walk joins its rows back to ``items``."""
     conv = await store.create_conversation()
-    query = sa.select(_LOCKED.c.id, _nearest(False)).compile(dialect=postgresql.asyncpg.dialect())
-    values = {
-        **query.params,
-        "b_conversation": conv.id,
-        "b_tenant": "default",
-        "b_parent": "item_3000",
-        "b_stop": None,
-    }
+    statement, given = _walks(conv.id)[walk]
+    query = statement.compile(dialect=postgresql.asyncpg.dialect())
     names = query.positiontup or ()
+    values = {**query.params, **given}
     args = [values[name] for name in names]
     types = ", ".join(query.binds[name].type.compile(dialect=postgresql.dialect()) for name in names)
+    execute = psycopg.sql.SQL("EXECUTE walk({})").format(psycopg.sql.SQL(", ").join(map(psycopg.sql.Literal, args)))
     async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
         await conn.execute("SET plan_cache_mode = force_generic_plan")
         await conn.execute(f"PREPARE walk ({types}) AS {query}")
-        execute = psycopg.sql.SQL("EXECUTE walk({})").format(psycopg.sql.SQL(", ").join(map(psycopg.sql.Literal, args)))
         await conn.execute(execute)  # the plan, made while items is empty and never analyzed
         await conn.execute(
             "INSERT INTO items (id, conversation_id, parent_id, role, content, status, created_at) "
@@ -239,8 +251,9 @@ async def test_the_read_back_walk_stays_index_lookups_under_a_plan_made_while_it
         )
         explain = psycopg.sql.SQL("EXPLAIN {}").format(execute)
         plan = "\n".join(row[0] for row in await (await conn.execute(explain)).fetchall())
-        found = await (await conn.execute(execute)).fetchone()
+        found = await (await conn.execute(execute)).fetchall()
     assert "Seq Scan on items" not in plan, plan
-    assert found is not None and [row["id"] for row in found[1]] == [
-        f"item_{n}" for n in range(3000, 3000 - NEAREST, -1)
-    ]
+    ids = [row["id"] for row in found[0][1]] if walk == "start" else [row[0] for row in found]
+    expected = {"start": NEAREST, "read back": NEAREST, "whole path": 3000}[walk]
+    newest_first = [f"item_{n}" for n in range(3000, 3000 - expected, -1)]
+    assert ids == (newest_first[::-1] if walk == "whole path" else newest_first)

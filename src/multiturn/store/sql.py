@@ -34,6 +34,7 @@ from .rows import conversation_record, item_record, item_row
 from .schema import conversations, items, schema_migrations
 from .turns import TurnTables
 from .uploads import UploadTables
+from .walks import item_columns, step_up
 
 log = logging.getLogger(__name__)
 
@@ -325,13 +326,13 @@ class SQLStore(TurnTables, MemoryTables, UploadTables):
             "b_stop": self._paths.latest(conversation_id),
         }
         near = {**params, "b_depth": NEAREST - 1}
-        rows = await self._read(lambda conn: conn.execute(_ITEMS_BACK, near).mappings().all())  # leaf first
+        rows = await self._read(lambda conn: _items_back_rows(conn, near))  # leaf first
         if not rows:
             raise NotFound(f"item {leaf_id!r} not found in conversation {conversation_id!r}")
         path = self._below_cached(rows)
         if path is None and params["b_stop"] is not None:  # further back than NEAREST: on from there to it
             far = {**params, "b_leaf": rows[-1]["parent_id"], "b_depth": _UNBOUNDED}
-            rows = [*rows, *await self._read(lambda conn: conn.execute(_ITEMS_BACK, far).mappings().all(), long=True)]
+            rows = [*rows, *await self._read(lambda conn: _items_back_rows(conn, far), long=True)]
             path = self._below_cached(rows)
         if path is None:
             path = tuple(await self._read(lambda conn: _walk(conn, leaf_id), long=True))
@@ -435,11 +436,12 @@ class SQLStore(TurnTables, MemoryTables, UploadTables):
         return await self._read(lambda conn: [conversation_record(row) for row in conn.execute(query).mappings()])
 
 
-def _items_back() -> sa.Select[Any]:
+def _items_back(*, lateral: bool) -> sa.Select[Any]:
     """The leaf (of the conversation, of the tenant) and up to ``b_depth`` of its ancestors,
-    leaf first, none at or above ``b_stop`` (an item whose path is cached; null: none)."""
+    leaf first, none at or above ``b_stop`` (an item whose path is cached; null: none); each
+    step a lookup by key, the rows carried in the walk (``walks``; ``lateral`` on PostgreSQL)."""
     walk = (
-        sa.select(items.c.id, items.c.parent_id, sa.literal(0).label("depth"))
+        sa.select(*items.c, sa.literal(0).label("depth"))
         .join(conversations, conversations.c.id == items.c.conversation_id)
         .where(
             items.c.id == sa.bindparam("b_leaf"),
@@ -448,35 +450,45 @@ def _items_back() -> sa.Select[Any]:
         )
         .cte("nearest", recursive=True)
     )
+    source, parent = step_up(walk, lateral=lateral)
     walk = walk.union_all(
-        sa.select(items.c.id, items.c.parent_id, (walk.c.depth + 1).label("depth"))
-        .join(walk, items.c.id == walk.c.parent_id)
+        sa.select(*parent, (walk.c.depth + 1).label("depth"))
+        .select_from(source)
         .where(
             walk.c.depth < sa.bindparam("b_depth", type_=sa.Integer),
             walk.c.parent_id.is_distinct_from(sa.bindparam("b_stop")),
         )
     )
-    return sa.select(items).join(walk, items.c.id == walk.c.id).order_by(walk.c.depth)
+    return item_columns(walk).order_by(walk.c.depth)
 
 
-_ITEMS_BACK = _items_back()
+_ITEMS_BACK = {"postgresql": _items_back(lateral=True), "sqlite": _items_back(lateral=False)}
+"""By dialect name."""
+
+
+def _items_back_rows(conn: Connection, params: dict[str, Any]) -> Sequence[Any]:
+    return conn.execute(_ITEMS_BACK[conn.dialect.name], params).mappings().all()
+
+
 _UNBOUNDED = 2**31 - 1
 """``b_depth`` for a read back that goes on until ``b_stop`` (or the root)."""
 
 
+def _walk_query(*, lateral: bool) -> sa.Select[Any]:
+    """The path to ``b_leaf``, root first, each step a lookup by key (``walks``)."""
+    leaf = sa.select(*items.c, sa.literal(0).label("depth")).where(items.c.id == sa.bindparam("b_leaf"))
+    walk = leaf.cte("walk", recursive=True)
+    source, parent = step_up(walk, lateral=lateral)
+    walk = walk.union_all(sa.select(*parent, (walk.c.depth + 1).label("depth")).select_from(source))
+    return item_columns(walk).order_by(walk.c.depth.desc())
+
+
+_WALK = {"postgresql": _walk_query(lateral=True), "sqlite": _walk_query(lateral=False)}
+"""By dialect name."""
+
+
 def _walk(conn: Connection, leaf_id: str) -> list[ItemRecord]:
-    walk = (
-        sa.select(items.c.id, items.c.parent_id, sa.literal(0).label("depth"))
-        .where(items.c.id == leaf_id)
-        .cte("walk", recursive=True)
-    )
-    walk = walk.union_all(
-        sa.select(items.c.id, items.c.parent_id, (walk.c.depth + 1).label("depth")).join(
-            walk, items.c.id == walk.c.parent_id
-        )
-    )
-    query = sa.select(items).join(walk, items.c.id == walk.c.id).order_by(walk.c.depth.desc())
-    return [item_record(row) for row in conn.execute(query).mappings()]
+    return [item_record(row) for row in conn.execute(_WALK[conn.dialect.name], {"b_leaf": leaf_id}).mappings()]
 
 
 def _first_items(conn: Connection, conversation_ids: Sequence[str], where: Any) -> dict[str, ItemRecord]:

@@ -50,6 +50,7 @@ from .dialect import NO_FLUSH
 from .liveness import CHANNEL
 from .schema import conversations, items, turns
 from .schema import responses as responses_table
+from .walks import step_up
 
 SEQUENCE = sa.Sequence("turns_seq")
 """The order of turns' arrivals on PostgreSQL (``migrations.m008_turn_trips``)."""
@@ -107,14 +108,10 @@ def _nearest(waits: bool) -> sa.Label[Any]:
         .where(items.c.conversation_id == _LOCKED.c.id, items.c.id.is_distinct_from(stop))
         .cte("nearest", recursive=True)
     )
-    # Each step is the parent looked up by its key in a LATERAL subquery that LIMIT keeps from
-    # being flattened into a join: a join lets the plan hash the step against a scan of
-    # ``items``, which the generic plan of a prepared statement made on a fresh database (before
-    # its first ANALYZE: a 10-page guess) does, and keeps while the table grows.
-    parent = sa.select(items).where(items.c.id == walk.c.parent_id).limit(sa.literal_column("1")).lateral("parent")
+    source, parent = step_up(walk, lateral=True)  # PostgreSQL only: a lookup by key whatever the plan
     walk = walk.union_all(
-        sa.select(*parent.c, (walk.c.depth + 1).label("depth"))
-        .select_from(walk.join(parent, sa.true()))
+        sa.select(*parent, (walk.c.depth + 1).label("depth"))
+        .select_from(source)
         .where(walk.c.depth < NEAREST - 1, walk.c.parent_id.is_distinct_from(stop))
     )
     rows = sa.func.json_agg(
