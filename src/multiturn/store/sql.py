@@ -34,7 +34,7 @@ from .rows import conversation_record, item_record, item_row
 from .schema import conversations, items, schema_migrations
 from .turns import TurnTables
 from .uploads import UploadTables
-from .walks import item_columns, step_up
+from .walks import item_columns, leaf_and_depth, walk_up
 
 log = logging.getLogger(__name__)
 
@@ -440,24 +440,23 @@ def _items_back(*, lateral: bool) -> sa.Select[Any]:
     """The leaf (of the conversation, of the tenant) and up to ``b_depth`` of its ancestors,
     leaf first, none at or above ``b_stop`` (an item whose path is cached; null: none); each
     step a lookup by key, the rows carried in the walk (``walks``; ``lateral`` on PostgreSQL)."""
-    walk = (
-        sa.select(*items.c, sa.literal(0).label("depth"))
+    leaf = (
+        leaf_and_depth()
         .join(conversations, conversations.c.id == items.c.conversation_id)
         .where(
             items.c.id == sa.bindparam("b_leaf"),
             items.c.conversation_id == sa.bindparam("b_conversation"),
             conversations.c.tenant_id == sa.bindparam("b_tenant"),
         )
-        .cte("nearest", recursive=True)
     )
-    source, parent = step_up(walk, lateral=lateral)
-    walk = walk.union_all(
-        sa.select(*parent, (walk.c.depth + 1).label("depth"))
-        .select_from(source)
-        .where(
+    walk = walk_up(
+        leaf,
+        "nearest",
+        lateral=lateral,
+        going_on=lambda walk: sa.and_(
             walk.c.depth < sa.bindparam("b_depth", type_=sa.Integer),
             walk.c.parent_id.is_distinct_from(sa.bindparam("b_stop")),
-        )
+        ),
     )
     return item_columns(walk).order_by(walk.c.depth)
 
@@ -476,10 +475,7 @@ _UNBOUNDED = 2**31 - 1
 
 def _walk_query(*, lateral: bool) -> sa.Select[Any]:
     """The path to ``b_leaf``, root first, each step a lookup by key (``walks``)."""
-    leaf = sa.select(*items.c, sa.literal(0).label("depth")).where(items.c.id == sa.bindparam("b_leaf"))
-    walk = leaf.cte("walk", recursive=True)
-    source, parent = step_up(walk, lateral=lateral)
-    walk = walk.union_all(sa.select(*parent, (walk.c.depth + 1).label("depth")).select_from(source))
+    walk = walk_up(leaf_and_depth().where(items.c.id == sa.bindparam("b_leaf")), "walk", lateral=lateral)
     return item_columns(walk).order_by(walk.c.depth.desc())
 
 

@@ -50,7 +50,7 @@ from .dialect import NO_FLUSH
 from .liveness import CHANNEL
 from .schema import conversations, items, turns
 from .schema import responses as responses_table
-from .walks import step_up
+from .walks import leaf_and_depth, walk_up
 
 SEQUENCE = sa.Sequence("turns_seq")
 """The order of turns' arrivals on PostgreSQL (``migrations.m008_turn_trips``)."""
@@ -102,17 +102,16 @@ def _nearest(waits: bool) -> sa.Label[Any]:
     head committed while the lock was awaited is not found, and the caller reads the path then."""
     leaf = _LOCKED.c.head_item_id if waits else sa.bindparam("b_parent", type_=sa.String)
     stop = sa.bindparam("b_stop", type_=sa.String)
-    walk = (
-        sa.select(*items.c, sa.literal(0).label("depth"))
+    start = (
+        leaf_and_depth()
         .select_from(_LOCKED.join(items, items.c.id == leaf))
         .where(items.c.conversation_id == _LOCKED.c.id, items.c.id.is_distinct_from(stop))
-        .cte("nearest", recursive=True)
     )
-    source, parent = step_up(walk, lateral=True)  # PostgreSQL only: a lookup by key whatever the plan
-    walk = walk.union_all(
-        sa.select(*parent, (walk.c.depth + 1).label("depth"))
-        .select_from(source)
-        .where(walk.c.depth < NEAREST - 1, walk.c.parent_id.is_distinct_from(stop))
+    walk = walk_up(  # PostgreSQL only: lateral, a lookup by key whatever the plan
+        start,
+        "nearest",
+        lateral=True,
+        going_on=lambda walk: sa.and_(walk.c.depth < NEAREST - 1, walk.c.parent_id.is_distinct_from(stop)),
     )
     rows = sa.func.json_agg(
         postgresql.aggregate_order_by(sa.func.row_to_json(sa.literal_column(walk.name)), walk.c.depth)

@@ -12,6 +12,7 @@ of it is a lookup by key. SQLite has no ``LATERAL`` and plans the join as a look
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,14 +20,32 @@ import sqlalchemy as sa
 from .schema import items
 
 
-def step_up(walk: sa.CTE, *, lateral: bool) -> tuple[sa.FromClause, Any]:
-    """The FROM clause of one step up from ``walk`` (a recursive CTE with a ``parent_id``
-    column) and the columns of the parent row it reaches: ``(source, parent)``, for
-    ``sa.select(parent.id, ...).select_from(source)``."""
+def walk_up(
+    start: sa.Select[Any],
+    name: str,
+    *,
+    lateral: bool,
+    going_on: Callable[[sa.CTE], sa.ColumnElement[bool]] | None = None,
+) -> sa.CTE:
+    """The recursive CTE ``name``: the ``items`` rows ``start`` selects (with ``*items.c`` and
+    a ``depth`` of 0), then their ancestors one step at a time (``depth`` + 1), each step the
+    parent looked up by key (a ``LATERAL`` subquery on PostgreSQL: ``lateral``), for as long as
+    ``going_on(walk)`` holds of the row the step starts from (always, without it)."""
+    walk = start.cte(name, recursive=True)
     if lateral:
         parent = sa.select(items).where(items.c.id == walk.c.parent_id).limit(sa.literal_column("1")).lateral("parent")
-        return walk.join(parent, sa.true()), parent.c
-    return items.join(walk, items.c.id == walk.c.parent_id), items.c
+        source: sa.FromClause = walk.join(parent, sa.true())
+        columns: Any = parent.c
+    else:
+        source, columns = items.join(walk, items.c.id == walk.c.parent_id), items.c
+    step = sa.select(*columns, (walk.c.depth + 1).label("depth")).select_from(source)
+    return walk.union_all(step if going_on is None else step.where(going_on(walk)))
+
+
+def leaf_and_depth() -> sa.Select[Any]:
+    """``SELECT items.*, 0 AS depth``: the start of a walk, to which a caller adds its ``FROM``
+    and ``WHERE``."""
+    return sa.select(*items.c, sa.literal(0).label("depth"))
 
 
 def item_columns(walk: sa.CTE) -> sa.Select[Any]:
