@@ -300,12 +300,19 @@ class PostgresDatabase:
                 json_deserializer=orjson.loads,
                 pool_size=POSTGRES_POOL,
                 max_overflow=0,
+                isolation_level="AUTOCOMMIT",
             )
         except ModuleNotFoundError as exc:
             raise MissingDependency(exc.name or str(exc), "postgres") from exc
-        self._statement = self._engine.execution_options(isolation_level="AUTOCOMMIT")
-        """Reads, and writes of one statement: each statement its own transaction, with no
-        ``BEGIN`` and ``COMMIT`` or ``ROLLBACK`` round trips around it."""
+        self._transactions = self._engine.execution_options(isolation_level="READ COMMITTED")
+        """Writes of several statements, in a transaction. Every other use of a connection
+        (reads, and writes of one statement: a turn's start and end) runs each statement as its
+        own transaction, with no ``BEGIN`` and ``COMMIT`` or ``ROLLBACK`` round trips around it:
+        the pool's connections are in autocommit, and only a transaction switches its
+        connection out of it (and back when it returns). The other way round, every read and
+        every turn's start and end switched a connection into autocommit and back: ~11 % of a
+        gateway's CPU a stored turn (``bench/results/stored_turns.md`` 5.6). READ COMMITTED is
+        what the transactions are written for, whatever the server's default."""
 
     async def read(self, fn: Callable[[Connection], _T], *, long: bool = False) -> _T:
         """Every read, long or short, without a transaction around it. Under READ COMMITTED
@@ -317,10 +324,10 @@ class PostgresDatabase:
         (``bench/results/stored_turns.md`` 5.2): the long reads' rollbacks had the turn's three
         statements planned again on 2 of 3 turns, and PostgreSQL spent ~1.4x the CPU a turn it
         spends without them."""
-        return await self._run(fn, self._statement.connect)
+        return await self._run(fn, self._engine.connect)
 
     async def write(self, fn: Callable[[Connection], _T], *, long: bool = False, alone: bool = False) -> _T:
-        return await self._run(fn, self._statement.connect if alone else self._engine.begin)
+        return await self._run(fn, self._engine.connect if alone else self._transactions.begin)
 
     async def _run(self, fn: Callable[[Connection], _T], open_: Callable[[], Any]) -> _T:
         for attempt in (1, 2):
