@@ -239,7 +239,7 @@ async def test_only_a_write_of_several_statements_leaves_autocommit_and_every_co
         sa.event.remove(pool, "checkin", checkin)
     assert transaction == (psycopg.pq.TransactionStatus.INTRANS, False, "read committed")
     assert alone[:2] == read[:2] == (psycopg.pq.TransactionStatus.IDLE, True)
-    assert returned == [True, True, True]
+    assert len(returned) >= 3 and all(returned), returned  # the three, and any other that came back meanwhile
 
 
 def _walks(conversation_id: str) -> dict[str, tuple[sa.Select[Any], dict[str, Any]]]:
