@@ -214,7 +214,7 @@ async def test_only_a_write_of_several_statements_leaves_autocommit_and_every_co
     """The pool's connections stay in autocommit: a read and a write of one statement (a turn's
     start and end) run without a transaction and switch nothing; a write of several statements
     runs in a READ COMMITTED transaction; every connection goes back to the pool in autocommit.
-    (Switching each read's connection into autocommit and back again at its return cost ~11 %
+    (Switching each read's connection into autocommit and back again at its return cost ~10 %
     of a gateway's CPU a stored turn.)"""
     database = store._db
     assert isinstance(database, dialect.PostgresDatabase)

@@ -310,7 +310,7 @@ class PostgresDatabase:
         own transaction, with no ``BEGIN`` and ``COMMIT`` or ``ROLLBACK`` round trips around it:
         the pool's connections are in autocommit, and only a transaction switches its
         connection out of it (and back when it returns). The other way round, every read and
-        every turn's start and end switched a connection into autocommit and back: ~11 % of a
+        every turn's start and end switched a connection into autocommit and back: ~10 % of a
         gateway's CPU a stored turn (``bench/results/stored_turns.md`` 5.6). READ COMMITTED is
         what the transactions are written for, whatever the server's default."""
 
