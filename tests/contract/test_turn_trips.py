@@ -255,6 +255,52 @@ def _walks(conversation_id: str) -> dict[str, tuple[sa.Select[Any], dict[str, An
     }
 
 
+async def test_a_start_locks_its_conversation_by_key_under_a_plan_made_while_conversations_was_empty(
+    store: SQLStore, db_url: str
+) -> None:
+    """The start's lock reads one row by its key whatever the plan. Under a generic plan made
+    before the first ANALYZE (a 10-page guess), a lookup by id and tenant costs the same through
+    the primary key and through ``ix_conversations_tenant_updated``, and PostgreSQL took the
+    second: every conversation of the tenant, read at every turn, until autovacuum analyzed the
+    table. The row is locked by its id alone, and its tenant checked on the row."""
+    conv = await store.create_conversation()
+    statement, given = _walks(conv.id)["start"]
+    plan, found = await _generic_plan(
+        db_url,
+        statement,
+        given,
+        "INSERT INTO conversations (id, tenant_id, created_at, updated_at, metadata, erasures) "
+        "SELECT 'conv_' || g, 'default', g, g, '{}', 0 FROM generate_series(1, 3000) AS g",
+    )
+    assert "ix_conversations_tenant_updated" not in plan and "conversations_pkey" in plan, plan
+    assert [row[0] for row in found] == [conv.id]
+    _, elsewhere = await _generic_plan(db_url, statement, {**given, "b_tenant": "another"}, "SELECT 1")
+    assert elsewhere == []  # another tenant's conversation: nothing locked for it, nothing started
+
+
+async def _generic_plan(
+    db_url: str, statement: sa.Select[Any], given: dict[str, Any], then: str, *args: Any
+) -> tuple[str, list[Any]]:
+    """``statement`` prepared under a generic plan before ``then`` runs: its plan afterwards, and
+    its rows."""
+    query = statement.compile(dialect=postgresql.asyncpg.dialect())
+    names = query.positiontup or ()
+    values = {**query.params, **given}
+    types = ", ".join(query.binds[name].type.compile(dialect=postgresql.dialect()) for name in names)
+    execute = psycopg.sql.SQL("EXECUTE walk({})").format(
+        psycopg.sql.SQL(", ").join(psycopg.sql.Literal(values[name]) for name in names)
+    )
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        await conn.execute(f"PREPARE walk ({types}) AS {query}")
+        await conn.execute(execute)  # the plan, made on the tables as they are, never analyzed
+        await conn.execute(then, args or None)
+        explain = psycopg.sql.SQL("EXPLAIN {}").format(execute)
+        plan = "\n".join(row[0] for row in await (await conn.execute(explain)).fetchall())
+        found = await (await conn.execute(execute)).fetchall()
+    return plan, found
+
+
 @pytest.mark.parametrize("walk", ["start", "read back", "whole path"])
 async def test_a_walk_up_a_path_stays_lookups_by_key_under_a_plan_made_while_items_was_empty(
     store: SQLStore, db_url: str, walk: str
@@ -267,25 +313,15 @@ async def test_a_walk_up_a_path_stays_lookups_by_key_under_a_plan_made_while_ite
     plan (``store/walks.py``), and no walk joins its rows back to ``items``."""
     conv = await store.create_conversation()
     statement, given = _walks(conv.id)[walk]
-    query = statement.compile(dialect=postgresql.asyncpg.dialect())
-    names = query.positiontup or ()
-    values = {**query.params, **given}
-    args = [values[name] for name in names]
-    types = ", ".join(query.binds[name].type.compile(dialect=postgresql.dialect()) for name in names)
-    execute = psycopg.sql.SQL("EXECUTE walk({})").format(psycopg.sql.SQL(", ").join(map(psycopg.sql.Literal, args)))
-    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
-        await conn.execute("SET plan_cache_mode = force_generic_plan")
-        await conn.execute(f"PREPARE walk ({types}) AS {query}")
-        await conn.execute(execute)  # the plan, made while items is empty and never analyzed
-        await conn.execute(
-            "INSERT INTO items (id, conversation_id, parent_id, role, content, status, created_at) "
-            "SELECT 'item_' || g, %s, CASE WHEN g > 1 THEN 'item_' || (g - 1) END, 'user', '[]', 'completed', g "
-            "FROM generate_series(1, 3000) AS g",
-            (conv.id,),
-        )
-        explain = psycopg.sql.SQL("EXPLAIN {}").format(execute)
-        plan = "\n".join(row[0] for row in await (await conn.execute(explain)).fetchall())
-        found = await (await conn.execute(execute)).fetchall()
+    plan, found = await _generic_plan(
+        db_url,
+        statement,
+        given,
+        "INSERT INTO items (id, conversation_id, parent_id, role, content, status, created_at) "
+        "SELECT 'item_' || g, %s, CASE WHEN g > 1 THEN 'item_' || (g - 1) END, 'user', '[]', 'completed', g "
+        "FROM generate_series(1, 3000) AS g",
+        conv.id,
+    )
     assert "Seq Scan on items" not in plan, plan
     ids = [row["id"] for row in found[0][1]] if walk == "start" else [row[0] for row in found]
     expected = {"start": NEAREST, "read back": NEAREST, "whole path": 3000}[walk]
