@@ -14,9 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from multiturn import Settings
+from multiturn.errors import NotFound
 from multiturn.store import SQLStore, dialect
 from multiturn.store import sql as store_sql
-from multiturn.store.core import NEAREST
+from multiturn.store.core import _CONVERSATION_LOCKED, NEAREST, conversation_row
 from multiturn.store.liveness import CHANNEL
 from multiturn.store.schema import items
 from multiturn.store.turn_trips import _LOCKED, _nearest
@@ -255,16 +256,21 @@ def _walks(conversation_id: str) -> dict[str, tuple[sa.Select[Any], dict[str, An
     }
 
 
-async def test_a_start_locks_its_conversation_by_key_under_a_plan_made_while_conversations_was_empty(
-    store: SQLStore, db_url: str
+@pytest.mark.parametrize("lock", ["start", "transaction"])
+async def test_a_conversation_is_locked_by_key_under_a_plan_made_while_conversations_was_empty(
+    store: SQLStore, db_url: str, lock: str
 ) -> None:
-    """The start's lock reads one row by its key whatever the plan. Under a generic plan made
-    before the first ANALYZE (a 10-page guess), a lookup by id and tenant costs the same through
-    the primary key and through ``ix_conversations_tenant_updated``, and PostgreSQL took the
-    second: every conversation of the tenant, read at every turn, until autovacuum analyzed the
-    table. The row is locked by its id alone, and its tenant checked on the row."""
+    """A turn's lock reads one row by its key whatever the plan: the one-statement start's, and
+    a transaction's (``core.conversation_row``: queued turns, branches, appends). Under a
+    generic plan made before the first ANALYZE (a 10-page guess), a lookup by id and tenant
+    costs the same through the primary key and through ``ix_conversations_tenant_updated``, and
+    PostgreSQL took the second: every conversation of the tenant, read at every turn, until
+    autovacuum analyzed the table. The row is looked up by its id alone, its tenant checked on
+    the row."""
     conv = await store.create_conversation()
-    statement, given = _walks(conv.id)["start"]
+    statement, given = (
+        _walks(conv.id)["start"] if lock == "start" else (_CONVERSATION_LOCKED, {"b_conversation": conv.id})
+    )
     plan, found = await _generic_plan(
         db_url,
         statement,
@@ -274,8 +280,12 @@ async def test_a_start_locks_its_conversation_by_key_under_a_plan_made_while_con
     )
     assert "ix_conversations_tenant_updated" not in plan and "conversations_pkey" in plan, plan
     assert [row[0] for row in found] == [conv.id]
-    _, elsewhere = await _generic_plan(db_url, statement, {**given, "b_tenant": "another"}, "SELECT 1")
-    assert elsewhere == []  # another tenant's conversation: nothing locked for it, nothing started
+    if lock == "start":
+        _, elsewhere = await _generic_plan(db_url, statement, {**given, "b_tenant": "another"}, "SELECT 1")
+        assert elsewhere == []  # another tenant's conversation: nothing started in it
+    else:
+        with pytest.raises(NotFound):
+            await store._read(lambda conn: conversation_row(conn, conv.id, "another"))
 
 
 async def _generic_plan(

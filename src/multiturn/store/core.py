@@ -100,9 +100,10 @@ _ERASURES_KEPT = 4096
 """Conversations whose ``erasures`` count is remembered (one forgotten costs a cache clear)."""
 
 
-_CONVERSATION = sa.select(conversations).where(
-    conversations.c.id == sa.bindparam("b_conversation"), conversations.c.tenant_id == sa.bindparam("b_tenant")
-)
+_CONVERSATION = sa.select(conversations).where(conversations.c.id == sa.bindparam("b_conversation"))
+"""A conversation's row by its id alone, its tenant checked on the row (``conversation_row``):
+with the tenant in the condition, a generic plan made before PostgreSQL's first ANALYZE could
+read it through ``ix_conversations_tenant_updated`` (``turn_trips._ROW``)."""
 _CONVERSATION_LOCKED = _CONVERSATION.with_for_update(key_share=True)
 _CONVERSATION_LOCKED_NO_FLUSH = _CONVERSATION_LOCKED.add_columns(dialect.NO_FLUSH)
 
@@ -124,8 +125,8 @@ def conversation_row(
     query = _CONVERSATION_LOCKED if lock else _CONVERSATION
     if not flush and dialect.flushes_at_commit(conn):
         query = _CONVERSATION_LOCKED_NO_FLUSH
-    row = conn.execute(query, {"b_conversation": conversation_id, "b_tenant": tenant_id}).mappings().first()
-    if row is None:
+    row = conn.execute(query, {"b_conversation": conversation_id}).mappings().first()
+    if row is None or row["tenant_id"] != tenant_id:
         raise NotFound(f"conversation {conversation_id!r} not found")
     return conversation_record(row)
 
