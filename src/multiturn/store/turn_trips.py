@@ -67,7 +67,7 @@ _ROW = (
     sa.select(*conversations.c, NO_FLUSH)
     .where(conversations.c.id == sa.bindparam("b_conversation"))
     .with_for_update(key_share=True)
-    .cte("row")
+    .cte("locked_row")
 )
 """The conversation's row, locked: by its id alone, so that every plan reads it through the
 primary key. With the tenant in the same condition, a generic plan made before the first
