@@ -17,7 +17,7 @@ from multiturn import Settings
 from multiturn.errors import NotFound
 from multiturn.store import SQLStore, dialect
 from multiturn.store import sql as store_sql
-from multiturn.store.core import _CONVERSATION_LOCKED, NEAREST, conversation_row
+from multiturn.store.core import _CONVERSATION_LOCKED, _ITEM, _ITEM_EXISTS, _ITEM_OF, NEAREST, conversation_row
 from multiturn.store.liveness import CHANNEL
 from multiturn.store.schema import items
 from multiturn.store.turn_trips import _LOCKED, _nearest
@@ -256,21 +256,32 @@ def _walks(conversation_id: str) -> dict[str, tuple[sa.Select[Any], dict[str, An
     }
 
 
-@pytest.mark.parametrize("lock", ["start", "transaction"])
-async def test_a_conversation_is_locked_by_key_under_a_plan_made_while_conversations_was_empty(
-    store: SQLStore, db_url: str, lock: str
+@pytest.mark.parametrize("lookup", ["start", "transaction", "read back", "item", "item of", "item exists"])
+async def test_a_conversation_is_read_by_key_under_a_plan_made_while_conversations_was_empty(
+    store: SQLStore, db_url: str, lookup: str
 ) -> None:
-    """A turn's lock reads one row by its key whatever the plan: the one-statement start's, and
-    a transaction's (``core.conversation_row``: queued turns, branches, appends). Under a
-    generic plan made before the first ANALYZE (a 10-page guess), a lookup by id and tenant
-    costs the same through the primary key and through ``ix_conversations_tenant_updated``, and
-    PostgreSQL took the second: every conversation of the tenant, read at every turn, until
-    autovacuum analyzed the table. The row is looked up by its id alone, its tenant checked on
-    the row."""
+    """Every statement that finds a conversation by its id and checks its tenant reads it by its
+    key whatever the plan: the one-statement start's lock, a transaction's
+    (``core.conversation_row``: queued turns, branches, appends), the read back's leaf and the
+    item lookups (``core.of_tenant``). Under a generic plan made before the first ANALYZE (a
+    10-page guess), a lookup by id and tenant costs the same through the primary key and
+    through ``ix_conversations_tenant_updated``, and PostgreSQL took the second: every
+    conversation of the tenant, read at every turn, until autovacuum analyzed the table."""
     conv = await store.create_conversation()
-    statement, given = (
-        _walks(conv.id)["start"] if lock == "start" else (_CONVERSATION_LOCKED, {"b_conversation": conv.id})
-    )
+    started = await stored_turn(store, conv.id, "a", "b")
+    leaf = started.answer_id
+    item = {"b_item": leaf, "b_tenant": "default"}
+    statement, given = {
+        "start": _walks(conv.id)["start"],
+        "transaction": (_CONVERSATION_LOCKED, {"b_conversation": conv.id}),
+        "read back": (
+            store_sql._ITEMS_BACK["postgresql"],
+            {"b_leaf": leaf, "b_conversation": conv.id, "b_tenant": "default", "b_stop": None, "b_depth": 0},
+        ),
+        "item": (_ITEM, item),
+        "item of": (_ITEM_OF, {**item, "b_conversation": conv.id}),
+        "item exists": (_ITEM_EXISTS, {**item, "b_conversation": conv.id}),
+    }[lookup]
     plan, found = await _generic_plan(
         db_url,
         statement,
@@ -279,13 +290,14 @@ async def test_a_conversation_is_locked_by_key_under_a_plan_made_while_conversat
         "SELECT 'conv_' || g, 'default', g, g, '{}', 0 FROM generate_series(1, 3000) AS g",
     )
     assert "ix_conversations_tenant_updated" not in plan and "conversations_pkey" in plan, plan
-    assert [row[0] for row in found] == [conv.id]
-    if lock == "start":
-        _, elsewhere = await _generic_plan(db_url, statement, {**given, "b_tenant": "another"}, "SELECT 1")
-        assert elsewhere == []  # another tenant's conversation: nothing started in it
-    else:
+    assert [row[0] for row in found] == [conv.id if lookup in ("start", "transaction") else leaf]
+    _, elsewhere = await _generic_plan(db_url, statement, {**given, "b_tenant": "another"}, "SELECT 1")
+    if lookup == "transaction":  # the tenant is checked on the row it returns
+        assert [row[0] for row in elsewhere] == [conv.id]
         with pytest.raises(NotFound):
             await store._read(lambda conn: conversation_row(conn, conv.id, "another"))
+    else:
+        assert elsewhere == []  # another tenant's: nothing found, nothing started
 
 
 async def _generic_plan(

@@ -103,7 +103,7 @@ _ERASURES_KEPT = 4096
 _CONVERSATION = sa.select(conversations).where(conversations.c.id == sa.bindparam("b_conversation"))
 """A conversation's row by its id alone, its tenant checked on the row (``conversation_row``):
 with the tenant in the condition, a generic plan made before PostgreSQL's first ANALYZE could
-read it through ``ix_conversations_tenant_updated`` (``turn_trips._ROW``)."""
+read it through ``ix_conversations_tenant_updated`` (``by_key``; ``turn_trips._ROW``)."""
 _CONVERSATION_LOCKED = _CONVERSATION.with_for_update(key_share=True)
 _CONVERSATION_LOCKED_NO_FLUSH = _CONVERSATION_LOCKED.add_columns(dialect.NO_FLUSH)
 
@@ -131,17 +131,26 @@ def conversation_row(
     return conversation_record(row)
 
 
-_ITEM = (
-    sa.select(items)
-    .join(conversations, conversations.c.id == items.c.conversation_id)
-    .where(items.c.id == sa.bindparam("b_item"), conversations.c.tenant_id == sa.bindparam("b_tenant"))
-)
+def by_key(conversation_id: Any, column: sa.Column[Any]) -> sa.ScalarSelect[Any]:
+    """``column`` of the conversation ``conversation_id`` names, read by its primary key alone.
+    A condition on the conversation's tenant written as a join (``conversations.tenant_id =
+    :tenant``) can be planned through ``ix_conversations_tenant_updated``: on a fresh
+    PostgreSQL database, before its first ANALYZE, a generic plan costed both indexes the same
+    and took that one, reading every conversation of the tenant (``_CONVERSATION``)."""
+    return sa.select(column).where(conversations.c.id == conversation_id).scalar_subquery()
+
+
+def of_tenant(conversation_id: Any) -> sa.ColumnElement[bool]:
+    """The conversation ``conversation_id`` names is ``b_tenant``'s (``by_key``)."""
+    return by_key(conversation_id, conversations.c.tenant_id) == sa.bindparam("b_tenant")
+
+
+_ITEM = sa.select(items).where(items.c.id == sa.bindparam("b_item"), of_tenant(items.c.conversation_id))
 _ITEM_OF = _ITEM.where(items.c.conversation_id == sa.bindparam("b_conversation"))
-_ITEM_EXISTS = (
-    sa.select(items.c.id, conversations.c.erasures)
-    .join(conversations, conversations.c.id == items.c.conversation_id)
-    .where(items.c.id == sa.bindparam("b_item"), items.c.conversation_id == sa.bindparam("b_conversation"))
-    .where(conversations.c.tenant_id == sa.bindparam("b_tenant"))
+_ITEM_EXISTS = sa.select(items.c.id, by_key(items.c.conversation_id, conversations.c.erasures).label("erasures")).where(
+    items.c.id == sa.bindparam("b_item"),
+    items.c.conversation_id == sa.bindparam("b_conversation"),
+    of_tenant(items.c.conversation_id),
 )
 
 

@@ -27,7 +27,7 @@ from ..ids import now_ms
 from ..records import ConversationRecord, ItemRecord, NewItem
 from . import api_keys, dialect, erasure, responses, transfer
 from .base import DEFAULT_TENANT, HEAD, ApiKeyRecord, Parent
-from .core import NEAREST, conversation_row, item_row_of, require_item
+from .core import NEAREST, conversation_row, item_row_of, of_tenant, require_item
 from .memory import MemoryTables
 from .migrations import MIGRATIONS
 from .rows import conversation_record, item_record, item_row
@@ -440,14 +440,10 @@ def _items_back(*, lateral: bool) -> sa.Select[Any]:
     """The leaf (of the conversation, of the tenant) and up to ``b_depth`` of its ancestors,
     leaf first, none at or above ``b_stop`` (an item whose path is cached; null: none); each
     step a lookup by key, the rows carried in the walk (``walks``; ``lateral`` on PostgreSQL)."""
-    leaf = (
-        leaf_and_depth()
-        .join(conversations, conversations.c.id == items.c.conversation_id)
-        .where(
-            items.c.id == sa.bindparam("b_leaf"),
-            items.c.conversation_id == sa.bindparam("b_conversation"),
-            conversations.c.tenant_id == sa.bindparam("b_tenant"),
-        )
+    leaf = leaf_and_depth().where(
+        items.c.id == sa.bindparam("b_leaf"),
+        items.c.conversation_id == sa.bindparam("b_conversation"),
+        of_tenant(items.c.conversation_id),
     )
     walk = walk_up(
         leaf,
