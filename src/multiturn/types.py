@@ -82,10 +82,10 @@ class Message:
     tool_call_id: str | None = None
     name: str | None = None
     _sent: Any = field(default=None, init=False, repr=False, compare=False)
-    """Not a value of the message: the form the upstream translation made of it, kept for as
-    long as the message lives (``protocols/openai_chat/translate.py``). A stored conversation's
-    planner hands every turn the same message objects for its history, so each is translated
-    once; ``dataclasses.replace`` makes a message without it."""
+    """Not a value of the message: its JSON as the upstream translation encoded it, kept for as
+    long as the message lives (``protocols/openai_chat/translate.py`` ``encode_request``). A
+    stored conversation's planner hands every turn the same message objects for its history, so
+    each is encoded once; ``dataclasses.replace`` makes a message without it."""
 
     @property
     def text(self) -> str:

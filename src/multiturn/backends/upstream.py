@@ -11,7 +11,7 @@ Model Studio's compatible mode, vLLM, SGLang, Ollama and llama.cpp's server all 
 - This module holds HTTP, retries and timeouts; what the upstream's chunks, bodies, usage and
   error answers mean is read by ``protocols/openai_chat/client.py`` (context overflow →
   ``ContextTooLong``, 429 → ``RateLimited``, others ``UpstreamError``; an error event mid-stream →
-  ``UpstreamError``), and the request written by ``translate.request_to_body``.
+  ``UpstreamError``), and the request written by ``translate.encode_request``.
 - Transport errors are mapped here, once: unreachable → ``UpstreamError(status=None)``; a failure
   after the stream started (reset, read timeout) → ``UpstreamError``, raised after the deltas
   already yielded.
@@ -45,11 +45,10 @@ from contextlib import aclosing, suppress
 from dataclasses import replace
 
 import aiohttp
-import orjson
 
 from ..errors import BackendError, UpstreamError
 from ..protocols.openai_chat.client import ChunkReader, parse_completion, parse_error, retry_after
-from ..protocols.openai_chat.translate import request_to_body
+from ..protocols.openai_chat.translate import encode_request
 from ..protocols.sse import SSEParser
 from ..settings import ReasoningReplay
 from ..tokens import ImageEstimate
@@ -135,15 +134,12 @@ class UpstreamBackend:
 
     def generate(self, messages: Sequence[Message], params: GenerationParams) -> AsyncGenerator[Delta, None]:
         request = ChatRequest(self.upstream_model, tuple(messages), params)
-        body = request_to_body(request, stream=True, include_usage=True, reasoning=self.reasoning_replay)
-        return self._generate(orjson.dumps(body))
+        return self._generate(encode_request(request, stream=True, include_usage=True, reasoning=self.reasoning_replay))
 
     async def complete(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
         """One non-streamed call: cheaper than a stream when the caller wants the whole answer."""
         request = ChatRequest(self.upstream_model, tuple(messages), params)
-        body = orjson.dumps(
-            request_to_body(request, stream=False, include_usage=False, reasoning=self.reasoning_replay)
-        )
+        body = encode_request(request, stream=False, include_usage=False, reasoning=self.reasoning_replay)
         response, _ = await self._post(body, accept="application/json")
         try:
             raw = await response.read()

@@ -7,6 +7,7 @@ it sends is parsed by ``parse_request``; what it receives was rendered by ``tran
 from __future__ import annotations
 
 import timeit
+import tracemalloc
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -40,6 +41,7 @@ from multiturn.protocols.openai_chat.translate import (
     ChunkEncoder,
     StreamOptions,
     completion_to_response,
+    encode_request,
     error_to_wire,
     models_list,
     parse_request,
@@ -417,23 +419,48 @@ def test_request_to_body_never_replays_reasoning_and_keeps_core_fields() -> None
     assert b"secret" not in orjson.dumps(out)
 
 
-def test_a_message_is_translated_once_and_its_wire_form_is_never_changed() -> None:
-    """The wire form stays with the message object (a stored conversation's history is the same
-    objects every turn); a message replayed with its reasoning gets a copy, and the next body
-    without reasoning is as before."""
+@pytest.mark.parametrize("request_", REPRESENTATIVE)
+@pytest.mark.parametrize("reasoning", ["drop", "tool_chain", "keep"])
+def test_the_encoded_request_is_the_body_as_json(request_: ChatRequest, reasoning: Any) -> None:
+    body = request_to_body(request_, stream=True, include_usage=True, reasoning=reasoning)
+    assert encode_request(request_, stream=True, include_usage=True, reasoning=reasoning) == orjson.dumps(body)
+
+
+def test_a_message_is_encoded_once_and_its_encoding_is_never_changed() -> None:
+    """The encoding stays with the message object (a stored conversation's history is the same
+    objects every turn); a message replayed with its reasoning is encoded for that body alone, and
+    the next body without reasoning is as before."""
     history = (
         Message.of("user", "a"),
         Message("assistant", (TextPart("b"),), reasoning="why"),
         Message.of("user", "c"),
     )
-    first = request_to_body(ChatRequest("m", history), stream=False, include_usage=False)["messages"]
-    kept = request_to_body(ChatRequest("m", history), stream=False, include_usage=False, reasoning="keep")["messages"]
-    again = request_to_body(ChatRequest("m", history), stream=False, include_usage=False)["messages"]
-    assert all(a is b for a, b in zip(first, again, strict=True))  # translated once
-    assert kept[1] == {"role": "assistant", "content": "b", "reasoning_content": "why"} and kept[1] is not first[1]
-    assert again[1] == {"role": "assistant", "content": "b"}
-    equal = request_to_body(ChatRequest("m", (Message.of("user", "a"),)), stream=False, include_usage=False)
-    assert equal["messages"][0] == first[0] and equal["messages"][0] is not first[0]  # by object, not by value
+    first = encode_request(ChatRequest("m", history), stream=False, include_usage=False)
+    kept = orjson.loads(encode_request(ChatRequest("m", history), stream=False, include_usage=False, reasoning="keep"))
+    encodings = [m._sent for m in history]
+    again = encode_request(ChatRequest("m", history), stream=False, include_usage=False)
+    assert all(isinstance(e, orjson.Fragment) for e in encodings)
+    assert all(m._sent is e for m, e in zip(history, encodings, strict=True))  # encoded once
+    assert kept["messages"][1] == {"role": "assistant", "content": "b", "reasoning_content": "why"}
+    assert again == first and orjson.loads(again)["messages"][1] == {"role": "assistant", "content": "b"}
+    equal = Message.of("user", "a")
+    encode_request(ChatRequest("m", (equal,)), stream=False, include_usage=False)
+    assert equal._sent is not history[0]._sent  # by object, not by value
+
+
+def test_a_kept_encoding_takes_the_memory_of_its_bytes() -> None:
+    """orjson returns its output in the buffer it wrote it to (4 KiB for a short message); the
+    encoding kept on a message is a copy of its own size, so a long history costs its bytes."""
+    history = [Message.of("user", f"message {i}") for i in range(500)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        encode_request(ChatRequest("m", tuple(history)), stream=False, include_usage=False)
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert all(m._sent is not None for m in history)
+    assert kept / len(history) < 400, f"{kept / len(history):.0f} bytes kept a message"
 
 
 text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1)

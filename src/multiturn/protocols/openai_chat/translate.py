@@ -1,9 +1,9 @@
 """OpenAI chat completions <-> canonical types. Pure functions, no I/O.
 
 Requests: ``parse_request`` (wire bytes -> ``ChatRequest``, validating Model Studio's ranges with
-its messages) and its inverse ``request_to_body`` (what the upstream backend sends). Responses:
-``completion_to_response``, ``models_list``; streams: ``ChunkEncoder`` (in ``stream``); errors:
-``error_to_wire`` (in ``errors``). Everything is re-exported here.
+its messages) and its inverse ``request_to_body`` (as bytes, ``encode_request``: what the upstream
+backend sends). Responses: ``completion_to_response``, ``models_list``; streams: ``ChunkEncoder``
+(in ``stream``); errors: ``error_to_wire`` (in ``errors``). Everything is re-exported here.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ __all__ = [
     "ChunkEncoder",
     "StreamOptions",
     "completion_to_response",
+    "encode_request",
     "error_to_wire",
     "models_list",
     "parse_request",
@@ -260,10 +261,27 @@ def request_to_body(
     ``reasoning`` says which assistant messages carry their reasoning back, as
     ``reasoning_content`` (what Model Studio, DeepSeek and vLLM read): ``drop`` none, ``tool_chain``
     those with tool calls after the last user message, ``keep`` all. ``params.extra`` is merged at
-    the top level (it cannot override a field set here).
+    the top level (it cannot override a field set here). ``encode_request`` is the same body as
+    bytes, which is what the upstream backend sends.
     """
+    return _body(request, [_wire_message(m) for m in request.messages], stream, include_usage, reasoning)
+
+
+def encode_request(
+    request: ChatRequest, *, stream: bool, include_usage: bool, reasoning: ReasoningReplay = "drop"
+) -> bytes:
+    """``request_to_body``'s body as JSON bytes. Each message is encoded once per message object
+    and kept on it (``Message._sent``, an ``orjson.Fragment``): a stored conversation's planner
+    hands every turn the same message objects for its history, so a turn encodes only its new
+    messages and copies the rest (a 2,000-message history: ~0.04 ms instead of ~0.1 ms)."""
+    messages: list[Any] = [_encoded(m) for m in request.messages]
+    return orjson.dumps(_body(request, messages, stream, include_usage, reasoning))
+
+
+def _body(
+    request: ChatRequest, messages: list[Any], stream: bool, include_usage: bool, reasoning: ReasoningReplay
+) -> dict[str, Any]:
     p = request.params
-    messages = [_message_out(m) for m in request.messages]
     if reasoning != "drop":
         _add_reasoning(messages, request.messages, chain_only=reasoning == "tool_chain")
     body: dict[str, Any] = {"model": request.model, "messages": messages}
@@ -293,27 +311,26 @@ def request_to_body(
     return {**p.extra, **body}
 
 
-def _add_reasoning(out: list[dict[str, Any]], messages: Sequence[Message], *, chain_only: bool) -> None:
-    """Give the chosen assistant messages their ``reasoning_content`` (the cached wire dicts are
-    shared: each chosen one is copied)."""
+def _add_reasoning(out: list[Any], messages: Sequence[Message], *, chain_only: bool) -> None:
+    """Give the chosen assistant messages their ``reasoning_content``: a wire dict made for this
+    body (the encodings kept on the messages are without it)."""
     start = 0
     if chain_only:
         start = next((i + 1 for i in range(len(messages) - 1, -1, -1) if messages[i].role == "user"), 0)
     for i in range(start, len(messages)):
         m = messages[i]
         if m.role == "assistant" and m.reasoning and (m.tool_calls or not chain_only):
-            out[i] = {**out[i], "reasoning_content": m.reasoning}
+            out[i] = {**_wire_message(m), "reasoning_content": m.reasoning}
 
 
-def _message_out(m: Message) -> dict[str, Any]:
-    """``m``'s wire form, made once per message object and kept on it (``Message._sent``): a
-    stored conversation's planner hands every turn the same message objects for its history.
-    Read-only dicts (``_add_reasoning`` copies the ones it changes)."""
-    wire = m._sent
-    if wire is None:
-        wire = _wire_message(m)
-        object.__setattr__(m, "_sent", wire)
-    return wire  # type: ignore[no-any-return]
+def _encoded(m: Message) -> orjson.Fragment:
+    encoded = m._sent
+    if encoded is None:
+        # A copy of orjson's bytes: orjson leaves its output in the buffer it wrote it to (4 KiB
+        # for a short message), and this one is kept for as long as the message lives.
+        encoded = orjson.Fragment(memoryview(orjson.dumps(_wire_message(m))).tobytes())
+        object.__setattr__(m, "_sent", encoded)
+    return encoded  # type: ignore[no-any-return]
 
 
 def _wire_message(m: Message) -> dict[str, Any]:
