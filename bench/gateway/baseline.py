@@ -8,9 +8,13 @@ sends ``warmup`` and then ``n`` pairs: a stateless ``/v1/chat/completions`` with
 messages, and a stored ``responses`` turn that continues the chain (the order alternates from
 pair to pair). Every answer is validated (``kinds``). The difference of the two p50s is what
 storing the turn costs at the same payload: loading the chain, planning the window, writing the
-turn. Prints one JSON object.
+turn. With ``--upstream``, it then sends the fake upstream itself, interleaved, ``n`` pairs of
+chat completions: the first ``--early`` of those messages (what the chain's 10th turn sent) and
+all of them, so the report can say how much of the chain's growth is the upstream's own work on
+the larger body (reading and parsing it), which no gateway can save. Prints one JSON object.
 
-    cd bench && python -m gateway.baseline --url http://127.0.0.1:P --response resp_... --n 50
+    cd bench && python -m gateway.baseline --url http://127.0.0.1:P --response resp_... --n 50 \
+        [--upstream http://127.0.0.1:U --early 19]
 """
 
 from __future__ import annotations
@@ -60,15 +64,47 @@ def _lat(values: list[float]) -> dict[str, float]:
     return {"p50": percentile(values, 0.5), "p90": percentile(values, 0.9), "p99": percentile(values, 0.99)}
 
 
-async def compare(base: str, response_id: str, n: int, warmup: int) -> dict[str, Any]:
-    """The interleaved pairs after the chain that ends at ``response_id`` (see the module docstring)."""
-    session = aiohttp.ClientSession(
+def _session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=1),
         timeout=aiohttp.ClientTimeout(total=60),
         max_field_size=HEADER_LIMIT,
         max_line_size=HEADER_LIMIT,
     )
-    async with session:
+
+
+async def upstream_alone(
+    upstream: str, messages: list[dict[str, Any]], early: int, n: int, warmup: int
+) -> dict[str, Any]:
+    """``n`` interleaved pairs straight to the upstream: the first ``early`` messages, and all."""
+    runs: dict[str, list[float]] = {"early": [], "late": []}
+    errors: list[str] = []
+    async with _session() as session:
+        for i in range(warmup + n):
+            for kind in ("early", "late") if i % 2 == 0 else ("late", "early"):
+                try:
+                    outcome = await chat(session, upstream, messages[:early] if kind == "early" else messages)
+                except Exception as exc:  # counted and sampled, never fatal
+                    errors.append(f"{kind}: {type(exc).__name__}: {exc}"[:300])
+                    continue
+                if i >= warmup:
+                    runs[kind].append(outcome.seconds * 1000)
+    return {
+        "early_messages": min(early, len(messages)),
+        "late_messages": len(messages),
+        "early": _lat(runs["early"]),
+        "late": _lat(runs["late"]),
+        "early_ms": [round(v, 3) for v in runs["early"]],
+        "late_ms": [round(v, 3) for v in runs["late"]],
+        "errors": errors,
+    }
+
+
+async def compare(
+    base: str, response_id: str, n: int, warmup: int, upstream: str | None = None, early: int = 19
+) -> dict[str, Any]:
+    """The interleaved pairs after the chain that ends at ``response_id`` (see the module docstring)."""
+    async with _session() as session:
         sent = await sent_messages(session, base, response_id)
         messages = sent["messages"]
         chain = Chain(last_id=response_id)
@@ -89,6 +125,7 @@ async def compare(base: str, response_id: str, n: int, warmup: int) -> dict[str,
                     (stateless if kind == "stateless" else stored).append(outcome.seconds * 1000)
         after = (await _json(session, f"{base}/v1/responses/{chain.last_id}"))["context_report"]
     body = orjson.dumps({"model": "qwen-plus", "messages": messages, "stream": False})
+    alone = await upstream_alone(upstream, messages, early, n, warmup) if upstream else None
     return {
         "n": n,
         "warmup": warmup,
@@ -103,6 +140,7 @@ async def compare(base: str, response_id: str, n: int, warmup: int) -> dict[str,
         "stateless_ms": [round(v, 3) for v in stateless],
         "stored_ms": [round(v, 3) for v in stored],
         "errors": errors,
+        "upstream_alone": alone,
     }
 
 
@@ -114,9 +152,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--response", required=True, help="the chain's last response id")
     p.add_argument("--n", type=int, default=50, help="measured pairs")
     p.add_argument("--warmup", type=int, default=5, help="pairs before them, not recorded")
+    p.add_argument("--upstream", help="the fake upstream's base URL: also measure it alone (see above)")
+    p.add_argument("--early", type=int, default=19, help="messages of the early payload [default 19: turn 10's]")
     args = p.parse_args(argv)
     started = time.perf_counter()
-    result = uvloop.run(compare(args.url.rstrip("/"), args.response, args.n, args.warmup))
+    upstream = args.upstream.rstrip("/") if args.upstream else None
+    result = uvloop.run(compare(args.url.rstrip("/"), args.response, args.n, args.warmup, upstream, args.early))
     result["wall_s"] = time.perf_counter() - started
     sys.stdout.write(orjson.dumps(result).decode() + "\n")
 

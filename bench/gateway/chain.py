@@ -35,6 +35,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any] | None]] = {
 }
 """Variant -> (label, settings added to the ``qwen-plus`` alias)."""
 BASELINE_N, BASELINE_WARMUP = 50, 5
+EARLY_TURN = 10
+"""The upstream alone is measured with what this turn sent (its 19 messages) against the last turn's."""
 FILLED = (30, 40)  # turns 31-40: the bounded window is full by then (it starts dropping rounds near turn 28)
 
 
@@ -123,6 +125,8 @@ def stateless_baseline(args: argparse.Namespace, fleet: Fleet, last_id: str) -> 
     """``python -m gateway.baseline`` against the chain's gateway; its JSON result (None if it failed)."""
     cmd = generator(args, "gateway.baseline")
     cmd += ["--url", fleet.urls[0], "--response", last_id, "--n", str(BASELINE_N), "--warmup", str(BASELINE_WARMUP)]
+    if fleet.upstream is not None:
+        cmd += ["--upstream", f"http://127.0.0.1:{fleet.upstream.port}", "--early", str(2 * EARLY_TURN - 1)]
     done = subprocess.run(cmd, cwd=BENCH, stdout=subprocess.PIPE, text=True, timeout=600)
     if done.returncode != 0:
         log(f"  stateless baseline failed, exit {done.returncode}")
@@ -133,4 +137,11 @@ def stateless_baseline(args: argparse.Namespace, fleet: Fleet, last_id: str) -> 
         f"  baseline: {result['messages']} messages ({result['body_bytes']:,} bytes): stateless p50 "
         f"{stateless:.2f} ms, stored p50 {stored:.2f} ms, {len(result['errors'])} errors"
     )
+    alone = result.get("upstream_alone")
+    if alone:
+        early, late = alone["early"].get("p50", float("nan")), alone["late"].get("p50", float("nan"))
+        log(
+            f"  upstream alone: {alone['early_messages']} messages p50 {early:.2f} ms, "
+            f"{alone['late_messages']} messages {late:.2f} ms"
+        )
     return result
