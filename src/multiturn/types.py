@@ -83,9 +83,10 @@ class Message:
     name: str | None = None
     _sent: Any = field(default=None, init=False, repr=False, compare=False)
     """Not a value of the message: its JSON as the upstream translation encoded it, kept for as
-    long as the message lives (``protocols/openai_chat/translate.py`` ``encode_request``). A
-    stored conversation's planner hands every turn the same message objects for its history, so
-    each is encoded once; ``dataclasses.replace`` makes a message without it."""
+    long as the message lives once it is sent a second time (``protocols/openai_chat/translate.py``
+    ``encode_request``). A stored conversation's planner hands every turn the same message
+    objects for its history, so each is encoded about once; ``dataclasses.replace`` makes a
+    message without it."""
 
     @property
     def text(self) -> str:

@@ -426,25 +426,29 @@ def test_the_encoded_request_is_the_body_as_json(request_: ChatRequest, reasonin
     assert encode_request(request_, stream=True, include_usage=True, reasoning=reasoning) == orjson.dumps(body)
 
 
-def test_a_message_is_encoded_once_and_its_encoding_is_never_changed() -> None:
-    """The encoding stays with the message object (a stored conversation's history is the same
-    objects every turn); a message replayed with its reasoning is encoded for that body alone, and
-    the next body without reasoning is as before."""
+def test_a_message_sent_again_keeps_its_encoding_and_it_is_never_changed() -> None:
+    """A message sent once is encoded with its body; sent again, its encoding stays with the
+    message object (a stored conversation's history is the same objects every turn). A message
+    replayed with its reasoning is encoded for that body alone, and the next body without
+    reasoning is as before."""
     history = (
         Message.of("user", "a"),
         Message("assistant", (TextPart("b"),), reasoning="why"),
         Message.of("user", "c"),
     )
     first = encode_request(ChatRequest("m", history), stream=False, include_usage=False)
-    kept = orjson.loads(encode_request(ChatRequest("m", history), stream=False, include_usage=False, reasoning="keep"))
+    assert not any(isinstance(m._sent, orjson.Fragment) for m in history)  # sent once: nothing kept
+    second = encode_request(ChatRequest("m", history), stream=False, include_usage=False)
     encodings = [m._sent for m in history]
-    again = encode_request(ChatRequest("m", history), stream=False, include_usage=False)
     assert all(isinstance(e, orjson.Fragment) for e in encodings)
+    kept = orjson.loads(encode_request(ChatRequest("m", history), stream=False, include_usage=False, reasoning="keep"))
+    again = encode_request(ChatRequest("m", history), stream=False, include_usage=False)
     assert all(m._sent is e for m, e in zip(history, encodings, strict=True))  # encoded once
     assert kept["messages"][1] == {"role": "assistant", "content": "b", "reasoning_content": "why"}
-    assert again == first and orjson.loads(again)["messages"][1] == {"role": "assistant", "content": "b"}
+    assert first == second == again and orjson.loads(again)["messages"][1] == {"role": "assistant", "content": "b"}
     equal = Message.of("user", "a")
-    encode_request(ChatRequest("m", (equal,)), stream=False, include_usage=False)
+    for _ in range(2):
+        encode_request(ChatRequest("m", (equal,)), stream=False, include_usage=False)
     assert equal._sent is not history[0]._sent  # by object, not by value
 
 
@@ -452,6 +456,7 @@ def test_a_kept_encoding_takes_the_memory_of_its_bytes() -> None:
     """orjson returns its output in the buffer it wrote it to (4 KiB for a short message); the
     encoding kept on a message is a copy of its own size, so a long history costs its bytes."""
     history = [Message.of("user", f"message {i}") for i in range(500)]
+    encode_request(ChatRequest("m", tuple(history)), stream=False, include_usage=False)
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
@@ -459,7 +464,7 @@ def test_a_kept_encoding_takes_the_memory_of_its_bytes() -> None:
         kept = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    assert all(m._sent is not None for m in history)
+    assert all(isinstance(m._sent, orjson.Fragment) for m in history)
     assert kept / len(history) < 400, f"{kept / len(history):.0f} bytes kept a message"
 
 
