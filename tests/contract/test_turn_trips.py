@@ -22,6 +22,7 @@ from multiturn.store.liveness import CHANNEL
 from multiturn.store.schema import items
 from multiturn.store.turn_trips import _LOCKED, _nearest
 from multiturn.store.turns import Blocked, Started
+from support.pg import PARSED_ONCE
 from support.turns import answer, entry, stored_turn
 
 pytestmark = pytest.mark.parametrize("db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
@@ -349,3 +350,35 @@ async def test_a_walk_up_a_path_stays_lookups_by_key_under_a_plan_made_while_ite
     expected = {"start": NEAREST, "read back": NEAREST, "whole path": 3000}[walk]
     newest_first = [f"item_{n}" for n in range(3000, 3000 - expected, -1)]
     assert ids == (newest_first[::-1] if walk == "whole path" else newest_first)
+
+
+async def test_a_chain_served_by_two_processes_sends_only_statements_psycopg_parses_once(
+    store: SQLStore, db_url: str
+) -> None:
+    """Whatever a turn sends, on either process, through starts that fetch what the other wrote,
+    at the head and by a parent, is within psycopg's limits (``PARSED_ONCE``)."""
+    other = SQLStore(Settings(db=db_url).database_url)
+    sent: list[tuple[int, int]] = []
+
+    def seen(conn: object, cursor: object, statement: str, parameters: Any, *args: object) -> None:
+        sent.append((len(statement.encode()), len(parameters or ())))
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", seen)
+    try:
+        conv = await store.create_conversation()
+        parent = None
+        for n in range(6):
+            here = (store, other)[n % 2]
+            turn = entry(here, conv.id, f"q{n}", parent_id=parent, waits=n % 4 < 2, parent_known=n % 4 >= 2)
+            started = await here.enter_turn(turn)
+            assert isinstance(started, Started)
+            await here.known_path(started.parent_id, started.conversation)
+            assert await here.end_turn(turn.id, conv.id, answer(turn, started, f"a{n}"), parent_id=started.parent_id)
+            parent = started.answer_id
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", seen)
+        await other.close()
+    assert len(sent) >= 12
+    longest = max(length for length, _ in sent)
+    most = max(count for _, count in sent)
+    assert longest <= PARSED_ONCE[0] and most <= PARSED_ONCE[1], (longest, most)

@@ -11,6 +11,10 @@ import pytest
 import sqlalchemy as sa
 
 PG_DSN = os.environ.get("MULTITURN_TEST_PG_DSN", "")
+PARSED_ONCE = (4096, 50)
+"""The longest statement, in bytes, and the most parameters whose parsing psycopg keeps
+(``psycopg._queries.MAX_CACHED_STATEMENT_LENGTH`` and ``MAX_CACHED_STATEMENT_PARAMS``): a
+statement past either is parsed again at every execution."""
 
 
 @contextmanager

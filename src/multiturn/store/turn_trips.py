@@ -50,7 +50,7 @@ from .dialect import NO_FLUSH
 from .liveness import CHANNEL
 from .schema import conversations, items, turns
 from .schema import responses as responses_table
-from .walks import leaf_and_depth, walk_up
+from .walks import json_leaf_and_depth, walk_up_as_json
 
 SEQUENCE = sa.Sequence("turns_seq")
 """The order of turns' arrivals on PostgreSQL (``migrations.m008_turn_trips``)."""
@@ -73,8 +73,11 @@ _ROW = (
 primary key. With the tenant in the same condition, a generic plan made before the first
 ANALYZE (a 10-page guess, where both indexes cost the same) went through
 ``ix_conversations_tenant_updated`` and read every conversation of the tenant at each turn."""
-_LOCKED = sa.select(_ROW).where(_ROW.c.tenant_id == sa.bindparam("b_tenant")).cte("locked")
-"""The locked row if it is this tenant's (none for another tenant's id: nothing is written)."""
+_THE_TENANTS = _ROW.c.tenant_id == sa.bindparam("b_tenant")
+_LOCKED = sa.select(_ROW.c.id, _ROW.c.head_item_id).where(_THE_TENANTS).cte("locked")
+"""The locked row's id and head if it is this tenant's (none for another tenant's id: nothing
+is written). Two columns: a start's text stays under the length psycopg parses once
+(``walks.walk_up_as_json``); the statement returns the row's columns from ``_ROW``."""
 _RESPONSE_COLUMNS = tuple(column.name for column in responses_table.c)
 _TURN_COLUMNS = tuple(column.name for column in turns.c if column.name != "seq")
 _QUEUED_COLUMNS = ("status", "inputs", "answer_item_id", "response_id", "started_at")
@@ -109,19 +112,18 @@ def _nearest(waits: bool) -> sa.Label[Any]:
     leaf = _LOCKED.c.head_item_id if waits else sa.bindparam("b_parent", type_=sa.String)
     stop = sa.bindparam("b_stop", type_=sa.String)
     start = (
-        leaf_and_depth()
+        json_leaf_and_depth()
         .select_from(_LOCKED.join(items, items.c.id == leaf))
         .where(items.c.conversation_id == _LOCKED.c.id, items.c.id.is_distinct_from(stop))
     )
-    walk = walk_up(  # PostgreSQL only: lateral, a lookup by key whatever the plan
+    walk = walk_up_as_json(  # a lookup by key whatever the plan, each row carried as JSON
         start,
         "nearest",
-        lateral=True,
-        going_on=lambda walk: sa.and_(walk.c.depth < NEAREST - 1, walk.c.parent_id.is_distinct_from(stop)),
+        going_on=lambda walk: sa.and_(
+            walk.c.depth < sa.literal_column(str(NEAREST - 1)), walk.c.parent_id.is_distinct_from(stop)
+        ),
     )
-    rows = sa.func.json_agg(
-        postgresql.aggregate_order_by(sa.func.row_to_json(sa.literal_column(walk.name)), walk.c.depth)
-    )
+    rows = sa.func.json_agg(postgresql.aggregate_order_by(walk.c.row, walk.c.depth))
     return sa.select(rows).select_from(walk).scalar_subquery().label("nearest")
 
 
@@ -137,7 +139,7 @@ def _start(waits: bool, response: bool, fetch: bool) -> sa.Select[Any]:
         .returning(turns.c.id)
         .cte("turn")
     )
-    columns: list[Any] = [_LOCKED.c[column.name] for column in conversations.c]
+    columns: list[Any] = [_ROW.c[column.name] for column in conversations.c]
     if waits:
         columns += [
             sa.select(_AHEAD.c.id).scalar_subquery().label("ahead_id"),
@@ -145,7 +147,7 @@ def _start(waits: bool, response: bool, fetch: bool) -> sa.Select[Any]:
         ]
     if fetch:
         columns.append(_nearest(waits))
-    statement = sa.select(*columns).add_cte(turn)
+    statement = sa.select(*columns).where(_THE_TENANTS).add_cte(turn)
     if response:
         values = sa.select(*_typed("r_", responses_table, _RESPONSE_COLUMNS)).select_from(_LOCKED)
         if waits:

@@ -42,6 +42,40 @@ def walk_up(
     return walk.union_all(step if going_on is None else step.where(going_on(walk)))
 
 
+def walk_up_as_json(
+    start: sa.Select[Any], name: str, *, going_on: Callable[[sa.CTE], sa.ColumnElement[bool]]
+) -> sa.CTE:
+    """PostgreSQL only: ``walk_up`` (``lateral``) carrying each row as one JSON object: the
+    columns ``row`` (its ``row_to_json``), ``parent_id`` and ``depth``; ``start`` selects them
+    (``json_leaf_and_depth``). Its text is a third of ``walk_up``'s, which names every column
+    of ``items`` three times: psycopg parses a statement once only while it is at most 4,096
+    bytes long (and has at most 50 parameters), and a turn's start with a walk of all columns
+    was 4,909-5,690 bytes, parsed again at every turn another process had served the last of."""
+    walk = start.cte(name, recursive=True)
+    parent = (
+        sa.select(_as_json(), items.c.parent_id)
+        .where(items.c.id == walk.c.parent_id)
+        .limit(sa.literal_column("1"))
+        .lateral("parent")
+    )
+    step = (
+        sa.select(parent.c.row, parent.c.parent_id, (walk.c.depth + sa.literal_column("1")).label("depth"))
+        .select_from(walk.join(parent, sa.true()))
+        .where(going_on(walk))
+    )
+    return walk.union_all(step)
+
+
+def json_leaf_and_depth() -> sa.Select[Any]:
+    """``SELECT row_to_json(items) AS row, items.parent_id, 0 AS depth``: the start of
+    ``walk_up_as_json``, to which a caller adds its ``FROM`` and ``WHERE``."""
+    return sa.select(_as_json(), items.c.parent_id, sa.literal_column("0").label("depth"))
+
+
+def _as_json() -> sa.Label[Any]:
+    return sa.func.row_to_json(items.table_valued()).label("row")
+
+
 def leaf_and_depth() -> sa.Select[Any]:
     """``SELECT items.*, 0 AS depth``: the start of a walk, to which a caller adds its ``FROM``
     and ``WHERE``."""
