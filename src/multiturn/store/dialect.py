@@ -420,7 +420,7 @@ def _sqlite_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_WRITE) else "BEGIN")
 
 
-NO_FLUSH = sa.literal_column("set_config('synchronous_commit', 'off', true)").label("multiturn_no_flush")
+NO_FLUSH: sa.Label[Any] = sa.literal_column("set_config('synchronous_commit', 'off', true)").label("multiturn_no_flush")
 """A column that makes its transaction's commit not wait for the disk (PostgreSQL): a statement
 the transaction runs anyway can carry it (``core.conversation_row``), saving a round trip."""
 _NO_FLUSH = sa.select(NO_FLUSH)
