@@ -1,0 +1,205 @@
+"""Instructions a stored turn costs the gateways, with 1, 2 and 4 of them on one PostgreSQL schema.
+
+CPU time a turn is what ``stored_turns.py --scenarios procs`` measures, and on a machine with
+fewer cores than processes it includes what time-slicing costs: each switch leaves the next
+process cold caches, so the same work takes longer. The instructions a turn executes do not
+depend on that. Here every gateway runs under Valgrind's callgrind with its counting switched
+off; after the warm-up it is switched on in every gateway (``callgrind_control -i on``), the
+measured turns run, and it is switched off again: the instructions the gateways executed
+together for those turns, divided by the turns, for each number of gateways and each way a
+chain's turns pick their gateway (``gateway/mix.py`` ``ROUTES``: ``sticky`` keeps a chain on one
+gateway, ``rotate`` sends each turn to the next one, so a turn's gateway did not serve the
+chain's last turn and must fetch what the others wrote).
+
+Everything runs ~50x slower under callgrind (a few seconds of turns take minutes), so N is
+small; instruction counts vary little from run to run (a few per cent). Needs ``valgrind`` and
+the PostgreSQL test cluster (``scripts/pg-test-db``).
+
+    .venv/bin/python bench/procs_instructions.py [--procs 1,2,4] [--routes sticky,rotate] [--n 600]
+        [--at-commit REV] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from gateway.servers import VENV_BIN, free_port, request, upstream_server  # noqa: E402
+from gateway.storedb import fresh_schema  # noqa: E402
+from stored_turns import code_facts, snapshot  # noqa: E402
+
+READY_CAP = 300.0
+"""Seconds a gateway may take to start under callgrind (about 5-10 s here)."""
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _callgrind(pid: int, *command: str) -> None:
+    subprocess.run(["callgrind_control", *command, str(pid)], capture_output=True, check=True)
+
+
+def _instructions(out: Path) -> int:
+    """The instructions of every dump callgrind wrote for one process (``totals:`` lines)."""
+    total = 0
+    for dump in out.parent.glob(f"{out.name}*"):
+        for line in dump.read_text(errors="replace").splitlines():
+            if line.startswith("totals:"):
+                total += int(line.split()[1])
+    return total
+
+
+def _wait_ready(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + READY_CAP
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"a gateway exited with {process.returncode}:\n{log.read_text(errors='replace')[-2000:]}")
+        try:
+            if request(port, "GET", "/healthz")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"a gateway did not answer /healthz within {READY_CAP:.0f} s")
+
+
+def run(args: argparse.Namespace, upstream: int, work: Path, src: Path | None, k: int, route: str) -> dict[str, Any]:
+    """``k`` gateways under callgrind on a fresh schema, ``route``: the measured turns' instructions."""
+    models = {"qwen-plus": {"backend": "upstream", "base_url": f"http://127.0.0.1:{upstream}/v1"}}
+    with fresh_schema(args.pg_dsn, prefix=f"cg_{route}{k}") as dsn:
+        env = {**os.environ, "MULTITURN_MODELS": orjson.dumps(models).decode(), "MULTITURN_CONFIG": "/nonexistent"}
+        env["MULTITURN_DB"] = dsn
+        if src is not None:
+            env["PYTHONPATH"] = str(src)
+        gateways: list[tuple[subprocess.Popen[bytes], Path, int]] = []
+        try:
+            for i in range(k):
+                port, out, log = free_port(), work / f"callgrind.{route}{k}.{i}", work / f"gateway.{route}{k}.{i}.log"
+                command = [
+                    "valgrind",
+                    "--tool=callgrind",
+                    "--instr-atstart=no",
+                    f"--callgrind-out-file={out}",
+                    str(VENV_BIN / "python"),
+                    str(VENV_BIN / "multiturn"),
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--no-access-log",
+                ]
+                with log.open("wb") as sink:
+                    process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
+                gateways.append((process, out, port))
+            for process, _, port in gateways:
+                _wait_ready(port, process, work / f"gateway.{route}{k}.0.log")
+            urls = ",".join(f"http://127.0.0.1:{port}" for _, _, port in gateways)
+            mix = [str(VENV_BIN / "python"), "-m", "gateway.mix", "--urls", urls, "--kinds", "responses"]
+            mix += ["--conc", str(args.conc), "--route", route, "--warmup", "0"]
+            subprocess.run([*mix, "--n", str(args.warmup)], cwd=HERE, capture_output=True, check=True)
+            for process, _, _ in gateways:
+                _callgrind(process.pid, "-i", "on")
+            started = time.monotonic()
+            done = subprocess.run([*mix, "--n", str(args.n)], cwd=HERE, capture_output=True, text=True, check=True)
+            seconds = time.monotonic() - started
+            for process, _, _ in gateways:
+                _callgrind(process.pid, "-i", "off")
+            for process, _, _ in gateways:
+                _callgrind(process.pid, "-d")
+        finally:
+            for process, _, _ in gateways:
+                process.terminate()
+            for process, _, _ in gateways:
+                process.wait(timeout=120)
+        load = orjson.loads(done.stdout)
+        per_gateway = [_instructions(out) for _, out, _ in gateways]
+    ok = load["ok"]
+    result = {
+        "route": route,
+        "gateways": k,
+        "turns": ok,
+        "errors": len(load.get("errors", [])),
+        "seconds": seconds,
+        "instructions": per_gateway,
+        "per_turn": sum(per_gateway) / ok if ok else None,
+    }
+    _log(
+        f"  {route}, {k} gateway(s): {ok} turns, {result['errors']} errors, "
+        f"{result['per_turn'] / 1e6:.2f} M instructions a turn"
+    )
+    return result
+
+
+def report(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "| route | gateways | turns | errors | instructions a turn (M) | ÷ 1 gateway | per gateway (G) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    one = {r["route"]: r["per_turn"] for r in results if r["gateways"] == 1}
+    for r in results:
+        base = one.get(r["route"])
+        ratio = f"{r['per_turn'] / base:.2f}" if base else "-"
+        shares = ", ".join(f"{x / 1e9:.2f}" for x in r["instructions"])
+        lines.append(
+            f"| {r['route']} | {r['gateways']} | {r['turns']} | {r['errors']} | {r['per_turn'] / 1e6:.2f} | "
+            f"{ratio} | {shares} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--procs", default="1,2,4", help="numbers of gateways [1,2,4]")
+    p.add_argument("--routes", default="sticky,rotate", help="how a chain's turns pick their gateway [sticky,rotate]")
+    p.add_argument("--n", type=int, default=600, help="measured turns [600]")
+    p.add_argument("--warmup", type=int, default=320, help="turns before counting starts [320]")
+    p.add_argument("--conc", type=int, default=32, help="concurrent chains [32]")
+    p.add_argument(
+        "--pg-dsn", default=os.environ.get("MULTITURN_TEST_PG_DSN") or "postgresql://mt:mt@127.0.0.1:5432/mt"
+    )
+    p.add_argument("--at-commit", metavar="REV", help="measure src/ as committed at REV, not the working tree")
+    p.add_argument("--json", type=Path, help="write the results here too")
+    args = p.parse_args()
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
+    work = Path(tempfile.mkdtemp(prefix="procs-instructions-"))
+    src = None
+    code = code_facts()
+    if args.at_commit:
+        code = snapshot(args.at_commit, work)
+        src = work / "src"
+    _log(f"measuring {code['commit']}; callgrind output in {work}")
+    upstream = upstream_server()
+    upstream.start(work)
+    results = []
+    try:
+        for route in [r for r in args.routes.split(",") if r]:
+            for k in [int(x) for x in args.procs.split(",") if x]:
+                results.append(run(args, upstream.port, work, src, k, route))
+    finally:
+        upstream.stop()
+    table = report(results)
+    command = " ".join([".venv/bin/python", "bench/procs_instructions.py", *sys.argv[1:]])
+    print(f"{command}\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {code['commit']}\n\n{table}")
+    if args.json:
+        args.json.write_bytes(orjson.dumps({"command": command, "code": code, "results": results}))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
