@@ -23,8 +23,9 @@ def test_psycopg_keeps_its_parsing_of_statements_within_those_limits() -> None:
 def test_a_turn_s_statements_are_short_enough_for_psycopg_to_parse_them_once(name: str) -> None:
     """Every form of a turn's start and end, and the read backs, are at most 4,096 bytes long
     with at most 50 parameters. A start that also fetched the items another process wrote was
-    4,909-5,690 bytes: psycopg parsed it again at every such turn, ~20 % more instructions a turn
-    with four gateways serving each chain's turns in turn (``bench/results/stored_turns.md`` 5.7)."""
+    4,103-5,690 bytes: psycopg parsed it again at every such turn, ~0.9 M instructions more a turn
+    (~14 %) with two gateways serving each chain's turns in turn (``bench/results/stored_turns.md``
+    5.7)."""
     statements = {
         **{f"start{key}": statement for key, statement in START.items()},
         "end": END,

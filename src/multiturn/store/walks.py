@@ -50,7 +50,7 @@ def walk_up_as_json(
     (``json_leaf_and_depth``). Its text is a third of ``walk_up``'s, which names every column
     of ``items`` three times: psycopg parses a statement once only while it is at most 4,096
     bytes long (and has at most 50 parameters), and a turn's start with a walk of all columns
-    was 4,909-5,690 bytes, parsed again at every turn another process had served the last of."""
+    was 4,103-5,690 bytes, parsed again at every turn another process had served the last of."""
     walk = start.cte(name, recursive=True)
     parent = (
         sa.select(_as_json(), items.c.parent_id)
