@@ -158,33 +158,34 @@ def plan_recall(
     *,
     window: Window,
     room: int,
-    pinned: Sequence[ItemRecord],
+    excluded: set[str],
     positions: Positions,
     count: Callable[[Message], int],
     quote: Callable[[Recalled], tuple[str, int]],
 ) -> tuple[list[Message], list[Recalled], int]:
     """The head with the recalled rounds that fit ``room`` quoted at its end
     (``retrieval.select_recalled``), the rounds chosen, and the tokens they added. Nothing is
-    recalled unless the policy recalls and the window sends the new input; rounds the window
-    sends or drops, and pinned items, are never recalled."""
+    recalled unless the policy recalls and the window sends the new input; rounds with an item
+    in ``excluded`` (``sent_ids``: what the window and the head send) are never recalled."""
     if not (policy.uses_recall and recalled and window.newest):
         return list(head), [], 0
-    excluded = _sent(pinned, window)
     before = sum(count(m) for m in head)
     extended, chosen = select_recalled(recalled, positions, excluded, room, count, quote, list(head))
     return extended, chosen, sum(count(m) for m in extended) - before
 
 
-def _sent(pinned: Sequence[ItemRecord], window: Window) -> set[str]:
+def sent_ids(pinned: Sequence[ItemRecord], window: Window) -> set[str]:
+    """The ids of the items a request sends besides recalled rounds (the pinned items and the
+    window's): made once a plan, for ``plan_recall`` and ``best_recalled`` alike."""
     return {item.id for item in pinned} | {item.id for item in window.items}
 
 
 def best_recalled(
-    recalled: Sequence[Recalled], positions: Positions, pinned: Sequence[ItemRecord], window: Window
+    recalled: Sequence[Recalled], positions: Positions, excluded: set[str], window: Window
 ) -> Recalled | None:
     """The round recall would take first (``retrieval.best_round``), None when the window does
     not send the new input (nothing is recalled then)."""
-    return best_round(recalled, positions, _sent(pinned, window)) if window.newest else None
+    return best_round(recalled, positions, excluded) if window.newest else None
 
 
 def yield_summary(
@@ -319,19 +320,20 @@ def plan_context(
         newest_round=recent.newest_round,
     )
 
+    excluded = sent_ids(pinned, window) if policy.uses_recall and recalled else set()
     recall = partial(
         plan_recall,
         policy,
         recalled,
         window=window,
-        pinned=pinned,
+        excluded=excluded,
         positions=positions,
         count=count,
         quote=partial(quote, path=path, positions=positions, tokens=tokenizer.count, cache=memo),
     )
     room = available - window.tokens
     messages, chosen, recalled_tokens = recall(head.messages, room=room - head.summary_tokens)
-    best = best_recalled(recalled, positions, pinned, window) if used and policy.uses_recall else None
+    best = best_recalled(recalled, positions, excluded, window) if used and policy.uses_recall else None
     if best is not None and best not in chosen:
         yielded = yield_summary(system_prompt, pinned, count, recall, room, best)
         if yielded is not None:

@@ -18,6 +18,7 @@ from multiturn.context.plan import (
     pinned_items,
     plan_head,
     plan_recall,
+    sent_ids,
     usable_summary,
 )
 from multiturn.context.recent import Recent, Window, strain, window_budget, window_items
@@ -318,7 +319,9 @@ def test_plan_recall_needs_a_recalling_policy_and_skips_what_the_window_sends() 
     def quoted(entry: Recalled) -> tuple[str, int]:
         return quote(entry, path, positions, TOKENIZER.count, cache)
 
-    args = {"room": 1000, "pinned": (), "positions": positions, "count": _count, "quote": quoted}
+    excluded = sent_ids((), window)
+    assert {"i10", "i11"} <= excluded
+    args = {"room": 1000, "excluded": excluded, "positions": positions, "count": _count, "quote": quoted}
     messages, chosen, tokens = plan_recall(policy, recalled, head, window=window, **args)  # type: ignore[arg-type]
     assert [e.item_ids for e in chosen] == [("i0", "i1")]
     assert tokens == _count(messages[0]) - _count(head[0]) > 0
