@@ -43,6 +43,10 @@ from stored_turns import code_facts, snapshot  # noqa: E402
 
 READY_CAP = 300.0
 """Seconds a gateway may take to start under callgrind (about 5-10 s here)."""
+REQUEST_TIMEOUT_S = 600.0
+"""The load's timeout a request: a turn takes ~1 s at c=32 under callgrind, and switching the
+counting on retranslates every gateway's code (the load's default of 60 s once cut 3 turns of
+600 short)."""
 
 
 def _log(message: str) -> None:
@@ -110,7 +114,7 @@ def run(args: argparse.Namespace, upstream: int, work: Path, src: Path | None, k
                 _wait_ready(port, process, work / f"gateway.{route}{k}.0.log")
             urls = ",".join(f"http://127.0.0.1:{port}" for _, _, port in gateways)
             mix = [str(VENV_BIN / "python"), "-m", "gateway.mix", "--urls", urls, "--kinds", "responses"]
-            mix += ["--conc", str(args.conc), "--route", route, "--warmup", "0"]
+            mix += ["--conc", str(args.conc), "--route", route, "--warmup", "0", "--timeout", str(REQUEST_TIMEOUT_S)]
             subprocess.run([*mix, "--n", str(args.warmup)], cwd=HERE, capture_output=True, check=True)
             for process, _, _ in gateways:
                 _callgrind(process.pid, "-i", "on")
@@ -134,6 +138,7 @@ def run(args: argparse.Namespace, upstream: int, work: Path, src: Path | None, k
         "gateways": k,
         "turns": ok,
         "errors": len(load.get("errors", [])),
+        "error_samples": load.get("errors", [])[:5],
         "seconds": seconds,
         "instructions": per_gateway,
         "per_turn": sum(per_gateway) / ok if ok else None,
@@ -141,6 +146,7 @@ def run(args: argparse.Namespace, upstream: int, work: Path, src: Path | None, k
     _log(
         f"  {route}, {k} gateway(s): {ok} turns, {result['errors']} errors, "
         f"{result['per_turn'] / 1e6:.2f} M instructions a turn"
+        + (f"; first error: {str(result['error_samples'][0])[:300]}" if result["error_samples"] else "")
     )
     return result
 
@@ -167,7 +173,7 @@ def main() -> None:
     p.add_argument("--procs", default="1,2,4", help="numbers of gateways [1,2,4]")
     p.add_argument("--routes", default="sticky,rotate", help="how a chain's turns pick their gateway [sticky,rotate]")
     p.add_argument("--n", type=int, default=600, help="measured turns [600]")
-    p.add_argument("--warmup", type=int, default=320, help="turns before counting starts [320]")
+    p.add_argument("--warmup", type=int, default=1500, help="turns before counting starts [1500]")
     p.add_argument("--conc", type=int, default=32, help="concurrent chains [32]")
     p.add_argument(
         "--pg-dsn", default=os.environ.get("MULTITURN_TEST_PG_DSN") or "postgresql://mt:mt@127.0.0.1:5432/mt"
