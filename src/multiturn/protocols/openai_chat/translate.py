@@ -273,7 +273,7 @@ def encode_request(
     """``request_to_body``'s body as JSON bytes. A message object sent a second time keeps its
     encoding (``Message._sent``, an ``orjson.Fragment``): a stored conversation's planner hands
     every turn the same message objects for its history, so a turn encodes only its newest
-    messages and copies the rest (a 2,000-message history: ~0.04 ms instead of ~0.1 ms). A
+    messages and copies the rest (a 2,000-message body: 0.14 ms instead of 0.15, 6-8 % less). A
     message sent once (a stateless request's) is encoded with the body, as a plain dict, which
     is cheaper than encoding it alone."""
     messages: list[Any] = [_encoded(m) for m in request.messages]
