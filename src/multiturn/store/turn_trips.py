@@ -50,7 +50,7 @@ from .dialect import NO_FLUSH
 from .liveness import CHANNEL
 from .schema import conversations, items, turns
 from .schema import responses as responses_table
-from .walks import json_leaf_and_depth, walk_up_as_json
+from .walks import AS_JSON, leaf_and_depth, walk_up
 
 SEQUENCE = sa.Sequence("turns_seq")
 """The order of turns' arrivals on PostgreSQL (``migrations.m008_turn_trips``)."""
@@ -77,7 +77,7 @@ _THE_TENANTS = _ROW.c.tenant_id == sa.bindparam("b_tenant")
 _LOCKED = sa.select(_ROW.c.id, _ROW.c.head_item_id).where(_THE_TENANTS).cte("locked")
 """The locked row's id and head if it is this tenant's (none for another tenant's id: nothing
 is written). Two columns: a start's text stays under the length psycopg parses once
-(``walks.walk_up_as_json``); the statement returns the row's columns from ``_ROW``."""
+(``walks.AS_JSON``); the statement returns the row's columns from ``_ROW``."""
 _RESPONSE_COLUMNS = tuple(column.name for column in responses_table.c)
 _TURN_COLUMNS = tuple(column.name for column in turns.c if column.name != "seq")
 _QUEUED_COLUMNS = ("status", "inputs", "answer_item_id", "response_id", "started_at")
@@ -112,16 +112,18 @@ def _nearest(waits: bool) -> sa.Label[Any]:
     leaf = _LOCKED.c.head_item_id if waits else sa.bindparam("b_parent", type_=sa.String)
     stop = sa.bindparam("b_stop", type_=sa.String)
     start = (
-        json_leaf_and_depth()
+        leaf_and_depth(AS_JSON)
         .select_from(_LOCKED.join(items, items.c.id == leaf))
         .where(items.c.conversation_id == _LOCKED.c.id, items.c.id.is_distinct_from(stop))
     )
-    walk = walk_up_as_json(  # a lookup by key whatever the plan, each row carried as JSON
+    walk = walk_up(  # PostgreSQL only: lateral, a lookup by key whatever the plan; each row as JSON
         start,
         "nearest",
+        lateral=True,
         going_on=lambda walk: sa.and_(
             walk.c.depth < sa.literal_column(str(NEAREST - 1)), walk.c.parent_id.is_distinct_from(stop)
         ),
+        carried=AS_JSON,
     )
     rows = sa.func.json_agg(postgresql.aggregate_order_by(walk.c.row, walk.c.depth))
     return sa.select(rows).select_from(walk).scalar_subquery().label("nearest")

@@ -12,12 +12,22 @@ of it is a lookup by key. SQLite has no ``LATERAL`` and plans the join as a look
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 from .schema import items
+
+AS_JSON: tuple[sa.ColumnElement[Any], ...] = (
+    sa.func.row_to_json(items.table_valued()).label("row"),
+    items.c.parent_id,
+)
+"""What a walk can carry of each row instead of every column (PostgreSQL): the row as one JSON
+value (``row``) and its ``parent_id``. A walk carrying every column names each column of
+``items`` three times; psycopg parses a statement once only while it is at most 4,096 bytes
+long (and has at most 50 parameters), and a turn's start with such a walk was 4,103-5,690
+bytes, parsed again at every turn another process had served the last of."""
 
 
 def walk_up(
@@ -26,60 +36,30 @@ def walk_up(
     *,
     lateral: bool,
     going_on: Callable[[sa.CTE], sa.ColumnElement[bool]] | None = None,
+    carried: Sequence[sa.ColumnElement[Any]] = tuple(items.c),
 ) -> sa.CTE:
-    """The recursive CTE ``name``: the ``items`` rows ``start`` selects (with ``*items.c`` and
-    a ``depth`` of 0), then their ancestors one step at a time (``depth`` + 1), each step the
-    parent looked up by key (a ``LATERAL`` subquery on PostgreSQL: ``lateral``), for as long as
-    ``going_on(walk)`` holds of the row the step starts from (always, without it)."""
+    """The recursive CTE ``name``: the ``items`` rows ``start`` selects (``leaf_and_depth``
+    with the same ``carried``: every column, or ``AS_JSON``, and a ``depth`` of 0), then their
+    ancestors one step at a time (``depth`` + 1), each step the parent looked up by key (a
+    ``LATERAL`` subquery on PostgreSQL: ``lateral``), for as long as ``going_on(walk)`` holds
+    of the row the step starts from (always, without it)."""
     walk = start.cte(name, recursive=True)
     if lateral:
-        parent = sa.select(items).where(items.c.id == walk.c.parent_id).limit(sa.literal_column("1")).lateral("parent")
+        parent = (
+            sa.select(*carried).where(items.c.id == walk.c.parent_id).limit(sa.literal_column("1")).lateral("parent")
+        )
         source: sa.FromClause = walk.join(parent, sa.true())
         columns: Any = parent.c
     else:
-        source, columns = items.join(walk, items.c.id == walk.c.parent_id), items.c
-    step = sa.select(*columns, (walk.c.depth + 1).label("depth")).select_from(source)
+        source, columns = items.join(walk, items.c.id == walk.c.parent_id), carried
+    step = sa.select(*columns, (walk.c.depth + sa.literal_column("1")).label("depth")).select_from(source)
     return walk.union_all(step if going_on is None else step.where(going_on(walk)))
 
 
-def walk_up_as_json(
-    start: sa.Select[Any], name: str, *, going_on: Callable[[sa.CTE], sa.ColumnElement[bool]]
-) -> sa.CTE:
-    """PostgreSQL only: ``walk_up`` (``lateral``) carrying each row as one JSON object: the
-    columns ``row`` (its ``row_to_json``), ``parent_id`` and ``depth``; ``start`` selects them
-    (``json_leaf_and_depth``). Its text is a third of ``walk_up``'s, which names every column
-    of ``items`` three times: psycopg parses a statement once only while it is at most 4,096
-    bytes long (and has at most 50 parameters), and a turn's start with a walk of all columns
-    was 4,103-5,690 bytes, parsed again at every turn another process had served the last of."""
-    walk = start.cte(name, recursive=True)
-    parent = (
-        sa.select(_as_json(), items.c.parent_id)
-        .where(items.c.id == walk.c.parent_id)
-        .limit(sa.literal_column("1"))
-        .lateral("parent")
-    )
-    step = (
-        sa.select(parent.c.row, parent.c.parent_id, (walk.c.depth + sa.literal_column("1")).label("depth"))
-        .select_from(walk.join(parent, sa.true()))
-        .where(going_on(walk))
-    )
-    return walk.union_all(step)
-
-
-def json_leaf_and_depth() -> sa.Select[Any]:
-    """``SELECT row_to_json(items) AS row, items.parent_id, 0 AS depth``: the start of
-    ``walk_up_as_json``, to which a caller adds its ``FROM`` and ``WHERE``."""
-    return sa.select(_as_json(), items.c.parent_id, sa.literal_column("0").label("depth"))
-
-
-def _as_json() -> sa.Label[Any]:
-    return sa.func.row_to_json(items.table_valued()).label("row")
-
-
-def leaf_and_depth() -> sa.Select[Any]:
-    """``SELECT items.*, 0 AS depth``: the start of a walk, to which a caller adds its ``FROM``
-    and ``WHERE``."""
-    return sa.select(*items.c, sa.literal(0).label("depth"))
+def leaf_and_depth(carried: Sequence[sa.ColumnElement[Any]] = tuple(items.c)) -> sa.Select[Any]:
+    """``SELECT <carried>, 0 AS depth`` (every column of ``items``, or ``AS_JSON``): the start
+    of a walk, to which a caller adds its ``FROM`` and ``WHERE``."""
+    return sa.select(*carried, sa.literal_column("0").label("depth"))
 
 
 def item_columns(walk: sa.CTE) -> sa.Select[Any]:
