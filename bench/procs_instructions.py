@@ -37,12 +37,11 @@ import orjson
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from gateway.servers import VENV_BIN, free_port, request, upstream_server  # noqa: E402
+from gateway.fleet import gateway  # noqa: E402
+from gateway.servers import VENV_BIN, Server, upstream_server  # noqa: E402
 from gateway.storedb import fresh_schema  # noqa: E402
 from stored_turns import code_facts, snapshot  # noqa: E402
 
-READY_CAP = 300.0
-"""Seconds a gateway may take to start under callgrind (about 5-10 s here)."""
 REQUEST_TIMEOUT_S = 600.0
 """The load's timeout a request: a turn takes ~1 s at c=32 under callgrind, and switching the
 counting on retranslates every gateway's code (the load's default of 60 s once cut 3 turns of
@@ -67,71 +66,43 @@ def _instructions(out: Path) -> int:
     return total
 
 
-def _wait_ready(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + READY_CAP
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"a gateway exited with {process.returncode}:\n{log.read_text(errors='replace')[-2000:]}")
-        try:
-            if request(port, "GET", "/healthz")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"a gateway did not answer /healthz within {READY_CAP:.0f} s")
+def _under_callgrind(server: Server, out: Path) -> Server:
+    """``server`` (``fleet.gateway``'s ``multiturn serve``) run by Python under callgrind,
+    counting off, its output in ``out``."""
+    at = server.cmd.index(str(VENV_BIN / "multiturn"))
+    valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
+    server.cmd[at:at] = [*valgrind, str(VENV_BIN / "python")]
+    return server
 
 
 def run(args: argparse.Namespace, upstream: int, work: Path, src: Path | None, k: int, route: str) -> dict[str, Any]:
     """``k`` gateways under callgrind on a fresh schema, ``route``: the measured turns' instructions."""
-    models = {"qwen-plus": {"backend": "upstream", "base_url": f"http://127.0.0.1:{upstream}/v1"}}
+    logs = work / f"{route}{k}"
+    logs.mkdir()
+    outs = [logs / f"callgrind.M{i}" for i in range(1, k + 1)]
     with fresh_schema(args.pg_dsn, prefix=f"cg_{route}{k}") as dsn:
-        env = {**os.environ, "MULTITURN_MODELS": orjson.dumps(models).decode(), "MULTITURN_CONFIG": "/nonexistent"}
-        env["MULTITURN_DB"] = dsn
-        if src is not None:
-            env["PYTHONPATH"] = str(src)
-        gateways: list[tuple[subprocess.Popen[bytes], Path, int]] = []
+        servers = [_under_callgrind(gateway(upstream, dsn, f"M{i + 1}", src=src), out) for i, out in enumerate(outs)]
         try:
-            for i in range(k):
-                port, out, log = free_port(), work / f"callgrind.{route}{k}.{i}", work / f"gateway.{route}{k}.{i}.log"
-                command = [
-                    "valgrind",
-                    "--tool=callgrind",
-                    "--instr-atstart=no",
-                    f"--callgrind-out-file={out}",
-                    str(VENV_BIN / "python"),
-                    str(VENV_BIN / "multiturn"),
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--no-access-log",
-                ]
-                with log.open("wb") as sink:
-                    process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
-                gateways.append((process, out, port))
-            for process, _, port in gateways:
-                _wait_ready(port, process, work / f"gateway.{route}{k}.0.log")
-            urls = ",".join(f"http://127.0.0.1:{port}" for _, _, port in gateways)
+            for server in servers:
+                server.start(logs)
+            urls = ",".join(f"http://127.0.0.1:{server.port}" for server in servers)
             mix = [str(VENV_BIN / "python"), "-m", "gateway.mix", "--urls", urls, "--kinds", "responses"]
             mix += ["--conc", str(args.conc), "--route", route, "--warmup", "0", "--timeout", str(REQUEST_TIMEOUT_S)]
             subprocess.run([*mix, "--n", str(args.warmup)], cwd=HERE, capture_output=True, check=True)
-            for process, _, _ in gateways:
-                _callgrind(process.pid, "-i", "on")
+            for server in servers:
+                _callgrind(server.pid, "-i", "on")
             started = time.monotonic()
             done = subprocess.run([*mix, "--n", str(args.n)], cwd=HERE, capture_output=True, text=True, check=True)
             seconds = time.monotonic() - started
-            for process, _, _ in gateways:
-                _callgrind(process.pid, "-i", "off")
-            for process, _, _ in gateways:
-                _callgrind(process.pid, "-d")
+            for server in servers:
+                _callgrind(server.pid, "-i", "off")
+            for server in servers:
+                _callgrind(server.pid, "-d")
         finally:
-            for process, _, _ in gateways:
-                process.terminate()
-            for process, _, _ in gateways:
-                process.wait(timeout=120)
+            for server in servers:
+                server.stop()
         load = orjson.loads(done.stdout)
-        per_gateway = [_instructions(out) for _, out, _ in gateways]
+        per_gateway = [_instructions(out) for out in outs]
     ok = load["ok"]
     result = {
         "route": route,
