@@ -22,13 +22,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import orjson
 
 from .common import percentile, positions
-from .kinds import Chain, Invalid, chat, send
+from .kinds import Chain, Invalid, Outcome, chat, send
 from .mix import HEADER_LIMIT
 
 
@@ -73,22 +74,37 @@ def _session() -> aiohttp.ClientSession:
     )
 
 
+async def _interleaved(
+    calls: dict[str, Callable[[], Awaitable[Outcome]]], n: int, warmup: int
+) -> tuple[dict[str, list[float]], list[str]]:
+    """``warmup`` then ``n`` rounds of the two ``calls``, their order alternating from round to
+    round: each call's latencies (ms, the measured rounds), and the errors (counted and
+    sampled, never fatal)."""
+    first, second = calls
+    runs: dict[str, list[float]] = {first: [], second: []}
+    errors: list[str] = []
+    for i in range(warmup + n):
+        for kind in (first, second) if i % 2 == 0 else (second, first):
+            try:
+                outcome = await calls[kind]()
+            except Exception as exc:
+                errors.append(f"{kind}: {type(exc).__name__}: {exc}"[:300])
+                continue
+            if i >= warmup:
+                runs[kind].append(outcome.seconds * 1000)
+    return runs, errors
+
+
 async def upstream_alone(
     upstream: str, messages: list[dict[str, Any]], early: int, n: int, warmup: int
 ) -> dict[str, Any]:
     """``n`` interleaved pairs straight to the upstream: the first ``early`` messages, and all."""
-    runs: dict[str, list[float]] = {"early": [], "late": []}
-    errors: list[str] = []
     async with _session() as session:
-        for i in range(warmup + n):
-            for kind in ("early", "late") if i % 2 == 0 else ("late", "early"):
-                try:
-                    outcome = await chat(session, upstream, messages[:early] if kind == "early" else messages)
-                except Exception as exc:  # counted and sampled, never fatal
-                    errors.append(f"{kind}: {type(exc).__name__}: {exc}"[:300])
-                    continue
-                if i >= warmup:
-                    runs[kind].append(outcome.seconds * 1000)
+        calls = {
+            "early": lambda: chat(session, upstream, messages[:early]),
+            "late": lambda: chat(session, upstream, messages),
+        }
+        runs, errors = await _interleaved(calls, n, warmup)
     return {
         "early_messages": min(early, len(messages)),
         "late_messages": len(messages),
@@ -108,21 +124,12 @@ async def compare(
         sent = await sent_messages(session, base, response_id)
         messages = sent["messages"]
         chain = Chain(last_id=response_id)
-        stateless: list[float] = []
-        stored: list[float] = []
-        errors: list[str] = []
-        for i in range(warmup + n):
-            for kind in ("stateless", "stored") if i % 2 == 0 else ("stored", "stateless"):
-                try:
-                    if kind == "stateless":
-                        outcome = await chat(session, base, messages)
-                    else:
-                        outcome = await send("responses", session, base, chain)
-                except Exception as exc:  # counted and sampled, never fatal
-                    errors.append(f"{kind}: {type(exc).__name__}: {exc}"[:300])
-                    continue
-                if i >= warmup:
-                    (stateless if kind == "stateless" else stored).append(outcome.seconds * 1000)
+        calls = {
+            "stateless": lambda: chat(session, base, messages),
+            "stored": lambda: send("responses", session, base, chain),
+        }
+        runs, errors = await _interleaved(calls, n, warmup)
+        stateless, stored = runs["stateless"], runs["stored"]
         after = (await _json(session, f"{base}/v1/responses/{chain.last_id}"))["context_report"]
     body = orjson.dumps({"model": "qwen-plus", "messages": messages, "stream": False})
     alone = await upstream_alone(upstream, messages, early, n, warmup) if upstream else None
