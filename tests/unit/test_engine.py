@@ -20,10 +20,11 @@ from multiturn.context.budget import measured_overhead
 from multiturn.context.plan import Policy
 from multiturn.engine import Engine
 from multiturn.errors import BackendError, InvalidInput
+from multiturn.memory.recall import IndexRecall
 from multiturn.records import ConversationRecord, ItemRecord
 from multiturn.settings import ModelAlias, Settings
 from multiturn.store import SQLStore
-from multiturn.types import ContextReport, Delta, GenerationParams, Message, Reply, TextPart, Usage
+from multiturn.types import ChatRequest, ContextReport, Delta, GenerationParams, Message, Reply, TextPart, Usage
 
 
 class ScriptedBackend:
@@ -272,3 +273,30 @@ async def test_cache_items_bounds_the_caches_of_a_client(tmp_path: Path) -> None
         assert client.engine.plan_cache.blocks._values.size == 500
     finally:
         await client.aclose()
+
+
+async def test_recalled_rounds_fill_a_budget_above_the_candidates_floor(sqlite_store: SQLStore) -> None:
+    """How many candidates recall hands the planner follows the request's prompt budget
+    (``Tuning.handover``), for a stored conversation and a stateless array alike: a 30,000-token
+    budget is filled past the 12,000-token floor, which once capped every budget (at 16k,
+    LoCoMo's recall sent 11,883 tokens)."""
+    backend = SmallWindowBackend(131_072)
+    engine = Engine(sqlite_store, lambda name: backend, default_model="s", recall=IndexRecall(sqlite_store, None))
+    said = [
+        Message(
+            role="user" if n % 2 == 0 else "assistant",
+            content=(TextPart(f"garden note {n}: " + "seed " * (20 + n % 40)),),
+        )
+        for n in range(1200)
+    ]
+    question = Message(role="user", content=(TextPart("What about the garden?"),))
+    conversation = await engine.create()
+    await engine.append_items(conversation.id, said)
+    for budget in (8_000, 30_000):
+        policy = Policy("retrieval", budget=budget, recent_share=0.1)
+        _, stored = await engine.preview(conversation.id, question.content, policy=policy)
+        _, unstored, _ = await engine.plan_stateless(ChatRequest(model="s", messages=(*said, question)), policy)
+        for report in (stored, unstored):
+            recalled = report.tokens_by_part["recalled"]
+            assert report.tokens <= budget
+            assert recalled > (20_000 if budget == 30_000 else 6_000), (report is stored, budget, recalled)

@@ -195,15 +195,12 @@ class Engine(ConversationOps):
         """Gather the memory the policy uses (best effort) and plan the request."""
         info = backend.info()
         reserved = reserved_output(info.context_window, info.max_output_tokens, params)
+        budget = prompt_budget(info.context_window, reserved, policy)
         summary = None
         if policy.uses_summary and self.compaction is not None:
             summary = (
                 self.compaction.compact(
-                    conversation.id,
-                    conversation.system_prompt,
-                    path,
-                    window_tokens=prompt_budget(info.context_window, reserved, policy),
-                    tenant_id=self.tenant_id,
+                    conversation.id, conversation.system_prompt, path, window_tokens=budget, tenant_id=self.tenant_id
                 )
                 if compact and not self._background_compaction
                 else self.compaction.latest(conversation.id, path, tenant_id=self.tenant_id)
@@ -211,7 +208,7 @@ class Engine(ConversationOps):
         recall = None
         if policy.uses_recall and self.recall is not None:
             await self.turns.indexed(conversation.id)  # the rounds answered last are indexed in the background
-            recall = self.recall.recall(conversation.id, path, tenant_id=self.tenant_id)
+            recall = self.recall.recall(conversation.id, path, tenant_id=self.tenant_id, budget=budget)
         return await self._compose(
             conversation.system_prompt,
             path,
@@ -359,11 +356,13 @@ class Engine(ConversationOps):
         ids, path = unstored_path(request.messages)
         info = backend.info()
         reserved = reserved_output(info.context_window, info.max_output_tokens, request.params)
+        budget = prompt_budget(info.context_window, reserved, chosen)
         summary = None
         if chosen.uses_summary and self.compaction is not None:
-            budget = prompt_budget(info.context_window, reserved, chosen)
             summary = self.compaction.compact_prefix(path, window_tokens=budget, tenant_id=self.tenant_id)
-        recall = self.recall.recall_unstored(path) if chosen.uses_recall and self.recall is not None else None
+        recall = None
+        if chosen.uses_recall and self.recall is not None:
+            recall = self.recall.recall_unstored(path, budget=budget)
         messages, report = await self._compose(
             None, path, info.context_window, reserved, chosen, summary, recall, images=info.image_tokens
         )

@@ -28,13 +28,16 @@ class Recall(Protocol):
         """Index a completed round's items (the user's item and what answered it)."""
         ...
 
-    async def recall(self, conversation_id: str, path: Sequence[ItemRecord], *, tenant_id: str) -> list[Recalled]:
+    async def recall(
+        self, conversation_id: str, path: Sequence[ItemRecord], *, tenant_id: str, budget: int | None = None
+    ) -> list[Recalled]:
         """Candidates for the request whose path is ``path`` (the last round is the new input,
-        which need not be stored yet), best first. Items of the newest round are never
-        returned; the planner drops those already in the window."""
+        which need not be stored yet), best first, as many as a prompt of ``budget`` tokens may
+        use (``None``: not known). Items of the newest round are never returned; the planner
+        drops those already in the window."""
         ...
 
-    async def recall_unstored(self, path: Sequence[ItemRecord]) -> list[Recalled]:
+    async def recall_unstored(self, path: Sequence[ItemRecord], *, budget: int | None = None) -> list[Recalled]:
         """The same ranking over a path that is not stored (a stateless request's array,
         ranked in memory; nothing is written)."""
         ...

@@ -29,6 +29,12 @@
    and at 1k tokens the answer no longer fits behind them (LongMemEval's single-session-assistant
    at 1k, 0.800 -> 0.900; handed over first for every question, the best full-text match cost
    the questions whose facts are short user turns, ``bench/results/memory_baseline.md``).
+8. Handover: at most ``max_candidates`` units and about ``candidate_tokens`` tokens of them go
+   to the planner, or ``candidate_budgets`` times the request's prompt budget when that is more
+   (the units, and the full-text matches asked for, in proportion: ``Tuning.scale``). The
+   floor (1.5 x 8k) is what the defaults were tuned with at 1k-8k; as a fixed cap it starved
+   larger budgets: at 16k LoCoMo's recall filled 11,883 tokens of 16,000 and fell below BM25
+   over turns on its questions with three or more evidence turns.
 
 The defaults were measured on both development sets at 4k tokens (``bench/memory_tuning.py``;
 ``bench/results/memory_baseline.md``): weighted fusion beat RRF and either signal alone on
@@ -88,7 +94,15 @@ class Tuning:
     lexical_limit: int = 200
     max_candidates: int = 400
     candidate_tokens: int = 12_000
-    """Stop handing over candidates past this many tokens of them (the planner reads them all)."""
+    """Stop handing over candidates past this many tokens of them (the planner reads them all),
+    or past ``candidate_budgets`` prompt budgets when that is more."""
+    candidate_budgets: float = 1.5
+
+    def scale(self, budget: int | None) -> float:
+        """How many times its floors (``lexical_limit`` full-text matches, ``max_candidates``
+        units and ``candidate_tokens`` tokens of them) recall uses for a request whose prompt may
+        take ``budget`` tokens (``None``: not known, the floors)."""
+        return max(1.0, self.candidate_budgets * budget / self.candidate_tokens) if budget else 1.0
 
 
 def units(path: Sequence[ItemRecord]) -> list[Unit]:
@@ -122,12 +136,13 @@ def rank(
     names: Sequence[str] = (),
     when: Span | None = None,
     back: bool = False,
+    budget: int | None = None,
 ) -> list[Recalled]:
     """The units worth recalling, best first: fused, spread to neighbours, cost-weighted,
     discounted when written outside ``when`` (the span the question's time expression names) and
     when they name none of ``names`` (the question's, lower-cased); when the question asks
     ``back`` (after an earlier exchange), its ``back_first`` best full-text matches ahead of all;
-    at most ``max_candidates`` and about ``candidate_tokens`` tokens of them. Both rankings are
+    as many of them as ``Tuning.scale`` allows for a prompt ``budget``. Both rankings are
     keyed by a unit's first item id."""
     fused = fuse(lexical, dense, tuning)
     if not fused:
@@ -152,10 +167,12 @@ def rank(
         best = _ahead(first, best, weighted[order[0]])
     ranked: list[Recalled] = []
     total = 0
-    for n, score in itertools.islice(best, tuning.max_candidates):
+    scale = tuning.scale(budget)
+    most, tokens = round(tuning.max_candidates * scale), tuning.candidate_tokens * scale
+    for n, score in itertools.islice(best, most):
         ranked.append(Recalled(item_ids=units[n][0], score=score))
         total += costs[n]
-        if total > tuning.candidate_tokens:
+        if total > tokens:
             break
     return ranked
 

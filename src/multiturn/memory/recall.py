@@ -214,7 +214,9 @@ class IndexRecall:
 
     # -- recall ------------------------------------------------------------------------------
 
-    async def recall(self, conversation_id: str, path: Sequence[ItemRecord], *, tenant_id: str) -> list[Recalled]:
+    async def recall(
+        self, conversation_id: str, path: Sequence[ItemRecord], *, tenant_id: str, budget: int | None = None
+    ) -> list[Recalled]:
         split = _history(path)
         if split is None:
             return []
@@ -225,16 +227,19 @@ class IndexRecall:
         span = self._when(path, query)
         await self._catch_up(conversation_id, candidates, history, tenant_id)
         lexical, dense = await asyncio.gather(
-            self._lexical(conversation_id, query, tenant_id), self._dense(conversation_id, query, history, tenant_id)
+            self._lexical(conversation_id, query, tenant_id, budget),
+            self._dense(conversation_id, query, history, tenant_id),
         )
-        return rank(candidates, lexical, dense, self.tuning, names=query.names, when=span, back=query.back)
+        return rank(
+            candidates, lexical, dense, self.tuning, names=query.names, when=span, back=query.back, budget=budget
+        )
 
     def _when(self, path: Sequence[ItemRecord], query: Query) -> Span | None:
         """The span the question's time expression names, read at the question's time (its
         item's ``created_at``, else the clock's)."""
         return when(query.text, path[-1].created_at or self.clock())
 
-    async def recall_unstored(self, path: Sequence[ItemRecord]) -> list[Recalled]:
+    async def recall_unstored(self, path: Sequence[ItemRecord], *, budget: int | None = None) -> list[Recalled]:
         split = _history(path)
         if split is None:
             return []
@@ -255,15 +260,18 @@ class IndexRecall:
                     space = dense_space.fit(matrix, self.tuning.common_directions)
                     sims = dense_space.similarities(space, matrix, q)
                 dense = {unit[0][0]: float(s) for unit, s in zip(candidates, sims, strict=True)}
-        return rank(candidates, lexical, dense, self.tuning, names=query.names, when=span, back=query.back)
+        return rank(
+            candidates, lexical, dense, self.tuning, names=query.names, when=span, back=query.back, budget=budget
+        )
 
-    async def _lexical(self, conversation_id: str, query: Query, tenant_id: str) -> dict[str, float]:
+    async def _lexical(
+        self, conversation_id: str, query: Query, tenant_id: str, budget: int | None
+    ) -> dict[str, float]:
         words = query.lexical
         if not words:
             return {}
-        hits = await self.store.search_entries(
-            conversation_id, words, limit=self.tuning.lexical_limit, tenant_id=tenant_id
-        )
+        limit = round(self.tuning.lexical_limit * self.tuning.scale(budget))
+        hits = await self.store.search_entries(conversation_id, words, limit=limit, tenant_id=tenant_id)
         return dict(hits)
 
     async def _dense(

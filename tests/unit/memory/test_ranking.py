@@ -87,6 +87,20 @@ def test_candidates_stop_past_the_token_cap() -> None:
     assert [r.item_ids[0] for r in ranked] == [f"i{n:03d}" for n in range(49, 41, -1)]  # 8 x 14 tokens > 100
 
 
+def test_a_larger_prompt_budget_gets_more_candidates_than_the_floor() -> None:
+    tuning = Tuning(neighbour=0.0, length_exponent=0.0, max_candidates=4, candidate_tokens=100, candidate_budgets=3.0)
+    assert tuning.scale(None) == tuning.scale(30) == 1.0  # 3 x 30 tokens is under the floor
+    assert tuning.scale(100) == 3.0
+    path = [_item(n) for n in range(50)]
+    scores = {f"i{n:03d}": float(n) for n in range(50)}
+    floor = rank(units(path), scores, {}, tuning)
+    larger = rank(units(path), scores, {}, tuning, budget=100)
+    assert [r.item_ids[0] for r in floor] == [f"i{n:03d}" for n in range(49, 45, -1)]  # 4 units
+    assert [r.item_ids[0] for r in larger] == [f"i{n:03d}" for n in range(49, 37, -1)]  # 12 units
+    assert Tuning().scale(8000) == Tuning().scale(None) == 1.0  # tuned at 1k-8k: the floors
+    assert Tuning().scale(16_000) == 2.0
+
+
 def test_the_previous_turn_joins_the_query_only_when_the_input_leans_on_it() -> None:
     history = [_item(0, "user", "My sister Dana moved to Lisbon."), _item(1, "assistant", "Exciting news!")]
     assert leans_on_context("What did she say about it?")
