@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ sys.path.insert(0, str(HERE))
 from gateway.fleet import gateway  # noqa: E402
 from gateway.servers import VENV_BIN, Server, upstream_server  # noqa: E402
 from gateway.storedb import fresh_schema  # noqa: E402
-from stored_turns import code_facts, snapshot  # noqa: E402
+from stored_turns import code_facts, publish, snapshot  # noqa: E402
 
 REQUEST_TIMEOUT_S = 600.0
 """The load's timeout a request: a turn takes ~1 s at c=32 under callgrind, and switching the
@@ -170,11 +169,7 @@ def main() -> None:
                 results.append(run(args, upstream.port, work, src, k, route))
     finally:
         upstream.stop()
-    table = report(results)
-    command = " ".join([".venv/bin/python", "bench/procs_instructions.py", *sys.argv[1:]])
-    print(f"{command}\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {code['commit']}\n\n{table}")
-    if args.json:
-        args.json.write_bytes(orjson.dumps({"command": command, "code": code, "results": results}))
+    publish("procs_instructions.py", code, report(results), args.json, {"results": results})
     shutil.rmtree(work, ignore_errors=True)
 
 

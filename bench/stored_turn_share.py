@@ -40,7 +40,6 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +51,7 @@ sys.path.insert(0, str(HERE))
 from gateway.fleet import gateway  # noqa: E402
 from gateway.harness import cpu_ms  # noqa: E402
 from gateway.servers import VENV_BIN, upstream_server  # noqa: E402
-from stored_turns import code_facts  # noqa: E402
+from stored_turns import code_facts, publish  # noqa: E402
 
 STORE = re.compile(r"multiturn/store/|sqlalchemy/|sqlite3/")
 COMMIT = re.compile(r"do_commit \(")
@@ -207,10 +206,7 @@ def main() -> None:
         rows = measure(args, upstream.port, work, [kind for kind in args.kinds.split(",") if kind])
     finally:
         upstream.stop()
-    command = " ".join([".venv/bin/python", "bench/stored_turn_share.py", *sys.argv[1:]])
-    print(f"{command}\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {code['commit']}\n\n{report(rows)}")
-    if args.json:
-        args.json.write_bytes(orjson.dumps({"command": command, "code": code, "rows": rows}))
+    publish("stored_turn_share.py", code, report(rows), args.json, {"rows": rows})
     shutil.rmtree(work, ignore_errors=True)
 
 

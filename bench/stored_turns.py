@@ -173,6 +173,15 @@ def snapshot(rev: str, dest: Path) -> dict[str, Any]:
     return {"commit": head.stdout.strip(), "snapshot_of": rev, "uncommitted_src": [], "src_sha256": _digest(dest)}
 
 
+def publish(script: str, code: dict[str, Any], table: str, json_path: Path | None, results: dict[str, Any]) -> None:
+    """A bench tool's end: its command, the time, the commit and its table on stdout; the same
+    and its ``results`` as JSON in ``json_path`` when given."""
+    command = " ".join([".venv/bin/python", f"bench/{script}", *sys.argv[1:]])
+    print(f"{command}\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {code['commit']}\n\n{table}")
+    if json_path:
+        json_path.write_bytes(orjson.dumps({"command": command, "code": code, **results}))
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     if "postgres" in args.db:
         try:
