@@ -276,10 +276,11 @@ async def test_cache_items_bounds_the_caches_of_a_client(tmp_path: Path) -> None
 
 
 async def test_recalled_rounds_fill_a_budget_above_the_candidates_floor(sqlite_store: SQLStore) -> None:
-    """How many candidates recall hands the planner follows the request's prompt budget
-    (``Tuning.handover``), for a stored conversation and a stateless array alike: a 30,000-token
+    """How many candidates recall hands the planner follows the policy's budget
+    (``Tuning.scale``), for a stored conversation and a stateless array alike: a 30,000-token
     budget is filled past the 12,000-token floor, which once capped every budget (at 16k,
-    LoCoMo's recall sent 11,883 tokens)."""
+    LoCoMo's recall sent 11,883 tokens); with no budget set, the floor holds on a 131,072-token
+    window."""
     backend = SmallWindowBackend(131_072)
     engine = Engine(sqlite_store, lambda name: backend, default_model="s", recall=IndexRecall(sqlite_store, None))
     said = [
@@ -292,11 +293,14 @@ async def test_recalled_rounds_fill_a_budget_above_the_candidates_floor(sqlite_s
     question = Message(role="user", content=(TextPart("What about the garden?"),))
     conversation = await engine.create()
     await engine.append_items(conversation.id, said)
-    for budget in (8_000, 30_000):
+    for budget in (8_000, 30_000, None):
         policy = Policy("retrieval", budget=budget, recent_share=0.1)
         _, stored = await engine.preview(conversation.id, question.content, policy=policy)
         _, unstored, _ = await engine.plan_stateless(ChatRequest(model="s", messages=(*said, question)), policy)
         for report in (stored, unstored):
             recalled = report.tokens_by_part["recalled"]
-            assert report.tokens <= budget
-            assert recalled > (20_000 if budget == 30_000 else 6_000), (report is stored, budget, recalled)
+            assert report.tokens <= (budget or 131_072)
+            if budget is None:  # no budget set: the floors, not the model's whole window
+                assert 6_000 < recalled <= 12_500, (report is stored, recalled)
+            else:
+                assert recalled > (20_000 if budget == 30_000 else 6_000), (report is stored, budget, recalled)

@@ -208,7 +208,9 @@ class Engine(ConversationOps):
         recall = None
         if policy.uses_recall and self.recall is not None:
             await self.turns.indexed(conversation.id)  # the rounds answered last are indexed in the background
-            recall = self.recall.recall(conversation.id, path, tenant_id=self.tenant_id, budget=budget)
+            recall = self.recall.recall(
+                conversation.id, path, tenant_id=self.tenant_id, budget=recall_budget(policy, budget)
+            )
         return await self._compose(
             conversation.system_prompt,
             path,
@@ -362,7 +364,7 @@ class Engine(ConversationOps):
             summary = self.compaction.compact_prefix(path, window_tokens=budget, tenant_id=self.tenant_id)
         recall = None
         if chosen.uses_recall and self.recall is not None:
-            recall = self.recall.recall_unstored(path, budget=budget)
+            recall = self.recall.recall_unstored(path, budget=recall_budget(chosen, budget))
         messages, report = await self._compose(
             None, path, info.context_window, reserved, chosen, summary, recall, images=info.image_tokens
         )
@@ -380,3 +382,11 @@ class Engine(ConversationOps):
 
 
 __all__ = ["BackendFor", "Engine", "PolicyChoice"]
+
+
+def recall_budget(policy: Policy, budget: int) -> int | None:
+    """The budget recall sizes its candidates by: the prompt's, when the policy sets one. With
+    none, recall hands over its floors (~12,000 tokens of candidates, ``memory.ranking.Tuning``):
+    a policy with no budget on a large model's window does not quote the conversation back
+    whole at every turn; a budget lets recall fill more."""
+    return budget if policy.budget is not None else None

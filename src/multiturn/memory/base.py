@@ -33,7 +33,7 @@ class Recall(Protocol):
     ) -> list[Recalled]:
         """Candidates for the request whose path is ``path`` (the last round is the new input,
         which need not be stored yet), best first, as many as a prompt of ``budget`` tokens may
-        use (``None``: not known). Items of the newest round are never returned; the planner
+        use (``None``: the policy sets no budget: the floors). Items of the newest round are never returned; the planner
         drops those already in the window."""
         ...
 

@@ -30,8 +30,8 @@
    at 1k, 0.800 -> 0.900; handed over first for every question, the best full-text match cost
    the questions whose facts are short user turns, ``bench/results/memory_baseline.md``).
 8. Handover: at most ``max_candidates`` units and about ``candidate_tokens`` tokens of them go
-   to the planner, or ``candidate_budgets`` times the request's prompt budget when that is more
-   (the units, and the full-text matches asked for, in proportion: ``Tuning.scale``). The
+   to the planner, or ``candidate_budgets`` times the policy's budget when it sets one and that
+   is more (the units, and the full-text matches asked for, in proportion: ``Tuning.scale``). The
    floor (1.5 x 8k) is what the defaults were tuned with at 1k-8k; as a fixed cap it starved
    larger budgets: at 16k LoCoMo's recall filled 11,883 tokens of 16,000 and fell below BM25
    over turns on its questions with three or more evidence turns.
@@ -101,7 +101,7 @@ class Tuning:
     def scale(self, budget: int | None) -> float:
         """How many times its floors (``lexical_limit`` full-text matches, ``max_candidates``
         units and ``candidate_tokens`` tokens of them) recall uses for a request whose prompt may
-        take ``budget`` tokens (``None``: not known, the floors)."""
+        take ``budget`` tokens (``None``: no budget set, the floors)."""
         return max(1.0, self.candidate_budgets * budget / self.candidate_tokens) if budget else 1.0
 
 
