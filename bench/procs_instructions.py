@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from gateway.fleet import gateway  # noqa: E402
-from gateway.servers import VENV_BIN, Server, upstream_server  # noqa: E402
+from gateway.servers import VENV_BIN, Server, running_upstream  # noqa: E402
 from gateway.storedb import fresh_schema  # noqa: E402
 from stored_turns import code_facts, publish, snapshot  # noqa: E402
 
@@ -160,15 +160,11 @@ def main() -> None:
         code = snapshot(args.at_commit, work)
         src = work / "src"
     _log(f"measuring {code['commit']}; callgrind output in {work}")
-    upstream = upstream_server()
-    upstream.start(work)
     results = []
-    try:
+    with running_upstream(work) as upstream:
         for route in [r for r in args.routes.split(",") if r]:
             for k in [int(x) for x in args.procs.split(",") if x]:
-                results.append(run(args, upstream.port, work, src, k, route))
-    finally:
-        upstream.stop()
+                results.append(run(args, upstream, work, src, k, route))
     publish("procs_instructions.py", code, report(results), args.json, {"results": results})
     shutil.rmtree(work, ignore_errors=True)
 

@@ -50,7 +50,7 @@ sys.path.insert(0, str(HERE))
 
 from gateway.fleet import gateway  # noqa: E402
 from gateway.harness import cpu_ms  # noqa: E402
-from gateway.servers import VENV_BIN, upstream_server  # noqa: E402
+from gateway.servers import VENV_BIN, running_upstream  # noqa: E402
 from stored_turns import code_facts, publish  # noqa: E402
 
 STORE = re.compile(r"multiturn/store/|sqlalchemy/|sqlite3/")
@@ -200,12 +200,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="stored-turn-share-"))
     code = code_facts()
     _log(f"measuring {code['commit']} in {work}")
-    upstream = upstream_server()
-    upstream.start(work)
-    try:
-        rows = measure(args, upstream.port, work, [kind for kind in args.kinds.split(",") if kind])
-    finally:
-        upstream.stop()
+    with running_upstream(work) as upstream:
+        rows = measure(args, upstream, work, [kind for kind in args.kinds.split(",") if kind])
     publish("stored_turn_share.py", code, report(rows), args.json, {"rows": rows})
     shutil.rmtree(work, ignore_errors=True)
 

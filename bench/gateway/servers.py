@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import shutil
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,6 +143,17 @@ def upstream_server() -> Server:
     port = free_port()
     cmd = [str(VENV_BIN / "uvicorn"), "upstream:app", "--host", "127.0.0.1", "--port", str(port), *UVICORN_FLAGS]
     return Server("U", cmd, "/health", port=port)
+
+
+@contextlib.contextmanager
+def running_upstream(logdir: Path) -> Iterator[int]:
+    """The fake upstream running (its log in ``logdir``) for the block; its port."""
+    upstream = upstream_server()
+    upstream.start(logdir)
+    try:
+        yield upstream.port
+    finally:
+        upstream.stop()
 
 
 def relay_server(client: str, upstream: int) -> Server:
