@@ -381,12 +381,12 @@ class Engine(ConversationOps):
         return backend
 
 
-__all__ = ["BackendFor", "Engine", "PolicyChoice"]
-
-
 def recall_budget(policy: Policy, budget: int) -> int | None:
     """The budget recall sizes its candidates by: the prompt's, when the policy sets one. With
     none, recall hands over its floors (~12,000 tokens of candidates, ``memory.ranking.Tuning``):
     a policy with no budget on a large model's window does not quote the conversation back
     whole at every turn; a budget lets recall fill more."""
     return budget if policy.budget is not None else None
+
+
+__all__ = ["BackendFor", "Engine", "PolicyChoice"]

@@ -33,8 +33,8 @@ class Recall(Protocol):
     ) -> list[Recalled]:
         """Candidates for the request whose path is ``path`` (the last round is the new input,
         which need not be stored yet), best first, as many as a prompt of ``budget`` tokens may
-        use (``None``: the policy sets no budget: the floors). Items of the newest round are never returned; the planner
-        drops those already in the window."""
+        use (``None``: the policy sets no budget, so the floors). Items of the newest round are
+        never returned; the planner drops those already in the window."""
         ...
 
     async def recall_unstored(self, path: Sequence[ItemRecord], *, budget: int | None = None) -> list[Recalled]:
